@@ -1,0 +1,76 @@
+"""Temporal self-attention: each spatial position attends over the frames of its video."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def rotary_cos_sin(num_frames: int, head_dim: int, base: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position tables (frames, head_dim / 2) for frame indices 0 .. num_frames - 1.
+
+    Rotary embeddings make the attention score depend only on the frame offset between query and key,
+    so the layer works for any number of frames: there is no table with a maximum length.
+    """
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    angles = torch.arange(num_frames, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: (..., frames, head_dim); rotate each (even, odd) channel pair by the frame's angle.
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return rotated.flatten(-2)
+
+
+class TemporalTransformer(nn.Module):
+    """Pre-norm multi-head self-attention over frames plus a feed-forward, with no text input.
+
+    Both residual branches end in a zero-initialised projection, so the block is an exact identity
+    at initialisation and the inflated UNet starts as the image model it came from.
+    """
+
+    def __init__(self, channels: int, head_dim: int = 64, ff_mult: int = 2, rope_base: float = 10000.0) -> None:
+        super().__init__()
+        heads = max(1, channels // head_dim)
+        if channels % heads != 0:
+            raise ValueError(f"{channels} channels do not split into {heads} heads")
+        self.heads = heads
+        self.head_dim = channels // heads
+        if self.head_dim % 2 != 0:
+            raise ValueError(f"rotary positions need an even head size, got {self.head_dim}")
+        self.rope_base = rope_base
+        self.norm_attn = nn.LayerNorm(channels)
+        self.to_qkv = nn.Linear(channels, 3 * channels, bias=False)
+        self.to_out = nn.Linear(channels, channels)
+        self.norm_ff = nn.LayerNorm(channels) if ff_mult > 0 else None
+        self.ff = (
+            nn.Sequential(nn.Linear(channels, ff_mult * channels), nn.GELU(), nn.Linear(ff_mult * channels, channels))
+            if ff_mult > 0
+            else None
+        )
+        for last in (self.to_out, self.ff[-1] if self.ff is not None else None):
+            if last is not None:
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+
+    def attention(self, tokens: torch.Tensor) -> torch.Tensor:
+        # tokens: (n, frames, channels) with n = batch * height * width.
+        n, f, c = tokens.shape
+        q, k, v = self.to_qkv(tokens).view(n, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        cos, sin = rotary_cos_sin(f, self.head_dim, self.rope_base, tokens.device, q.dtype)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (n, heads, f, head_dim)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(out.transpose(1, 2).reshape(n, f, c))
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        # x: (batch * frames, channels, height, width) -> same shape.
+        bf, c, h, w = x.shape
+        b = bf // num_frames
+        tokens = x.view(b, num_frames, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, num_frames, c)
+        tokens = tokens + self.attention(self.norm_attn(tokens))
+        if self.ff is not None:
+            tokens = tokens + self.ff(self.norm_ff(tokens))
+        return tokens.view(b, h * w, num_frames, c).permute(0, 2, 3, 1).reshape(bf, c, h, w)

@@ -1,0 +1,35 @@
+"""Make-A-Video's pseudo-3D convolution: a 1-D convolution over frames after a spatial convolution."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TemporalConv(nn.Module):
+    """A kernel-3 convolution across frames at every pixel, initialised as the identity.
+
+    The weight is stored as a `Conv1d` weight (out, in, 3) and applied as a (3, 1, 1) 3-D convolution
+    on the (batch, channels, frames, height, width) view, so no pixel is mixed with another pixel.
+    Dirac weights and a zero bias make it an exact identity at initialisation.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"temporal kernel size must be odd, got {kernel_size}")
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        nn.init.dirac_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        # x: (batch * frames, channels, height, width), frames of a video adjacent in the batch.
+        bf, c, h, w = x.shape
+        b = bf // num_frames
+        video = x.view(b, num_frames, c, h, w).transpose(1, 2)  # (b, c, f, h, w), a view
+        weight = self.conv.weight.to(x.dtype)[..., None, None]  # (c, c, k, 1, 1)
+        bias = self.conv.bias.to(x.dtype)
+        pad = self.conv.padding[0]
+        out = F.conv3d(video, weight, bias, padding=(pad, 0, 0))  # (b, c, f, h, w)
+        return out.transpose(1, 2).reshape(bf, c, h, w)

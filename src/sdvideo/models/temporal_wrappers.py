@@ -1,0 +1,78 @@
+"""Wrappers that put temporal layers behind the spatial layers of a diffusers 2-D UNet.
+
+The 2-D UNet sees a batch of independent frames, (batch * frames, channels, height, width). Each
+wrapper calls the original spatial module, then, when time is enabled, its temporal layer over the
+frames of each video. How many frames form a video (and the fps, if any) is read from a
+`FrameContext` shared by all wrappers of one model and set by `VideoUNet.forward`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from torch import nn
+
+from .fps_embedding import FpsEmbedding
+from .temporal_attention import TemporalTransformer
+from .temporal_conv import TemporalConv
+
+
+@dataclass
+class FrameContext:
+    num_frames: int = 1
+    enable_time: bool = True
+    fps: torch.Tensor | None = None  # (batch * frames,) or None: no fps conditioning for this call
+
+
+class PseudoConv3d(nn.Module):
+    """A spatial `Conv2d` followed by a temporal convolution (Make-A-Video's pseudo-3D convolution)."""
+
+    def __init__(self, spatial: nn.Conv2d, context: FrameContext, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.temporal = TemporalConv(spatial.out_channels, kernel_size)
+        self.context = context
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.spatial(x)
+        if self.context.enable_time:
+            x = self.temporal(x, self.context.num_frames)
+        return x
+
+
+class SpatioTemporalTransformer(nn.Module):
+    """A spatial `Transformer2DModel` (self- and cross-attention to text) then temporal attention."""
+
+    def __init__(self, spatial: nn.Module, channels: int, context: FrameContext, **temporal_options: Any) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.temporal = TemporalTransformer(channels, **temporal_options)
+        self.context = context
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
+        out = self.spatial(hidden_states, *args, return_dict=False, **kwargs)
+        x = out[0]
+        if self.context.enable_time:
+            x = self.temporal(x, self.context.num_frames)
+        if not return_dict:
+            return (x,) + tuple(out[1:])
+        return Transformer2DModelOutput(sample=x)
+
+
+class FpsConditionedTimeEmbedding(nn.Module):
+    """The UNet's time embedding plus an fps embedding, when the call carries an fps."""
+
+    def __init__(self, spatial: nn.Module, time_embed_dim: int, context: FrameContext) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.fps_embedding = FpsEmbedding(time_embed_dim)
+        self.context = context
+
+    def forward(self, sample: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.spatial(sample, condition)  # (batch * frames, time_embed_dim)
+        if self.context.fps is not None:
+            emb = emb + self.fps_embedding(self.context.fps, emb.dtype)
+        return emb

@@ -1,0 +1,247 @@
+"""The video UNet: a Stable Diffusion 2-D UNet with temporal convolutions and temporal attention.
+
+`inflate(unet)` wraps every resnet convolution of a diffusers `UNet2DConditionModel` in a pseudo-3D
+convolution and every spatial transformer in a spatio-temporal one (see `temporal_wrappers.py`).
+All new layers start as exact identities, so at initialisation the video model computes, frame by
+frame, what the image model computes.
+
+Parameter names: the 2-D UNet's parameters live under `unet.`, with `.spatial` inserted where a
+module was wrapped; `spatial_state_dict()` / `load_spatial_state_dict()` translate to and from the
+plain 2-D names, so another fine-tune of the same base can be swapped in under trained temporal layers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
+from diffusers.utils import BaseOutput
+from torch import nn
+
+from .fps_embedding import FpsEmbedding
+from .temporal_attention import TemporalTransformer
+from .temporal_conv import TemporalConv
+from .temporal_wrappers import FpsConditionedTimeEmbedding, FrameContext, PseudoConv3d, SpatioTemporalTransformer
+
+TEMPORAL_TYPES = (TemporalConv, TemporalTransformer, FpsEmbedding)
+
+
+@dataclass
+class VideoUNetOutput(BaseOutput):
+    sample: torch.Tensor  # (batch, channels, frames, height, width)
+
+
+class VideoUNet(ModelMixin, ConfigMixin):
+    """A pseudo-3D video UNet built around a diffusers `UNet2DConditionModel`.
+
+    Args:
+        unet_config: the 2-D UNet's config (a plain dict, as saved in its `config.json`).
+        temporal_conv: put a kernel-3 temporal convolution after both convolutions of every resnet.
+        temporal_attention: put temporal self-attention after every spatial transformer.
+        temporal_head_dim: channels per temporal attention head (64: flash-attention friendly).
+        temporal_ff_mult: hidden width of the temporal feed-forward, as a multiple of the channels
+            (0: attention only).
+        temporal_kernel_size: frames seen by a temporal convolution.
+        fps_conditioning: add a zero-initialised frames-per-second embedding to the time embedding.
+        rope_base: base of the rotary frame-position frequencies.
+    """
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        unet_config: dict[str, Any],
+        temporal_conv: bool = True,
+        temporal_attention: bool = True,
+        temporal_head_dim: int = 64,
+        temporal_ff_mult: int = 2,
+        temporal_kernel_size: int = 3,
+        fps_conditioning: bool = True,
+        rope_base: float = 10000.0,
+    ) -> None:
+        super().__init__()
+        self.unet = UNet2DConditionModel.from_config(dict(unet_config))
+        self._install_temporal_layers()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_unet(cls, unet: UNet2DConditionModel, **temporal_options: Any) -> "VideoUNet":
+        """Wrap an existing 2-D UNet (its modules are reused, not copied)."""
+        if not isinstance(unet, UNet2DConditionModel):
+            raise TypeError(f"inflate expects a diffusers UNet2DConditionModel, got {type(unet).__name__}")
+        config = _plain(dict(unet.config))
+        with torch.device("meta"):  # build the shell without allocating a second 2-D UNet
+            video = cls(unet_config=config, **temporal_options)
+        video.unet = unet
+        video._install_temporal_layers()
+        return video
+
+    def _install_temporal_layers(self) -> None:
+        cfg = self.config
+        self.frame_context = FrameContext()
+        for name, module in list(self.unet.named_modules()):
+            if cfg.temporal_conv and isinstance(module, ResnetBlock2D):
+                for conv_name in ("conv1", "conv2"):
+                    conv = getattr(module, conv_name)
+                    if not isinstance(conv, PseudoConv3d):
+                        wrapped = PseudoConv3d(conv, self.frame_context, cfg.temporal_kernel_size)
+                        setattr(module, conv_name, wrapped.to(conv.weight.device, conv.weight.dtype))
+            if cfg.temporal_attention and isinstance(module, (nn.ModuleList,)):
+                for i, child in enumerate(module):
+                    if isinstance(child, Transformer2DModel):
+                        wrapped = SpatioTemporalTransformer(
+                            child,
+                            _transformer_channels(child),
+                            self.frame_context,
+                            head_dim=cfg.temporal_head_dim,
+                            ff_mult=cfg.temporal_ff_mult,
+                            rope_base=cfg.rope_base,
+                        )
+                        ref = next(child.parameters())
+                        module[i] = wrapped.to(ref.device, ref.dtype)
+        if cfg.fps_conditioning and not isinstance(self.unet.time_embedding, FpsConditionedTimeEmbedding):
+            te = self.unet.time_embedding
+            dim = te.linear_2.out_features
+            ref = te.linear_1.weight
+            self.unet.time_embedding = FpsConditionedTimeEmbedding(te, dim, self.frame_context).to(ref.device, ref.dtype)
+
+    # ------------------------------------------------------------------ forward
+    @contextlib.contextmanager
+    def frames(self, num_frames: int, enable_time: bool = True, fps: torch.Tensor | None = None) -> Iterator[None]:
+        """Tell the temporal layers how the 2-D batch groups into videos for the calls inside."""
+        ctx = self.frame_context
+        saved = (ctx.num_frames, ctx.enable_time, ctx.fps)
+        ctx.num_frames, ctx.enable_time, ctx.fps = num_frames, enable_time, fps
+        try:
+            yield
+        finally:
+            ctx.num_frames, ctx.enable_time, ctx.fps = saved
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float | int,
+        encoder_hidden_states: torch.Tensor,
+        fps: torch.Tensor | float | None = None,
+        enable_time: bool = True,
+        return_dict: bool = True,
+        cross_attention_kwargs: dict[str, Any] | None = None,
+    ) -> VideoUNetOutput | tuple[torch.Tensor]:
+        """Denoise a batch of videos.
+
+        Args:
+            sample: noisy latents (batch, channels, frames, height, width).
+            timestep: scalar or (batch,) diffusion timesteps, shared by the frames of a video.
+            encoder_hidden_states: text embeddings (batch, tokens, dim), shared by all frames.
+            fps: frames per second of each video, scalar or (batch,); None: no fps conditioning.
+            enable_time: False runs the frames independently (temporal layers off): the
+                frame-independent baseline, and how single images pass in joint training.
+        """
+        b, c, f, h, w = sample.shape
+        frames = sample.transpose(1, 2).reshape(b * f, c, h, w)  # (b*f, c, h, w), video-major
+        t = torch.as_tensor(timestep, device=sample.device)
+        t = (t.expand(b) if t.ndim == 0 else t).repeat_interleave(f)
+        text = encoder_hidden_states.repeat_interleave(f, dim=0)  # (b*f, tokens, dim)
+        fps_per_frame = None
+        if fps is not None and self.config.fps_conditioning:
+            fps_t = torch.as_tensor(fps, device=sample.device, dtype=torch.float32)
+            fps_per_frame = (fps_t.expand(b) if fps_t.ndim == 0 else fps_t).repeat_interleave(f)
+        with self.frames(f, enable_time, fps_per_frame):
+            out = self.unet(frames, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
+        out = out.reshape(b, f, out.shape[1], h, w).transpose(1, 2)  # (b, c_out, f, h, w)
+        if not return_dict:
+            return (out,)
+        return VideoUNetOutput(sample=out)
+
+    # ------------------------------------------------------------------ parameters
+    def temporal_modules(self) -> Iterator[tuple[str, nn.Module]]:
+        for name, module in self.named_modules():
+            if isinstance(module, TEMPORAL_TYPES):
+                yield name, module
+
+    def temporal_parameters(self) -> Iterator[nn.Parameter]:
+        for _, module in self.temporal_modules():
+            yield from module.parameters()
+
+    def freeze_spatial(self) -> "VideoUNet":
+        """Freeze every parameter of the image model; only the temporal layers train."""
+        self.requires_grad_(False)
+        for p in self.temporal_parameters():
+            p.requires_grad_(True)
+        return self
+
+    def parameter_summary(self) -> dict[str, int]:
+        temporal = {id(p) for p in self.temporal_parameters()}
+        params = list(self.parameters())
+        return dict(
+            total=sum(p.numel() for p in params),
+            spatial=sum(p.numel() for p in params if id(p) not in temporal),
+            temporal=sum(p.numel() for p in params if id(p) in temporal),
+            trainable=sum(p.numel() for p in params if p.requires_grad),
+            frozen=sum(p.numel() for p in params if not p.requires_grad),
+        )
+
+    def format_parameter_summary(self) -> str:
+        s = self.parameter_summary()
+        return (
+            f"parameters: total {s['total'] / 1e6:.2f} M = spatial {s['spatial'] / 1e6:.2f} M + temporal "
+            f"{s['temporal'] / 1e6:.2f} M; trainable {s['trainable'] / 1e6:.2f} M, frozen {s['frozen'] / 1e6:.2f} M"
+        )
+
+    def spatial_state_dict(self) -> dict[str, torch.Tensor]:
+        """The 2-D UNet's weights under its own (un-wrapped) names."""
+        temporal = {id(p) for p in self.temporal_parameters()}
+        named = dict(self.unet.named_parameters())
+        out = {_unwrap_name(k): v for k, v in named.items() if id(v) not in temporal}
+        out.update({_unwrap_name(k): v for k, v in self.unet.named_buffers()})
+        return out
+
+    def load_spatial_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True) -> None:
+        """Load 2-D UNet weights (plain diffusers names) under the temporal layers."""
+        targets = {_unwrap_name(k): k for k in self.unet.state_dict() if not _is_temporal_name(k)}
+        missing = set(targets) - set(state_dict)
+        unexpected = set(state_dict) - set(targets)
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"2-D UNet weights do not match: {len(missing)} missing (e.g. {sorted(missing)[:3]}), "
+                f"{len(unexpected)} unexpected (e.g. {sorted(unexpected)[:3]})"
+            )
+        mapped = {targets[k]: v for k, v in state_dict.items() if k in targets}
+        self.unet.load_state_dict(mapped, strict=False)
+
+
+def _transformer_channels(transformer: Transformer2DModel) -> int:
+    return transformer.config.in_channels
+
+
+def _unwrap_name(name: str) -> str:
+    return name.replace(".spatial.", ".")
+
+
+def _is_temporal_name(name: str) -> bool:
+    return ".temporal." in name or "fps_embedding." in name
+
+
+def _plain(value: Any) -> Any:
+    """Config values as JSON-friendly plain Python (tuples -> lists, FrozenDict -> dict)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def inflate(unet: UNet2DConditionModel, **temporal_options: Any) -> VideoUNet:
+    """Turn a Stable Diffusion 2-D UNet into a video UNet that starts as the identity in time.
+
+    `temporal_options` are `VideoUNet`'s temporal arguments (temporal_conv, temporal_attention,
+    temporal_head_dim, temporal_ff_mult, temporal_kernel_size, fps_conditioning, rope_base).
+    """
+    return VideoUNet.from_unet(unet, **temporal_options)
