@@ -21,12 +21,17 @@ import av
 import numpy as np
 from PIL import Image
 
-# A frame at t_k +- this many seconds counts as "at" t_k (float timestamps are not exact).
+# A frame within this many seconds of t_k counts as "at" t_k (float timestamps are not exact);
+# raised to half a timestamp tick for coarse time bases (Matroska stores milliseconds).
 _EPS = 1e-4
 
 
 class VideoError(ValueError):
-    """A video that cannot be used; the message is one line naming the file and the reason."""
+    """A video that cannot be used; the message is one line: `<path>: <reason>`."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
 
 
 @dataclass
@@ -39,6 +44,9 @@ class DecodedVideo:
 
 
 def _av_error(exc: BaseException) -> str:
+    """FFmpeg's reason without the errno and file name, e.g. "Invalid data found when ..."."""
+    if getattr(exc, "strerror", None):
+        return str(exc.strerror)  # type: ignore[attr-defined]
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -47,19 +55,19 @@ def _open(path: str | Path) -> tuple[Any, Any, str]:
     """Open `path` with PyAV and return (container, video stream, path str); raises VideoError."""
     p = Path(path)
     if not p.exists():
-        raise VideoError(f"{p}: no such file; check the path")
+        raise VideoError(p, "no such file; check the path")
     if not p.is_file():
-        raise VideoError(f"{p}: not a file; pass a video file (mp4, mov, mkv, webm, avi, gif)")
+        raise VideoError(p, "not a file; pass a video file (mp4, mov, mkv, webm, avi, gif)")
     if p.stat().st_size == 0:
-        raise VideoError(f"{p}: empty file (0 bytes); the download or copy probably failed")
+        raise VideoError(p, "empty file (0 bytes); the download or copy probably failed")
     try:
         container = av.open(str(p), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise VideoError(f"{p}: not a readable video ({_av_error(e)}); the file is corrupt, "
+        raise VideoError(p, f"not a readable video ({_av_error(e)}); the file is corrupt, "
                          "truncated or not a video") from None
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{p}: has no video stream (audio-only or data file); pass a video file")
+        raise VideoError(p, "has no video stream (audio-only or data file); pass a video file")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     return container, stream, str(p)
@@ -154,18 +162,20 @@ class VideoReader:
                 yield t - t0, dur, frame
         except av.error.FFmpegError as e:
             where = f" at {last - (t0 or 0.0):.2f}s" if last is not None else ""
-            raise VideoError(f"{self.path}: decoding failed{where} ({_av_error(e)}); the file "
+            raise VideoError(self.path, f"decoding failed{where} ({_av_error(e)}); the file "
                              "is corrupt or truncated") from None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Yield uint8 (size, size, 3) RGB frames."""
         limit = self.max_frames if self.max_frames is not None else math.inf
         end = self.end if self.end is not None else math.inf
+        tb = float(self.stream.time_base) if self.stream.time_base is not None else 0.0
+        eps = max(_EPS, tb / 2)
         if self.fps_out is None:  # keep every frame in [start, end)
             for t, _, frame in self._decoded():
-                if self.frames_out >= limit or t >= end - _EPS:
+                if self.frames_out >= limit or t >= end - eps:
                     break
-                if t >= self.start - _EPS:
+                if t >= self.start - eps:
                     self.frames_out += 1
                     yield self._convert(frame)
             return
@@ -179,15 +189,15 @@ class VideoReader:
             stream_end = t + dur
             # Every target strictly before this frame's time shows the previous frame (or this
             # one when nothing came before, like ffmpeg duplicating the first frame).
-            while self.frames_out < limit and target(self.frames_out) < t - _EPS \
-                    and target(self.frames_out) < end - _EPS:
+            while self.frames_out < limit and target(self.frames_out) < t - eps \
+                    and target(self.frames_out) < end - eps:
                 if prev is None:
                     prev = [frame, None]
                 if prev[1] is None:
                     prev[1] = self._convert(prev[0])
                 self.frames_out += 1
                 yield prev[1]
-            if self.frames_out >= limit or target(self.frames_out) >= end - _EPS:
+            if self.frames_out >= limit or target(self.frames_out) >= end - eps:
                 break
             prev = [frame, None]
         else:
@@ -196,7 +206,7 @@ class VideoReader:
             # End of stream: the last frame is shown until t_last + its duration.
             stop = min(end, stream_end if stream_end is not None else 0.0)
             while prev is not None and self.frames_out < limit \
-                    and target(self.frames_out) < stop - _EPS:
+                    and target(self.frames_out) < stop - eps:
                 if prev[1] is None:
                     prev[1] = self._convert(prev[0])
                 self.frames_out += 1
@@ -214,7 +224,7 @@ def decode_video(path: str | Path, fps: float | None = 10, size: int | None = 51
     with VideoReader(path, fps, size, max_frames, start, end) as reader:
         frames = list(reader)
         if not frames:
-            raise VideoError(f"{reader.path}: no decodable video frames"
+            raise VideoError(reader.path, "no decodable video frames"
                              + (" in the requested time window" if start or end else ""))
         out_fps = reader.fps if reader.fps else float(len(frames))
         return DecodedVideo(np.stack(frames), out_fps, reader.source_fps, reader.duration,

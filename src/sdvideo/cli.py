@@ -1,0 +1,165 @@
+"""`sdvideo` command line: prepare -> train -> sample, and `demo` (the whole recipe on a bundled clip).
+
+Each subcommand turns its flags into a dict of options and calls the stage's Python function with
+them, so `sdvideo train --dry-run` shows exactly what `sdvideo.training.train(...)` would receive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="decode videos and cache VAE latents and caption embeddings")
+    p.add_argument("videos", nargs="+", help="video files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="cache folder to write")
+    p.add_argument("--base", required=True, help="Stable Diffusion: diffusers folder or .ckpt/.safetensors")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate to resample to (like ffmpeg -r)")
+    p.add_argument("--size", type=int, default=512, help="resize short side and center-crop to this square")
+    p.add_argument("--caption", default="", help="caption for videos without a sidecar .txt")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per VAE batch")
+    p.add_argument("--overwrite", action="store_true", help="replace a cache made with other settings")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the temporal layers on a prepared cache")
+    p.add_argument("--data", required=True, help="cache folder from `sdvideo prepare`")
+    p.add_argument("--base", required=True, help="the Stable Diffusion the cache was prepared with")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--frames", type=int, default=5)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--train", choices=["temporal", "all"], default="temporal")
+    p.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--temporal-head-dim", type=int, default=64)
+    p.add_argument("--temporal-ff-mult", type=int, default=2)
+    p.add_argument("--no-fps-conditioning", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved options and parameter counts")
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="generate videos from text with a trained run")
+    p.add_argument("--run", required=True, help="run folder from `sdvideo train`")
+    p.add_argument("--prompt", action="append", required=True, help="text prompt (repeat for several)")
+    p.add_argument("--out", required=True, help="folder for .mp4, .gif and grid.png")
+    p.add_argument("--frames", type=int, default=8, help="may exceed the frames trained with")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance-scale", type=float, default=7.5)
+    p.add_argument("--negative-prompt", default="")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=None)
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--scheduler", default="ddim", help="ddim, ddpm, dpm++, euler, euler-a, pndm")
+    p.add_argument("--device", default="auto")
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole recipe on a real bundled clip with a small local model (CPU)")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--quick", action="store_true", help="a much shorter run (smoke test)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdvideo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_prepare, _add_train, _add_sample, _add_demo):
+        add(sub)
+    return parser
+
+
+def train_options(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(
+        data=args.data, base=args.base, out=args.out, frames=args.frames, stride=args.stride,
+        batch_size=args.batch_size, steps=args.steps, lr=args.lr, warmup_steps=args.warmup_steps,
+        caption_dropout=args.caption_dropout, train=args.train, mixed_precision=args.mixed_precision,
+        gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, num_workers=args.num_workers,
+        device=args.device,
+        temporal=dict(
+            temporal_head_dim=args.temporal_head_dim,
+            temporal_ff_mult=args.temporal_ff_mult,
+            fps_conditioning=not args.no_fps_conditioning,
+        ),
+    )
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from .data.prepare import prepare
+    from .models.base import load_base
+
+    base = load_base(args.base)
+    summary = prepare(
+        args.videos, args.out, base, fps=args.fps, size=args.size, caption=args.caption,
+        batch_size=args.batch_size, overwrite=args.overwrite,
+    )
+    print(f"prepared {args.out}: {summary.used} videos used, {len(summary.skipped)} skipped, "
+          f"{summary.frames} frames ({summary.seconds / 3600:.2f} h)")
+    return 0 if summary.used > 0 else 1
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .training.config import TrainConfig
+
+    config = TrainConfig(**train_options(args))
+    if args.dry_run:
+        from .training.train import build_video_unet
+
+        resolved = config.resolved()
+        print(json.dumps(resolved.to_dict(), indent=2))
+        video, _ = build_video_unet(resolved)
+        print(video.format_parameter_summary())
+        return 0
+    from .training.train import train
+
+    result = train(config)
+    print(f"trained {result['steps']} steps in {result['seconds']:.0f} s; final loss {result['final_loss']:.4f}; "
+          f"model in {Path(args.out) / 'unet'}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from .sampling.sample import sample
+
+    result = sample(
+        args.run, args.prompt, args.out, frames=args.frames, steps=args.steps,
+        guidance_scale=args.guidance_scale, negative_prompt=args.negative_prompt, seed=args.seed,
+        fps=args.fps, size=args.size, scheduler=args.scheduler, device=args.device,
+    )
+    for f in result["files"]:
+        print(f)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    demo(args.out, quick=args.quick)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # keep the terminal to progress bars and our own lines
+    handlers = dict(prepare=run_prepare, train=run_train, sample=run_sample, demo=run_demo)
+    try:
+        return handlers[args.command](args)
+    except (FileNotFoundError, ValueError) as err:  # bad input: one line, no traceback
+        print(f"sdvideo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

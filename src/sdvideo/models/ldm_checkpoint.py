@@ -1,0 +1,372 @@
+"""Single-file original (CompVis/LDM) Stable Diffusion checkpoints, both directions, offline.
+
+An original checkpoint is one flat state dict: `model.diffusion_model.*` (UNet),
+`first_stage_model.*` (VAE) and either `cond_stage_model.transformer.*` (SD 1.x: Hugging Face
+CLIP ViT-L/14 names) or `cond_stage_model.model.*` (SD 2.x: OpenCLIP ViT-H/14 names). It says
+nothing about the architecture, so `infer_configs` reads it from key names and tensor shapes; the
+weights are then renamed by diffusers' own converters (`diffusers.loaders.single_file_utils`,
+which never touch the hub) and loaded strictly. `save_ldm_checkpoint` writes the reverse mapping.
+
+Attention head counts leave no trace in the weights. The rules (first that applies):
+- UNet: `unet_overrides["attention_head_dim"]`; a `.yaml` of the same stem beside the checkpoint
+  (`num_head_channels` -> channels // it per block, else `num_heads`); linear `proj_in`
+  (SD 2.x) with every block's channels a multiple of 64 -> 64-dim heads (channels // 64 per block,
+  SD 2.x's `(5, 10, 20, 20)`); otherwise 8 heads (SD 1.x's `attention_head_dim=8`).
+- Text encoder: `text_encoder_overrides["num_attention_heads"]`; 64-dim heads (width // 64: 12 for
+  ViT-L, 16 for ViT-H) when the width is a multiple of 64; otherwise 8-dim heads (the tiny preset).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from accelerate import init_empty_weights
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers.loaders.single_file_utils import (
+    convert_ldm_clip_checkpoint,
+    convert_ldm_unet_checkpoint,
+    convert_ldm_vae_checkpoint,
+    convert_open_clip_checkpoint,
+)
+from transformers import CLIPTextModel
+
+from sdvideo.models.base import (
+    BaseModel, BaseModelError, _load_tokenizer, _text_config, builtin_tokenizer, check_sd_family,
+    one_line, sd_scheduler,
+)
+
+UNET, VAE = "model.diffusion_model.", "first_stage_model."
+CLIP, OPENCLIP = "cond_stage_model.transformer.", "cond_stage_model.model."
+DEFAULT_SCALE = 0.18215
+Tensors = dict[str, torch.Tensor]
+
+
+def read_checkpoint(path: str | Path) -> Tensors:
+    """The flat tensor state dict of a `.ckpt`/`.pt`/`.pth` (torch, weights only) or `.safetensors`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        elif suffix in (".ckpt", ".pt", ".pth"):
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+                state = state["state_dict"]
+        else:
+            raise BaseModelError(f"{path}: unknown checkpoint type {suffix!r}; expected .ckpt or .safetensors")
+    except BaseModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors/pickle errors become one line
+        kind = "safetensors" if suffix == ".safetensors" else "PyTorch (weights-only)"
+        raise BaseModelError(f"{path}: cannot be read as a {kind} checkpoint ({one_line(exc)})") from exc
+    if not isinstance(state, dict):
+        raise BaseModelError(f"{path}: holds a {type(state).__name__}, not a state dict; expected an SD checkpoint")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def read_sidecar_yaml(path: str | Path) -> dict[str, Any]:
+    """Hints from an LDM `.yaml` of the same stem: parameterization, num_heads, num_head_channels, scale_factor."""
+    path = Path(path)
+    found = [p for p in (path.with_suffix(".yaml"), path.with_suffix(".yml")) if p.is_file()]
+    if not found:
+        return {}
+    import yaml
+
+    try:
+        doc = yaml.safe_load(found[0].read_text())
+    except Exception as exc:  # noqa: BLE001
+        raise BaseModelError(f"{found[0]}: cannot be parsed as YAML ({one_line(exc)})") from exc
+    hints: dict[str, Any] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("parameterization", "num_heads", "num_head_channels", "scale_factor"):
+                    hints.setdefault(key, value)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    return hints
+
+
+def _strip(state: Tensors, prefix: str) -> Tensors:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _indices(keys: Any, prefix: str) -> list[int]:
+    """Sorted distinct integers that follow `prefix` in the keys (`input_blocks.` -> 0, 1, ...)."""
+    return sorted({int(k[len(prefix):].split(".")[0]) for k in keys if k.startswith(prefix)})
+
+
+def _unet_config(u: Tensors, hints: dict[str, Any]) -> dict[str, Any]:
+    conv_in, levels = u["input_blocks.0.0.weight"], [[]]
+    for i in _indices(u, "input_blocks.")[1:]:
+        if f"input_blocks.{i}.0.op.weight" in u:
+            levels.append([])
+        else:
+            levels[-1].append(i)
+    per_level = {len(level) for level in levels}
+    if len(per_level) != 1 or 0 in per_level:
+        raise KeyError("input_blocks (uneven levels)")
+    channels = [u[f"input_blocks.{level[0]}.0.out_layers.3.weight"].shape[0] for level in levels]
+    attn = [f"input_blocks.{level[0]}.1.proj_in.weight" in u for level in levels]
+    transformers = [f"input_blocks.{level[0]}.1" for level, a in zip(levels, attn) if a] + ["middle_block.1"]
+    depths = {len(_indices(u, f"{t}.transformer_blocks.")) for t in transformers}
+    linear = u["middle_block.1.proj_in.weight"].ndim == 2
+    if hints.get("num_head_channels", -1) > 0:
+        heads: Any = [c // hints["num_head_channels"] for c in channels]
+    elif hints.get("num_heads", -1) > 0:
+        heads = hints["num_heads"]
+    elif linear and all(c % 64 == 0 for c in channels):
+        heads = [c // 64 for c in channels]
+    else:
+        heads = 8
+    return dict(
+        in_channels=conv_in.shape[1],
+        out_channels=u["out.2.weight"].shape[0],
+        down_block_types=["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attn],
+        up_block_types=["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)],
+        block_out_channels=channels,
+        layers_per_block=len(levels[0]),
+        cross_attention_dim=u["middle_block.1.transformer_blocks.0.attn2.to_k.weight"].shape[1],
+        attention_head_dim=heads,
+        use_linear_projection=linear,
+        transformer_layers_per_block=depths.pop() if len(depths) == 1 else sorted(depths),
+        norm_num_groups=32,
+    )
+
+
+def _vae_config(v: Tensors, scale: float) -> dict[str, Any]:
+    levels = _indices(v, "encoder.down.")
+    return dict(
+        in_channels=v["encoder.conv_in.weight"].shape[1],
+        out_channels=v["decoder.conv_out.weight"].shape[0],
+        down_block_types=["DownEncoderBlock2D"] * len(levels),
+        up_block_types=["UpDecoderBlock2D"] * len(levels),
+        block_out_channels=[v[f"encoder.down.{i}.block.0.conv2.weight"].shape[0] for i in levels],
+        layers_per_block=len(_indices(v, "encoder.down.0.block.")),
+        latent_channels=v["decoder.conv_in.weight"].shape[1],
+        norm_num_groups=32,
+        scaling_factor=scale,
+    )
+
+
+def _text_encoder_config(state: Tensors) -> dict[str, Any]:
+    if any(k.startswith(OPENCLIP) for k in state):  # SD 2.x: penultimate layer of OpenCLIP
+        o = _strip(state, OPENCLIP)
+        (vocab, width), layers = o["token_embedding.weight"].shape, len(_indices(o, "transformer.resblocks.")) - 1
+        positions, act = o["positional_embedding"].shape[0], "gelu"
+        inter = o["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
+        proj = o["text_projection"].shape[1] if "text_projection" in o else width
+    else:
+        t = {k.removeprefix("text_model."): v for k, v in _strip(state, CLIP).items()}
+        (vocab, width), layers = t["embeddings.token_embedding.weight"].shape, len(_indices(t, "encoder.layers."))
+        positions, act = t["embeddings.position_embedding.weight"].shape[0], "quick_gelu"
+        inter, proj = t["encoder.layers.0.mlp.fc1.weight"].shape[0], width
+    heads = width // 64 if width % 64 == 0 else max(1, width // 8)
+    return dict(vocab_size=vocab, hidden_size=width, intermediate_size=inter, num_hidden_layers=layers,
+                num_attention_heads=heads, max_position_embeddings=positions, hidden_act=act,
+                projection_dim=proj)
+
+
+def infer_configs(state: Tensors, hints: dict[str, Any] | None = None, where: str = "checkpoint") -> dict[str, Any]:
+    """Diffusers configs {"unet", "vae", "text_encoder"} of an original SD state dict (see module doc)."""
+    hints = hints or {}
+    for prefix, what in ((UNET, "UNet"), (VAE, "VAE")):
+        if not any(k.startswith(prefix) for k in state):
+            raise BaseModelError(f"{where}: no {prefix}* ({what}) weights; expected an original SD 1.x/2.x checkpoint")
+    if not any(k.startswith((CLIP, OPENCLIP)) for k in state):
+        raise BaseModelError(f"{where}: no {CLIP}* or {OPENCLIP}* (text encoder) weights; expected an original SD checkpoint")
+    scale = float(state["scale_factor"]) if "scale_factor" in state else float(hints.get("scale_factor", DEFAULT_SCALE))
+    scale = float(f"{scale:.7g}")  # a float32 buffer's 0.18215 reads 0.1821500062942505
+    try:
+        configs = dict(unet=_unet_config(_strip(state, UNET), hints), vae=_vae_config(_strip(state, VAE), scale),
+                       text_encoder=_text_encoder_config(state))
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise BaseModelError(f"{where}: weights do not have SD 1.x/2.x's layout (no {one_line(exc)})") from exc
+    v_pred = hints.get("parameterization") == "v"
+    image = 768 if v_pred and configs["unet"]["use_linear_projection"] else 512
+    configs["vae"]["sample_size"] = image
+    configs["unet"]["sample_size"] = image // 2 ** (len(configs["vae"]["block_out_channels"]) - 1)
+    return configs
+
+
+def _assign(module: torch.nn.Module, state: Tensors, where: str, what: str) -> None:
+    """Load `state` into a meta-initialised module strictly, as contiguous float32 tensors."""
+    expected = module.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and expected[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"{n} {label} (e.g. {keys[0]})" for label, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("of wrong shape", wrong)) if keys
+                 for n in [len(keys)]]
+        raise BaseModelError(f"{where}: {what} weights do not fit the inferred architecture: {'; '.join(parts)}")
+    module.load_state_dict({k: v.to(torch.float32).contiguous() for k, v in state.items()}, strict=True, assign=True)
+    module.eval()
+
+
+def load_ldm_checkpoint(
+    path: str | Path,
+    *,
+    tokenizer: str | Path | None = None,
+    prediction_type: str | None = None,
+    unet_overrides: dict[str, Any] | None = None,
+    text_encoder_overrides: dict[str, Any] | None = None,
+) -> BaseModel:
+    """A `BaseModel` (float32, CPU) from one original SD checkpoint file; see `base.load_base`."""
+    path, where = Path(path), str(path)
+    state, hints = read_checkpoint(path), read_sidecar_yaml(path)
+    configs = infer_configs(state, hints, where)
+    configs["unet"].update(unet_overrides or {})
+    configs["text_encoder"].update(text_encoder_overrides or {})
+    text_cfg = _text_config(configs["text_encoder"])
+    check_sd_family(configs["unet"], text_cfg.hidden_size, configs["vae"]["latent_channels"], where)
+    with init_empty_weights():
+        unet, vae = UNet2DConditionModel(**configs["unet"]), AutoencoderKL(**configs["vae"])
+        text_encoder = CLIPTextModel(text_cfg)
+    _assign(unet, convert_ldm_unet_checkpoint(state, configs["unet"]), where, "UNet")
+    _assign(vae, convert_ldm_vae_checkpoint(state, configs["vae"]), where, "VAE")
+    if any(k.startswith(OPENCLIP) for k in state):
+        last = f"{OPENCLIP}transformer.resblocks.{text_cfg.num_hidden_layers}."
+        kept = {k: v for k, v in state.items() if k.startswith(OPENCLIP) and not k.startswith(last)
+                and k[len(OPENCLIP):] not in ("text_projection", "logit_scale")}
+        width = SimpleNamespace(config=SimpleNamespace(hidden_size=text_cfg.hidden_size))
+        text_state = convert_open_clip_checkpoint(width, kept, prefix=OPENCLIP)
+    else:
+        text_state = convert_ldm_clip_checkpoint({k: v for k, v in state.items() if k.startswith(CLIP)})
+    if not hasattr(text_encoder, "text_model"):  # transformers >= 5.6 flattened CLIPTextModel
+        text_state = {k.removeprefix("text_model."): v for k, v in text_state.items()}
+    text_state = {k: v for k, v in text_state.items() if not k.endswith("position_ids")}
+    _assign(text_encoder, text_state, where, "text encoder")
+    if tokenizer is not None:
+        tok = _load_tokenizer(Path(tokenizer), where)
+    elif (path.parent / "tokenizer").is_dir():
+        tok = _load_tokenizer(path.parent / "tokenizer", where)
+    else:
+        tok = builtin_tokenizer(text_cfg.vocab_size)
+    if tok is None:
+        raise BaseModelError(f"{where}: a checkpoint file carries no tokenizer and no tokenizer/ folder is next to "
+                             "it or CLIP BPE file installed; pass --tokenizer FOLDER (a diffusers tokenizer folder)")
+    pred = prediction_type or ("v_prediction" if hints.get("parameterization") == "v" else "epsilon")
+    return BaseModel(unet, vae, text_encoder, tok, sd_scheduler(pred), source=where)
+
+
+# ---- diffusers -> original names (the reverse of the converters above) ----
+_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+           "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+_UNET_TOP = {"conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0",
+             "time_embedding.linear_2": "time_embed.2", "conv_norm_out": "out.0", "conv_out": "out.2"}
+_VAE_ATTN = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+_CLIP_LAYER = {"self_attn.out_proj": "attn.out_proj", "layer_norm1": "ln_1", "layer_norm2": "ln_2",
+               "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+
+
+def _rename_first(rest: str, table: dict[str, str]) -> str:
+    head, _, tail = rest.partition(".")
+    return f"{table.get(head, head)}.{tail}"
+
+
+def _unet_key(key: str, n: int, up_attn: list[bool]) -> str:
+    """diffusers UNet key -> LDM key; n = layers_per_block + 1 (LDM blocks per level)."""
+    if m := re.fullmatch(r"(down|up)_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
+        side, b, part, j, rest = m[1], int(m[2]), m[3], int(m[4]), m[5]
+        index = 1 + b * n + j if side == "down" else b * n + j
+        rest = _rename_first(rest, _RESNET) if part == "resnets" else rest
+        return f"{'input' if side == 'down' else 'output'}_blocks.{index}.{0 if part == 'resnets' else 1}.{rest}"
+    if m := re.fullmatch(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
+        return f"input_blocks.{1 + int(m[1]) * n + n - 1}.0.op.{m[2]}"
+    if m := re.fullmatch(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
+        b = int(m[1])
+        return f"output_blocks.{b * n + n - 1}.{2 if up_attn[b] else 1}.conv.{m[2]}"
+    if m := re.fullmatch(r"mid_block\.resnets\.(\d+)\.(.+)", key):
+        return f"middle_block.{2 * int(m[1])}.{_rename_first(m[2], _RESNET)}"
+    if m := re.fullmatch(r"mid_block\.attentions\.0\.(.+)", key):
+        return f"middle_block.1.{m[1]}"
+    head, _, param = key.rpartition(".")
+    if head in _UNET_TOP:
+        return f"{_UNET_TOP[head]}.{param}"
+    raise KeyError(f"UNet parameter {key} has no original SD name")
+
+
+def _vae_key(key: str, levels: int) -> str:
+    if m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.(resnets|downsamplers)\.(\d+)\.(.+)", key):
+        inner = f"block.{m[3]}.{m[4].replace('conv_shortcut', 'nin_shortcut')}" if m[2] == "resnets" else f"downsample.{m[4]}"
+        return f"encoder.down.{m[1]}.{inner}"
+    if m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.(resnets|upsamplers)\.(\d+)\.(.+)", key):
+        inner = f"block.{m[3]}.{m[4].replace('conv_shortcut', 'nin_shortcut')}" if m[2] == "resnets" else f"upsample.{m[4]}"
+        return f"decoder.up.{levels - 1 - int(m[1])}.{inner}"
+    if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)", key):
+        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
+    if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.+)\.(weight|bias)", key):
+        return f"{m[1]}.mid.attn_1.{_VAE_ATTN[m[2]]}.{m[3]}"
+    return key.replace("conv_norm_out", "norm_out")
+
+
+def diffusers_to_ldm(base: BaseModel, style: str | None = None) -> Tensors:
+    """The original single-file state dict of a base. style: "sd1" (HF CLIP names under
+    `cond_stage_model.transformer.`) or "sd2" (OpenCLIP names under `cond_stage_model.model.`,
+    plus an unused final layer and a zero text_projection); default: "sd2" if the text encoder's
+    hidden_act is "gelu" (OpenCLIP) else "sd1". Works on meta tensors too."""
+    style = style or ("sd2" if base.text_encoder.config.hidden_act == "gelu" else "sd1")
+    unet_cfg, levels = base.unet.config, len(base.vae.config.block_out_channels)
+    up_attn = [t.startswith("CrossAttn") for t in unet_cfg.up_block_types]
+    out: Tensors = {UNET + _unet_key(k, unet_cfg.layers_per_block + 1, up_attn): v
+                    for k, v in base.unet.state_dict().items()}
+    for key, value in base.vae.state_dict().items():
+        name = _vae_key(key, levels)
+        out[VAE + name] = value[..., None, None] if ".mid.attn_1." in name and name.endswith("weight") and value.ndim == 2 else value
+    text = {k.removeprefix("text_model."): v for k, v in base.text_encoder.state_dict().items()
+            if not k.endswith("position_ids")}
+    if style == "sd1":
+        out.update({f"{CLIP}text_model.{k}": v for k, v in text.items()})
+    else:
+        fixed = {"embeddings.token_embedding.weight": "token_embedding.weight",
+                 "embeddings.position_embedding.weight": "positional_embedding",
+                 "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
+        layers = base.text_encoder.config.num_hidden_layers
+        for i in range(layers):
+            p = f"encoder.layers.{i}."
+            for param in ("weight", "bias"):
+                qkv = [text.pop(f"{p}self_attn.{x}_proj.{param}") for x in "qkv"]
+                out[f"{OPENCLIP}transformer.resblocks.{i}.attn.in_proj_{param}"] = torch.cat(qkv)
+            for key in [k for k in text if k.startswith(p)]:
+                out[f"{OPENCLIP}transformer.resblocks.{i}.{_rename_first2(key[len(p):])}"] = text.pop(key)
+        for key in list(text):
+            out[OPENCLIP + fixed[key]] = text.pop(key)
+        for key in [k for k in out if k.startswith(f"{OPENCLIP}transformer.resblocks.{layers - 1}.")]:
+            out[key.replace(f"resblocks.{layers - 1}.", f"resblocks.{layers}.")] = out[key].clone()
+        width, proj = base.text_encoder.config.hidden_size, base.text_encoder.config.projection_dim
+        out[OPENCLIP + "text_projection"] = torch.zeros(width, proj, device=out[OPENCLIP + "positional_embedding"].device)
+    out["scale_factor"] = torch.tensor(float(base.vae.config.scaling_factor), dtype=torch.float64)
+    return out
+
+
+def _rename_first2(rest: str) -> str:
+    """`self_attn.out_proj.weight` -> `attn.out_proj.weight`, `mlp.fc1.bias` -> `mlp.c_fc.bias`."""
+    for old, new in _CLIP_LAYER.items():
+        if rest.startswith(old + "."):
+            return new + rest[len(old):]
+    raise KeyError(f"text encoder parameter {rest} has no OpenCLIP name")
+
+
+def save_ldm_checkpoint(base: BaseModel, path: str | Path, style: str | None = None) -> Path:
+    """Write `base` as one original-layout checkpoint: `.safetensors`, or `.ckpt` ({"state_dict": ...})."""
+    path = Path(path)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in diffusers_to_ldm(base, style).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save({"state_dict": state}, str(path))
+    return path

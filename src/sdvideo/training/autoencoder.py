@@ -1,0 +1,55 @@
+"""Fit a small `AutoencoderKL` to a set of frames (the demo's stand-in for SD's pretrained VAE)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL
+from tqdm.auto import tqdm
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (n, H, W, 3) -> float (n, 3, H, W) in [-1, 1], the VAE's input range."""
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def fit_autoencoder(
+    vae: AutoencoderKL,
+    frames: np.ndarray,
+    steps: int = 400,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    kl_weight: float = 1e-6,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[float]:
+    """Train the VAE to reconstruct `frames` (L1 + a small KL term), then set its scaling factor.
+
+    The scaling factor is chosen as SD's 0.18215 was: 1 / std of the latents, so that scaled
+    latents have unit variance, which the noise schedule assumes.
+    """
+    data = frames_to_tensor(frames)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=lr * 0.1)
+    vae.train()
+    losses = []
+    for _ in tqdm(range(steps), desc="autoencoder", disable=not progress):
+        idx = torch.randint(0, len(data), (batch_size,), generator=gen)
+        x = data[idx]
+        if torch.rand((), generator=gen) < 0.5:
+            x = x.flip(-1)  # mirror: more variety from one clip
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=gen)).sample
+        loss = F.l1_loss(recon, x) + kl_weight * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    vae.eval()
+    with torch.no_grad():
+        means = torch.cat([vae.encode(chunk).latent_dist.mean for chunk in data.split(32)])
+    vae.register_to_config(scaling_factor=float(1.0 / means.std()))
+    return losses

@@ -1,0 +1,49 @@
+"""The denoising objective, shared by the image and video trainers.
+
+The network never contains the diffusion process: this file noises clean latents with the base
+model's schedule and compares the network's prediction with the schedule's target.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+
+
+def training_target(scheduler: DDPMScheduler, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the network must predict: the noise (SD 1.x) or the velocity (SD 2.x 768-v)."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, t)
+    if kind == "sample":
+        return latents
+    raise ValueError(f"unsupported prediction_type {kind!r} in the base model's scheduler config")
+
+
+def diffusion_loss(
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    scheduler: DDPMScheduler,
+    latents: torch.Tensor,
+    generator: torch.Generator | None = None,
+    timesteps: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean squared error of `predict(noisy_latents, t)` against the schedule's target.
+
+    latents: clean latents (batch, channels, frames, h, w) or (batch, channels, h, w), already
+    multiplied by the VAE's scaling factor. `timesteps` (batch,) fixes t (validation); otherwise t
+    is drawn uniformly from the schedule's training steps.
+    """
+    b = latents.shape[0]
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    if timesteps is None:
+        n = scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, n, (b,), generator=generator, device=latents.device)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    target = training_target(scheduler, latents, noise, timesteps)
+    prediction = predict(noisy, timesteps)
+    return F.mse_loss(prediction.float(), target.float())

@@ -1,0 +1,34 @@
+"""A loss curve like the original write-up's: raw loss per step and its moving average."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+
+def write_loss_plot(steps: Sequence[int], losses: Sequence[float], path: str | Path, title: str = "training loss") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    ax.plot(steps, losses, lw=0.6, alpha=0.4, label="loss")
+    if len(losses) >= 5:
+        window = max(5, len(losses) // 20)
+        kernel = np.ones(window) / window
+        smooth = np.convolve(np.asarray(losses, dtype=float), kernel, mode="valid")
+        ax.plot(list(steps)[window - 1 :], smooth, lw=1.5, label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,123 @@
+"""prepare -> train -> sample through the CLI on a tiny random base and a synthetic clip."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from sdvideo.cli import main
+from sdvideo.models.base import build_base
+from sdvideo.models.video_unet import VideoUNet
+from sdvideo.training.config import TrainConfig
+import media
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    build_base("tiny", seed=0).save(root / "base")
+    media.write_video(root / "clip.mp4", frames=24, fps=12, width=40, height=30, codec="libx264")
+    assert main(["prepare", str(root / "clip.mp4"), "--out", str(root / "cache"), "--base", str(root / "base"),
+                 "--fps", "6", "--size", "16", "--caption", "a moving square"]) == 0
+    return root
+
+
+def test_train_writes_model_config_and_loss(workspace):
+    run = workspace / "run"
+    code = main(["train", "--data", str(workspace / "cache"), "--base", str(workspace / "base"), "--out", str(run),
+                 "--frames", "3", "--steps", "4", "--batch-size", "2", "--device", "cpu"])
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["frames"] == 3 and config["mixed_precision"] == "no" and config["cache_fps"] == 6.0
+    assert (run / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert (run / "loss.png").stat().st_size > 0
+    assert len((run / "loss.csv").read_text().splitlines()) == 5
+    assert list((run / "logs").iterdir())  # TensorBoard event file
+
+
+def test_training_moves_only_temporal_weights(workspace):
+    from sdvideo.models.base import load_base
+
+    trained = VideoUNet.from_pretrained(workspace / "run" / "unet")
+    base_unet = load_base(workspace / "base").unet
+    spatial = trained.spatial_state_dict()
+    assert all(torch.equal(spatial[k], v) for k, v in base_unet.state_dict().items())
+    moved = [n for n, p in trained.named_parameters() if ".temporal." in n and not torch.all(p == 0)]
+    assert moved
+
+
+def test_sample_writes_decodable_videos_longer_than_training(workspace):
+    out = workspace / "samples"
+    code = main(["sample", "--run", str(workspace / "run"), "--prompt", "a moving square", "--prompt", "another",
+                 "--out", str(out), "--frames", "7", "--steps", "3", "--device", "cpu"])
+    assert code == 0
+    mp4s = sorted(out.glob("*.mp4"))
+    assert len(mp4s) == 2 and len(list(out.glob("*.gif"))) == 2 and (out / "grid.png").exists()
+    with av.open(str(mp4s[0])) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        assert float(stream.average_rate) == 6.0
+    assert len(frames) == 7 and frames[0].shape[:2] == (16, 16)
+    from PIL import Image
+
+    grid = Image.open(out / "grid.png")
+    assert grid.width >= 7 * 16 and grid.height >= 2 * 16
+
+
+def test_sampling_is_deterministic_for_a_seed(workspace):
+    from sdvideo.sampling.sample import sample
+
+    a = sample(workspace / "run", ["x"], workspace / "s1", frames=4, steps=2, seed=3, device="cpu", progress=False)
+    b = sample(workspace / "run", ["x"], workspace / "s2", frames=4, steps=2, seed=3, device="cpu", progress=False)
+    c = sample(workspace / "run", ["x"], workspace / "s3", frames=4, steps=2, seed=4, device="cpu", progress=False)
+    assert torch.equal(a["videos"], b["videos"]) and not torch.equal(a["videos"], c["videos"])
+
+
+def test_train_dry_run_prints_options_and_counts(workspace, capsys):
+    code = main(["train", "--data", str(workspace / "cache"), "--base", str(workspace / "base"),
+                 "--out", str(workspace / "dry"), "--dry-run"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert '"frames": 5' in text and "trainable" in text and "frozen" in text
+    assert not (workspace / "dry" / "unet").exists()
+
+
+def test_bad_inputs_give_one_line_errors(workspace, tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope"), "--base", str(workspace / "base"),
+                 "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nope" in err
+    assert main(["sample", "--run", str(tmp_path), "--prompt", "x", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "config.json" in err
+    assert main(["prepare", str(workspace / "clip.mp4"), "--out", str(tmp_path / "c"),
+                 "--base", str(tmp_path / "missing-base")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing-base" in err
+
+
+def test_train_refuses_more_frames_than_videos_have(workspace, tmp_path):
+    config = TrainConfig(data=str(workspace / "cache"), base=str(workspace / "base"), out=str(tmp_path / "r"),
+                         frames=500, steps=1, device="cpu")
+    from sdvideo.training.train import train
+
+    with pytest.raises(ValueError, match="500"):
+        train(config, progress=False)
+
+
+def test_diffusion_loss_targets_match_schedule():
+    from diffusers import DDPMScheduler
+
+    from sdvideo.training.diffusion_loss import training_target
+
+    latents, noise = torch.randn(2, 4, 3, 2, 2), torch.randn(2, 4, 3, 2, 2)
+    t = torch.tensor([10, 900])
+    eps = DDPMScheduler(prediction_type="epsilon")
+    v = DDPMScheduler(prediction_type="v_prediction")
+    assert torch.equal(training_target(eps, latents, noise, t), noise)
+    a = eps.alphas_cumprod[t].sqrt().view(2, 1, 1, 1, 1)
+    s = (1 - eps.alphas_cumprod[t]).sqrt().view(2, 1, 1, 1, 1)
+    assert torch.allclose(training_target(v, latents, noise, t), a * noise - s * latents, atol=1e-6)
+    np.testing.assert_allclose(eps.add_noise(latents, noise, t).numpy(), (a * latents + s * noise).numpy(), atol=1e-6)
