@@ -70,6 +70,17 @@ def test_diffusers_folder_round_trip(tiny: BaseModel, tmp_path: Path) -> None:
     assert loaded.identity() == tiny.identity() and loaded.source == str(tmp_path / "sd")
 
 
+def test_fp16_variant_folder(tiny: BaseModel, tmp_path: Path) -> None:
+    half = copy.copy(tiny)
+    half.unet, half.vae, half.text_encoder = (copy.deepcopy(m).half() for m in (tiny.unet, tiny.vae, tiny.text_encoder))
+    half.save(tmp_path / "sd")
+    for weights in (tmp_path / "sd").glob("*/*.safetensors"):  # what a `variant="fp16"` download holds
+        weights.rename(weights.with_name(weights.name.replace(".safetensors", ".fp16.safetensors")))
+    loaded = load_base(tmp_path / "sd")
+    assert loaded.unet.dtype == torch.float32 and loaded.identity() == tiny.identity()
+    assert load_base(tmp_path / "sd", dtype=torch.float16).text_encoder.dtype == torch.float16
+
+
 @pytest.mark.parametrize("ext", [".safetensors", ".ckpt"])
 @pytest.mark.parametrize("style", ["sd1", "sd2"])
 def test_single_file_round_trip(style: str, ext: str, tmp_path: Path) -> None:

@@ -126,6 +126,8 @@ def test_interrupted_prepare_resumes(videos, base, cache_dir, tmp_path, monkeypa
         assert torch.equal(a, b)  # posterior mean: deterministic, batch size does not matter
     again = run([videos], out, base)  # nothing left to do
     assert again.encoded == 0 and again.used == 3
+    subset = run([videos / "sub"], out, base)  # the cache keeps videos not passed this time
+    assert subset.encoded == 0 and subset.used == 3 and subset.frames == 42
 
 
 def test_settings_mismatch_needs_new_out_or_overwrite(videos, base, tmp_path):

@@ -64,17 +64,17 @@ def test_window_and_max_frames(clip):
         decode_video(clip, start=5.0)
 
 
-@pytest.mark.parametrize("w,h", [(49, 37), (37, 49)])
-def test_resize_short_side_then_center_crop(tmp_path, w, h):
+@pytest.mark.parametrize("w,h,size", [(49, 37, 24), (37, 49, 24), (97, 75, 16)])
+def test_resize_short_side_then_center_crop(tmp_path, w, h, size):
     path = media.write_video(tmp_path / "c.mkv", 3, 30, w, h)
     assert decode_video(path, fps=None, size=None).frames.shape == (3, h, w, 3)
-    got = decode_video(path, fps=None, size=24).frames[1]
+    got = decode_video(path, fps=None, size=size).frames[1]
     src = Image.fromarray(media.pattern(1, w, h))
-    scale = 24 / min(w, h)  # two-step reference: resize short side to 24, crop the middle
+    scale = size / min(w, h)  # two-step reference: resize short side to `size`, crop the middle
     big = np.asarray(src.resize((round(w * scale), round(h * scale)), Image.Resampling.BICUBIC))
-    top, left = (big.shape[0] - 24) // 2, (big.shape[1] - 24) // 2
-    want = big[top : top + 24, left : left + 24]
-    assert got.shape == (24, 24, 3)
+    top, left = (big.shape[0] - size) // 2, (big.shape[1] - size) // 2
+    want = big[top : top + size, left : left + size]
+    assert got.shape == (size, size, 3)
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 4
 
 

@@ -10,7 +10,6 @@ import hashlib
 import re
 import shutil
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ _TEXT_BATCH = 64
 
 @dataclass
 class PrepareSummary:
-    used: int  # videos in the cache after this run (encoded now or earlier)
+    used: int  # videos in the cache after this run (encoded now or by an earlier run)
     skipped: list[tuple[str, str]]  # (path, reason) of the videos skipped by this run
     frames: int  # frames (= latent frames) in the cache
     seconds: float  # seconds of video in the cache (frames / fps)
@@ -150,6 +149,10 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
             progress: bool = True, overwrite: bool = False) -> PrepareSummary:
     """Cache VAE latents and caption embeddings of `videos` (files or folders) in `out`.
 
+    Videos already in the cache are not encoded again; the cache keeps earlier runs' videos too.
+    The summary counts the whole cache (`used`, `frames`, `seconds`) and this run (`skipped`,
+    `encoded`).
+
     Moves `base.vae` to `device` (default cuda if available) and, if given, `dtype`; captions are
     encoded wherever `base.text_encoder` is. Returns counts; the caller picks the exit status.
     """
@@ -167,6 +170,68 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
     latent_shape = [int(cfg.latent_channels), size // factor, size // factor]
 
     index = out / cache.INDEX_FILE
+    old = _open_cache(out, settings, overwrite)
+    sources = find_videos(videos)
+    video_caps = {src: read_captions(src, caption) for src in sources}
+    # Caption list: the cache's (index 0 is "") + this run's new ones, so indices stay stable.
+    captions = list(dict.fromkeys(old["captions"] + [c for cs in video_caps.values() for c in cs]))
+    _write_text_embeddings(out, base, old["captions"], captions)
+    cap_index = {c: i for i, c in enumerate(captions)}
+
+    # The cache accumulates: entries whose latents file exists are kept (also those of videos not
+    # passed this time; start afresh with overwrite=True). Keyed by absolute source path.
+    done = {v["source"]: v for v in old["videos"] if cache.latents_file(out, v).is_file()}
+    skipped = {s["source"]: s["reason"] for s in old["skipped"]}
+
+    def write_index() -> None:
+        for src in sources:
+            if str(src) in done:
+                done[str(src)]["captions"] = sorted({cap_index[c] for c in video_caps[src]})
+        info = dict(settings, latent_shape=latent_shape, captions=captions,
+                    videos=list(done.values()),
+                    skipped=[dict(source=s, reason=r) for s, r in skipped.items() if s not in done])
+        cache.write_json(index, info)
+
+    write_index()
+    run_skipped: list[tuple[str, str]] = []
+    encoded = 0
+    bar = tqdm(sources, desc="prepare", unit="video", disable=not progress)
+    for src in bar:
+        if str(src) in done:
+            continue
+        try:
+            latents = _encode_video(src, vae, fps, size, batch_size, device, dtype, scaling,
+                                    progress)  # (T, C, h, w) float16
+        except _DecodeFailed as e:
+            tqdm.write(f"warning: skipping {src}: {e}", file=sys.stderr)
+            skipped[str(src)] = str(e)
+            run_skipped.append((str(src), str(e)))
+            write_index()
+            continue
+        name = video_name(src)
+        file = f"{cache.LATENTS_DIR}/{name}.safetensors"
+        cache.save_tensors(out / file, {cache.LATENTS_KEY: latents},
+                           metadata={"source": str(src), "fps": str(float(fps))})
+        done[str(src)] = dict(name=name, source=str(src), frames=int(latents.shape[0]),
+                              fps=float(fps), file=file, captions=[])
+        encoded += 1
+        write_index()
+        bar.set_postfix(frames=sum(v["frames"] for v in done.values()))
+    bar.close()
+
+    # Latents files the index does not list (a crash between writing one and the index).
+    listed = {Path(v["file"]).name for v in done.values()}
+    for f in (out / cache.LATENTS_DIR).iterdir():
+        if f.name not in listed:
+            f.unlink()
+    frames = sum(v["frames"] for v in done.values())
+    return PrepareSummary(used=len(done), skipped=run_skipped, frames=frames, seconds=frames / fps,
+                          out=out, encoded=encoded, names=[v["name"] for v in done.values()])
+
+
+def _open_cache(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """The existing index of `out` (checked against `settings`), or an empty one."""
+    index = out / cache.INDEX_FILE
     if overwrite:
         for p in (index, out / cache.TEXT_FILE):
             p.unlink(missing_ok=True)
@@ -176,82 +241,20 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
         old = cache.load_cache_info(out)
         _check_settings(out, old, settings)
     (out / cache.LATENTS_DIR).mkdir(parents=True, exist_ok=True)
+    return dict(videos=old["videos"], captions=old["captions"] or [""],
+                skipped=old.get("skipped", []))
 
-    # Captions: index 0 is always "", then every distinct caption in order of first use.
-    sources = find_videos(videos)
-    video_caps = {src: read_captions(src, caption) for src in sources}
-    captions = [""] + list(dict.fromkeys(c for cs in video_caps.values() for c in cs if c))
-    old_text: dict[str, torch.Tensor] = {}
+
+def _write_text_embeddings(out: Path, base: Any, old_captions: list[str],
+                           captions: list[str]) -> None:
+    """Write text.safetensors for `captions`, reusing the rows already cached for old ones."""
+    rows: dict[str, torch.Tensor] = {}
     if (out / cache.TEXT_FILE).is_file():
-        old_text = dict(zip(old["captions"], cache.load_text_embeddings(out)))
-    new = [c for c in captions if c not in old_text]
+        rows = dict(zip(old_captions, cache.load_text_embeddings(out)))  # each (77, dim)
+    new = [c for c in captions if c not in rows]
     with torch.no_grad():
         for i in range(0, len(new), _TEXT_BATCH):
-            emb = base.encode_text(new[i : i + _TEXT_BATCH])  # (n, 77, dim), on the encoder's device
-            old_text.update(zip(new[i : i + _TEXT_BATCH], emb.float().cpu()))
-    text = torch.stack([old_text[c] for c in captions]).to(torch.float16)  # (N, 77, dim)
+            emb = base.encode_text(new[i : i + _TEXT_BATCH])  # (n, 77, dim) on the encoder's device
+            rows.update(zip(new[i : i + _TEXT_BATCH], emb.float().cpu()))
+    text = torch.stack([rows[c] for c in captions]).to(torch.float16)  # (N, 77, dim)
     cache.save_tensors(out / cache.TEXT_FILE, {cache.TEXT_KEY: text})
-    cap_index = {c: i for i, c in enumerate(captions)}
-
-    # Entries already cached (same settings, latents file present) are kept; stale ones dropped.
-    done: dict[str, dict[str, Any]] = {}
-    for v in old["videos"]:
-        src = Path(v["source"])
-        if src in video_caps and v["name"] == video_name(src) and cache.latents_file(out, v).is_file():
-            done[v["source"]] = v
-    skipped = {s["source"]: s["reason"] for s in old.get("skipped", []) if Path(s["source"]) in video_caps}
-
-    def write_index() -> None:
-        entries = []
-        for src in sources:
-            if str(src) in done:
-                entry = dict(done[str(src)])
-                entry["captions"] = sorted({cap_index[c] for c in video_caps[src]})
-                entries.append(entry)
-        info = dict(settings, latent_shape=latent_shape, captions=captions, videos=entries,
-                    skipped=[dict(source=s, reason=r) for s, r in skipped.items() if s not in done])
-        cache.write_json(index, info)
-
-    write_index()
-    run_skipped: list[tuple[str, str]] = []
-    encoded = 0
-    t0 = time.time()
-    bar = tqdm(sources, desc="prepare", unit="video", disable=not progress)
-    for src in bar:
-        if str(src) in done:
-            continue
-        name = video_name(src)
-        try:
-            latents = _encode_video(src, vae, fps, size, batch_size, device, dtype, scaling,
-                                    progress)
-        except _DecodeFailed as e:
-            reason = str(e)
-            tqdm.write(f"warning: skipping {src}: {reason}", file=sys.stderr)
-            skipped[str(src)] = reason
-            run_skipped.append((str(src), reason))
-            write_index()
-            continue
-        file = f"{cache.LATENTS_DIR}/{name}.safetensors"
-        cache.save_tensors(out / file, {cache.LATENTS_KEY: latents},
-                           metadata={"source": str(src), "fps": str(float(fps))})
-        done[str(src)] = dict(name=name, source=str(src), frames=int(latents.shape[0]),
-                              fps=float(fps), file=file, captions=[])
-        skipped.pop(str(src), None)
-        encoded += 1
-        write_index()
-        bar.set_postfix(frames=sum(v["frames"] for v in done.values()))
-    bar.close()
-
-    # Remove latents that the index no longer lists (stale videos, --overwrite leftovers).
-    keep = {Path(v["file"]).name for v in done.values()}
-    for f in (out / cache.LATENTS_DIR).iterdir():
-        if f.name not in keep:
-            f.unlink()
-    frames = sum(v["frames"] for v in done.values())
-    names = [done[str(s)]["name"] for s in sources if str(s) in done]
-    if progress:
-        print(f"prepared {len(done)} videos ({frames} frames, {frames / fps:.1f} s) in {out} "
-              f"[{encoded} encoded, {len(run_skipped)} skipped, {time.time() - t0:.1f} s]",
-              file=sys.stderr)
-    return PrepareSummary(used=len(done), skipped=run_skipped, frames=frames,
-                          seconds=frames / fps, out=out, encoded=encoded, names=names)

@@ -134,9 +134,17 @@ class VideoReader:
         self.container.close()
 
     def _convert(self, frame: Any) -> np.ndarray:
+        """av.VideoFrame -> uint8 (size, size, 3) RGB."""
         if self.size is None:
             return frame.to_ndarray(format="rgb24")
-        return resize_center_crop(frame.to_image(), self.size)  # to_image: rgb24 PIL image
+        w, h = frame.width, frame.height
+        if min(w, h) > 2 * self.size:
+            # Shrink while converting to RGB (swscale, area averaging) to twice the target size:
+            # ~6x faster than converting a 1080p frame at full size. Pillow does the rest.
+            f = 2 * self.size / min(w, h)
+            frame = frame.reformat(width=max(1, round(w * f)), height=max(1, round(h * f)),
+                                   format="rgb24", interpolation="AREA")
+        return resize_center_crop(frame.to_image(), self.size)
 
     def _decoded(self) -> Iterator[tuple[float, float, Any]]:
         """Yield (time, frame duration, av frame) in seconds relative to the stream start."""
@@ -166,18 +174,23 @@ class VideoReader:
                              "is corrupt or truncated") from None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        """Yield uint8 (size, size, 3) RGB frames."""
+        """Yield uint8 (size, size, 3) RGB frames (a repeated frame is the same array object)."""
         limit = self.max_frames if self.max_frames is not None else math.inf
         end = self.end if self.end is not None else math.inf
         tb = float(self.stream.time_base) if self.stream.time_base is not None else 0.0
         eps = max(_EPS, tb / 2)
         if self.fps_out is None:  # keep every frame in [start, end)
-            for t, _, frame in self._decoded():
+            last_end = None
+            for t, dur, frame in self._decoded():
                 if self.frames_out >= limit or t >= end - eps:
                     break
+                last_end = t + dur
                 if t >= self.start - eps:
                     self.frames_out += 1
                     yield self._convert(frame)
+            else:
+                if last_end is not None:
+                    self.duration = last_end
             return
 
         def target(k: int) -> float:
@@ -199,7 +212,8 @@ class VideoReader:
                 yield prev[1]
             if self.frames_out >= limit or target(self.frames_out) >= end - eps:
                 break
-            prev = [frame, None]
+            if prev is None or prev[0] is not frame:
+                prev = [frame, None]
         else:
             if stream_end is not None:
                 self.duration = stream_end

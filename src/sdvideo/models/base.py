@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ SD_SCHEDULER = dict(
     beta_end=0.012,
     beta_schedule="scaled_linear",
     clip_sample=False,
+    steps_offset=1,
     prediction_type="epsilon",
 )
 _SD_DOWN_TYPES = {"CrossAttnDownBlock2D", "DownBlock2D"}
@@ -42,7 +44,7 @@ class BaseModelError(ValueError):
 def one_line(exc: BaseException) -> str:
     """`Type: first line of the message`, at most 200 characters, for wrapping low-level errors."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
+    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)[:200]
 
 
 def sd_scheduler(prediction_type: str = "epsilon", config: dict[str, Any] | None = None) -> DDPMScheduler:
@@ -80,11 +82,11 @@ def check_sd_family(unet: dict[str, Any], text_hidden: int, latent_channels: int
         raise BaseModelError(f"{where}: VAE has {latent_channels} latent channels, UNet takes 4; {expected}")
 
 
-def _fingerprint(module: torch.nn.Module, count: int = 3, max_elements: int = 1 << 16) -> str:
+def _fingerprint(module: torch.nn.Module, max_elements: int = 1 << 16) -> str:
     """sha256 (16 hex digits) of the first/middle/last weights rounded to fp16 (dtype-independent)."""
     state = module.state_dict()
     names = [n for n in state if state[n].is_floating_point()]
-    picked = sorted({names[0], names[len(names) // 2], names[-1]})[:count] if names else []
+    picked = sorted({names[0], names[len(names) // 2], names[-1]}) if names else []
     digest = hashlib.sha256()
     for name in picked:
         tensor = state[name].detach().flatten()[:max_elements].to("cpu", torch.float16).contiguous()
@@ -176,7 +178,7 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _text_config(section: dict[str, Any]) -> CLIPTextConfig:
+def text_config(section: dict[str, Any]) -> CLIPTextConfig:
     """CLIPTextConfig whose BOS/EOS/PAD ids are the last two ids, as in every CLIP vocabulary."""
     vocab = section["vocab_size"]
     ids = dict(bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1)
@@ -213,7 +215,7 @@ def build_base(
     torch.manual_seed(seed)
     vae = AutoencoderKL(**cfg["vae"])
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(_text_config(cfg["text_encoder"]))
+    text_encoder = CLIPTextModel(text_config(cfg["text_encoder"]))
     tokenizer = builtin_tokenizer(cfg["text_encoder"]["vocab_size"]) or char_level_clip_tokenizer()
     scheduler = sd_scheduler(prediction_type or cfg["scheduler"].get("prediction_type", "epsilon"))
     for module in (unet, vae, text_encoder):
@@ -221,11 +223,18 @@ def build_base(
     return BaseModel(unet, vae, text_encoder, tokenizer, scheduler, source=f"preset:{preset_name}")
 
 
-def _load_tokenizer(folder: Path, where: str) -> CLIPTokenizer:
+def load_tokenizer(folder: Path, where: str) -> CLIPTokenizer:
+    """`CLIPTokenizer.from_pretrained(folder)` offline; failures become a one-line `BaseModelError`."""
     try:
         return CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure becomes a one-line error
         raise BaseModelError(f"{where}: cannot load a CLIP tokenizer from {folder} ({one_line(exc)})") from exc
+
+
+def _variant(folder: Path) -> str | None:
+    """"fp16" when a component folder holds only `*.fp16.*` weights (a variant download), else None."""
+    weights = [f.name for f in folder.iterdir() if f.suffix in (".safetensors", ".bin")]
+    return "fp16" if weights and all(".fp16." in name for name in weights) else None
 
 
 def _load_folder(path: Path, tokenizer: str | Path | None, prediction_type: str | None) -> BaseModel:
@@ -246,19 +255,22 @@ def _load_folder(path: Path, tokenizer: str | Path | None, prediction_type: str 
         raise BaseModelError(f"{where}: cannot read the component configs ({one_line(exc)})") from exc
     check_sd_family(unet_cfg, text_cfg.hidden_size, vae_cfg.get("latent_channels", 4), where)
     modules: dict[str, Any] = {}
-    for name, cls in (("unet", UNet2DConditionModel), ("vae", AutoencoderKL)):
+    for name, load in (
+        ("unet", partial(UNet2DConditionModel.from_pretrained, str(path), subfolder="unet")),
+        ("vae", partial(AutoencoderKL.from_pretrained, str(path), subfolder="vae")),
+        ("text_encoder", partial(CLIPTextModel.from_pretrained, str(path / "text_encoder"))),
+    ):
         try:
-            modules[name] = cls.from_pretrained(str(path), subfolder=name, local_files_only=True)
+            modules[name] = load(local_files_only=True, variant=_variant(path / name))
         except Exception as exc:  # noqa: BLE001
             raise BaseModelError(f"{where}: cannot load {name}/ ({one_line(exc)})") from exc
-    try:
-        modules["text_encoder"] = CLIPTextModel.from_pretrained(str(path / "text_encoder"), local_files_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise BaseModelError(f"{where}: cannot load text_encoder/ ({one_line(exc)})") from exc
-    tok = _load_tokenizer(Path(tokenizer) if tokenizer is not None else path / "tokenizer", where)
+    tok = load_tokenizer(Path(tokenizer) if tokenizer is not None else path / "tokenizer", where)
     sched_cfg: dict[str, Any] = {}
     if (path / "scheduler" / "scheduler_config.json").is_file():
-        sched_cfg = dict(DDPMScheduler.load_config(str(path), subfolder="scheduler", local_files_only=True))
+        try:
+            sched_cfg = dict(DDPMScheduler.load_config(str(path), subfolder="scheduler", local_files_only=True))
+        except Exception as exc:  # noqa: BLE001
+            raise BaseModelError(f"{where}: cannot read scheduler/scheduler_config.json ({one_line(exc)})") from exc
     pred = prediction_type or sched_cfg.get("prediction_type") or "epsilon"
     return BaseModel(tokenizer=tok, scheduler=sd_scheduler(pred, sched_cfg), source=where, **modules)
 

@@ -35,8 +35,14 @@ from diffusers.loaders.single_file_utils import (
 from transformers import CLIPTextModel
 
 from sdvideo.models.base import (
-    BaseModel, BaseModelError, _load_tokenizer, _text_config, builtin_tokenizer, check_sd_family,
-    one_line, sd_scheduler,
+    BaseModel,
+    BaseModelError,
+    builtin_tokenizer,
+    check_sd_family,
+    load_tokenizer,
+    one_line,
+    sd_scheduler,
+    text_config,
 )
 
 UNET, VAE = "model.diffusion_model.", "first_stage_model."
@@ -49,6 +55,8 @@ def read_checkpoint(path: str | Path) -> Tensors:
     """The flat tensor state dict of a `.ckpt`/`.pt`/`.pth` (torch, weights only) or `.safetensors`."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_file() and path.stat().st_size == 0:
+        raise BaseModelError(f"{path}: is empty (0 bytes); expected an SD .ckpt or .safetensors checkpoint")
     try:
         if suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -59,19 +67,23 @@ def read_checkpoint(path: str | Path) -> Tensors:
             if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
                 state = state["state_dict"]
         else:
-            raise BaseModelError(f"{path}: unknown checkpoint type {suffix!r}; expected .ckpt or .safetensors")
+            raise BaseModelError(f"{path}: unknown file type {suffix!r}; expected an SD .ckpt or .safetensors")
     except BaseModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors/pickle errors become one line
         kind = "safetensors" if suffix == ".safetensors" else "PyTorch (weights-only)"
         raise BaseModelError(f"{path}: cannot be read as a {kind} checkpoint ({one_line(exc)})") from exc
     if not isinstance(state, dict):
-        raise BaseModelError(f"{path}: holds a {type(state).__name__}, not a state dict; expected an SD checkpoint")
+        raise BaseModelError(f"{path}: holds a {type(state).__name__}, not a state dict; expected SD weights")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def read_sidecar_yaml(path: str | Path) -> dict[str, Any]:
-    """Hints from an LDM `.yaml` of the same stem: parameterization, num_heads, num_head_channels, scale_factor."""
+    """Hints from an LDM `.yaml` of the same stem beside the checkpoint.
+
+    Returns the first `parameterization` ("v" for SD 2.x 768), `num_heads`, `num_head_channels`
+    and `scale_factor` found anywhere in it; {} when there is no such file.
+    """
     path = Path(path)
     found = [p for p in (path.with_suffix(".yaml"), path.with_suffix(".yml")) if p.is_file()]
     if not found:
@@ -107,6 +119,12 @@ def _indices(keys: Any, prefix: str) -> list[int]:
     return sorted({int(k[len(prefix):].split(".")[0]) for k in keys if k.startswith(prefix)})
 
 
+def _single(values: set[int], what: str) -> int:
+    if len(values) != 1:
+        raise ValueError(f"{what} {sorted(values)} differ between blocks")
+    return values.pop()
+
+
 def _unet_config(u: Tensors, hints: dict[str, Any]) -> dict[str, Any]:
     conv_in, levels = u["input_blocks.0.0.weight"], [[]]
     for i in _indices(u, "input_blocks.")[1:]:
@@ -116,16 +134,16 @@ def _unet_config(u: Tensors, hints: dict[str, Any]) -> dict[str, Any]:
             levels[-1].append(i)
     per_level = {len(level) for level in levels}
     if len(per_level) != 1 or 0 in per_level:
-        raise KeyError("input_blocks (uneven levels)")
+        raise ValueError(f"levels with {sorted(per_level)} blocks in input_blocks")
     channels = [u[f"input_blocks.{level[0]}.0.out_layers.3.weight"].shape[0] for level in levels]
     attn = [f"input_blocks.{level[0]}.1.proj_in.weight" in u for level in levels]
-    transformers = [f"input_blocks.{level[0]}.1" for level, a in zip(levels, attn) if a] + ["middle_block.1"]
-    depths = {len(_indices(u, f"{t}.transformer_blocks.")) for t in transformers}
+    spatial = [f"input_blocks.{level[0]}.1" for level, a in zip(levels, attn, strict=True) if a] + ["middle_block.1"]
+    depths = {len(_indices(u, f"{t}.transformer_blocks.")) for t in spatial}
     linear = u["middle_block.1.proj_in.weight"].ndim == 2
-    if hints.get("num_head_channels", -1) > 0:
-        heads: Any = [c // hints["num_head_channels"] for c in channels]
-    elif hints.get("num_heads", -1) > 0:
-        heads = hints["num_heads"]
+    if int(hints.get("num_head_channels", -1)) > 0:
+        heads: Any = [c // int(hints["num_head_channels"]) for c in channels]
+    elif int(hints.get("num_heads", -1)) > 0:
+        heads = int(hints["num_heads"])
     elif linear and all(c % 64 == 0 for c in channels):
         heads = [c // 64 for c in channels]
     else:
@@ -140,7 +158,7 @@ def _unet_config(u: Tensors, hints: dict[str, Any]) -> dict[str, Any]:
         cross_attention_dim=u["middle_block.1.transformer_blocks.0.attn2.to_k.weight"].shape[1],
         attention_head_dim=heads,
         use_linear_projection=linear,
-        transformer_layers_per_block=depths.pop() if len(depths) == 1 else sorted(depths),
+        transformer_layers_per_block=_single(depths, "transformer depths"),
         norm_num_groups=32,
     )
 
@@ -163,13 +181,15 @@ def _vae_config(v: Tensors, scale: float) -> dict[str, Any]:
 def _text_encoder_config(state: Tensors) -> dict[str, Any]:
     if any(k.startswith(OPENCLIP) for k in state):  # SD 2.x: penultimate layer of OpenCLIP
         o = _strip(state, OPENCLIP)
-        (vocab, width), layers = o["token_embedding.weight"].shape, len(_indices(o, "transformer.resblocks.")) - 1
+        vocab, width = o["token_embedding.weight"].shape
+        layers = len(_indices(o, "transformer.resblocks.")) - 1  # the last one is unused
         positions, act = o["positional_embedding"].shape[0], "gelu"
         inter = o["transformer.resblocks.0.mlp.c_fc.weight"].shape[0]
         proj = o["text_projection"].shape[1] if "text_projection" in o else width
     else:
         t = {k.removeprefix("text_model."): v for k, v in _strip(state, CLIP).items()}
-        (vocab, width), layers = t["embeddings.token_embedding.weight"].shape, len(_indices(t, "encoder.layers."))
+        vocab, width = t["embeddings.token_embedding.weight"].shape
+        layers = len(_indices(t, "encoder.layers."))
         positions, act = t["embeddings.position_embedding.weight"].shape[0], "quick_gelu"
         inter, proj = t["encoder.layers.0.mlp.fc1.weight"].shape[0], width
     heads = width // 64 if width % 64 == 0 else max(1, width // 8)
@@ -178,21 +198,31 @@ def _text_encoder_config(state: Tensors) -> dict[str, Any]:
                 projection_dim=proj)
 
 
-def infer_configs(state: Tensors, hints: dict[str, Any] | None = None, where: str = "checkpoint") -> dict[str, Any]:
-    """Diffusers configs {"unet", "vae", "text_encoder"} of an original SD state dict (see module doc)."""
+def infer_configs(
+    state: Tensors, hints: dict[str, Any] | None = None, where: str = "checkpoint"
+) -> dict[str, dict[str, Any]]:
+    """Diffusers configs {"unet", "vae", "text_encoder"} of an original SD state dict.
+
+    hints: `read_sidecar_yaml`'s. A `scale_factor` tensor in the state dict (LDM's scale_by_std
+    buffer) beats the yaml's; default 0.18215. Head counts: see the module docstring.
+    """
     hints = hints or {}
+    expected = "expected an original SD 1.x/2.x checkpoint"
     for prefix, what in ((UNET, "UNet"), (VAE, "VAE")):
         if not any(k.startswith(prefix) for k in state):
-            raise BaseModelError(f"{where}: no {prefix}* ({what}) weights; expected an original SD 1.x/2.x checkpoint")
+            raise BaseModelError(f"{where}: no {prefix}* ({what}) weights; {expected}")
     if not any(k.startswith((CLIP, OPENCLIP)) for k in state):
-        raise BaseModelError(f"{where}: no {CLIP}* or {OPENCLIP}* (text encoder) weights; expected an original SD checkpoint")
-    scale = float(state["scale_factor"]) if "scale_factor" in state else float(hints.get("scale_factor", DEFAULT_SCALE))
+        raise BaseModelError(f"{where}: no {CLIP}* or {OPENCLIP}* (text encoder) weights; {expected}")
+    scale = float(state["scale_factor"] if "scale_factor" in state else hints.get("scale_factor", DEFAULT_SCALE))
     scale = float(f"{scale:.7g}")  # a float32 buffer's 0.18215 reads 0.1821500062942505
     try:
-        configs = dict(unet=_unet_config(_strip(state, UNET), hints), vae=_vae_config(_strip(state, VAE), scale),
-                       text_encoder=_text_encoder_config(state))
-    except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise BaseModelError(f"{where}: weights do not have SD 1.x/2.x's layout (no {one_line(exc)})") from exc
+        configs = dict(
+            unet=_unet_config(_strip(state, UNET), hints),
+            vae=_vae_config(_strip(state, VAE), scale),
+            text_encoder=_text_encoder_config(state),
+        )
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+        raise BaseModelError(f"{where}: weights do not have SD 1.x/2.x's layout ({one_line(exc)})") from exc
     v_pred = hints.get("parameterization") == "v"
     image = 768 if v_pred and configs["unet"]["use_linear_projection"] else 512
     configs["vae"]["sample_size"] = image
@@ -206,12 +236,23 @@ def _assign(module: torch.nn.Module, state: Tensors, where: str, what: str) -> N
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     wrong = [k for k in expected if k in state and expected[k].shape != state[k].shape]
     if missing or unexpected or wrong:
-        parts = [f"{n} {label} (e.g. {keys[0]})" for label, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("of wrong shape", wrong)) if keys
-                 for n in [len(keys)]]
-        raise BaseModelError(f"{where}: {what} weights do not fit the inferred architecture: {'; '.join(parts)}")
-    module.load_state_dict({k: v.to(torch.float32).contiguous() for k, v in state.items()}, strict=True, assign=True)
+        groups = (("missing", missing), ("unexpected", unexpected), ("of wrong shape", wrong))
+        parts = "; ".join(f"{len(keys)} {label} (e.g. {keys[0]})" for label, keys in groups if keys)
+        raise BaseModelError(f"{where}: {what} weights do not fit the inferred architecture: {parts}")
+    state = {k: v.to(torch.float32).contiguous() for k, v in state.items()}
+    module.load_state_dict(state, strict=True, assign=True)
     module.eval()
+
+
+def _convert_text_encoder(state: Tensors, width: int, layers: int) -> Tensors:
+    """Text encoder weights under diffusers/transformers `text_model.*` names."""
+    if not any(k.startswith(OPENCLIP) for k in state):
+        converted = convert_ldm_clip_checkpoint({k: v for k, v in state.items() if k.startswith(CLIP)})
+        return {k: v for k, v in converted.items() if not k.endswith("position_ids")}
+    unused = tuple(OPENCLIP + k for k in (f"transformer.resblocks.{layers}.", "text_projection", "logit_scale"))
+    kept = {k: v for k, v in state.items() if k.startswith(OPENCLIP) and not k.startswith(unused)}
+    model = SimpleNamespace(config=SimpleNamespace(hidden_size=width))  # all the converter reads
+    return convert_open_clip_checkpoint(model, kept, prefix=OPENCLIP)
 
 
 def load_ldm_checkpoint(
@@ -228,34 +269,34 @@ def load_ldm_checkpoint(
     configs = infer_configs(state, hints, where)
     configs["unet"].update(unet_overrides or {})
     configs["text_encoder"].update(text_encoder_overrides or {})
-    text_cfg = _text_config(configs["text_encoder"])
+    text_cfg = text_config(configs["text_encoder"])
     check_sd_family(configs["unet"], text_cfg.hidden_size, configs["vae"]["latent_channels"], where)
-    with init_empty_weights():
-        unet, vae = UNet2DConditionModel(**configs["unet"]), AutoencoderKL(**configs["vae"])
-        text_encoder = CLIPTextModel(text_cfg)
-    _assign(unet, convert_ldm_unet_checkpoint(state, configs["unet"]), where, "UNet")
-    _assign(vae, convert_ldm_vae_checkpoint(state, configs["vae"]), where, "VAE")
-    if any(k.startswith(OPENCLIP) for k in state):
-        last = f"{OPENCLIP}transformer.resblocks.{text_cfg.num_hidden_layers}."
-        kept = {k: v for k, v in state.items() if k.startswith(OPENCLIP) and not k.startswith(last)
-                and k[len(OPENCLIP):] not in ("text_projection", "logit_scale")}
-        width = SimpleNamespace(config=SimpleNamespace(hidden_size=text_cfg.hidden_size))
-        text_state = convert_open_clip_checkpoint(width, kept, prefix=OPENCLIP)
-    else:
-        text_state = convert_ldm_clip_checkpoint({k: v for k, v in state.items() if k.startswith(CLIP)})
+    try:
+        with init_empty_weights():
+            unet, vae = UNet2DConditionModel(**configs["unet"]), AutoencoderKL(**configs["vae"])
+            text_encoder = CLIPTextModel(text_cfg)
+    except Exception as exc:  # noqa: BLE001 - e.g. overrides that do not fit the blocks
+        raise BaseModelError(f"{where}: cannot build the inferred architecture ({one_line(exc)})") from exc
+    try:
+        unet_state = convert_ldm_unet_checkpoint(state, configs["unet"])
+        vae_state = convert_ldm_vae_checkpoint(state, configs["vae"])
+        text_state = _convert_text_encoder(state, text_cfg.hidden_size, text_cfg.num_hidden_layers)
+    except Exception as exc:  # noqa: BLE001 - a converter's KeyError etc. becomes one line
+        raise BaseModelError(f"{where}: cannot map the weights to diffusers names ({one_line(exc)})") from exc
     if not hasattr(text_encoder, "text_model"):  # transformers >= 5.6 flattened CLIPTextModel
         text_state = {k.removeprefix("text_model."): v for k, v in text_state.items()}
-    text_state = {k: v for k, v in text_state.items() if not k.endswith("position_ids")}
+    _assign(unet, unet_state, where, "UNet")
+    _assign(vae, vae_state, where, "VAE")
     _assign(text_encoder, text_state, where, "text encoder")
     if tokenizer is not None:
-        tok = _load_tokenizer(Path(tokenizer), where)
+        tok = load_tokenizer(Path(tokenizer), where)
     elif (path.parent / "tokenizer").is_dir():
-        tok = _load_tokenizer(path.parent / "tokenizer", where)
+        tok = load_tokenizer(path.parent / "tokenizer", where)
     else:
         tok = builtin_tokenizer(text_cfg.vocab_size)
     if tok is None:
-        raise BaseModelError(f"{where}: a checkpoint file carries no tokenizer and no tokenizer/ folder is next to "
-                             "it or CLIP BPE file installed; pass --tokenizer FOLDER (a diffusers tokenizer folder)")
+        raise BaseModelError(f"{where}: a checkpoint file carries no tokenizer, none is in a tokenizer/ folder "
+                             "beside it and none fits its vocabulary; pass --tokenizer FOLDER")
     pred = prediction_type or ("v_prediction" if hints.get("parameterization") == "v" else "epsilon")
     return BaseModel(unet, vae, text_encoder, tok, sd_scheduler(pred), source=where)
 
@@ -281,7 +322,8 @@ def _unet_key(key: str, n: int, up_attn: list[bool]) -> str:
         side, b, part, j, rest = m[1], int(m[2]), m[3], int(m[4]), m[5]
         index = 1 + b * n + j if side == "down" else b * n + j
         rest = _rename_first(rest, _RESNET) if part == "resnets" else rest
-        return f"{'input' if side == 'down' else 'output'}_blocks.{index}.{0 if part == 'resnets' else 1}.{rest}"
+        blocks = "input_blocks" if side == "down" else "output_blocks"
+        return f"{blocks}.{index}.{int(part != 'resnets')}.{rest}"
     if m := re.fullmatch(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
         return f"input_blocks.{1 + int(m[1]) * n + n - 1}.0.op.{m[2]}"
     if m := re.fullmatch(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
@@ -298,17 +340,18 @@ def _unet_key(key: str, n: int, up_attn: list[bool]) -> str:
 
 
 def _vae_key(key: str, levels: int) -> str:
+    """diffusers AutoencoderKL key -> LDM key (the decoder's levels are numbered bottom-up there)."""
+    key = key.replace("conv_shortcut", "nin_shortcut").replace("conv_norm_out", "norm_out")
     if m := re.fullmatch(r"encoder\.down_blocks\.(\d+)\.(resnets|downsamplers)\.(\d+)\.(.+)", key):
-        inner = f"block.{m[3]}.{m[4].replace('conv_shortcut', 'nin_shortcut')}" if m[2] == "resnets" else f"downsample.{m[4]}"
-        return f"encoder.down.{m[1]}.{inner}"
+        return f"encoder.down.{m[1]}.{f'block.{m[3]}' if m[2] == 'resnets' else 'downsample'}.{m[4]}"
     if m := re.fullmatch(r"decoder\.up_blocks\.(\d+)\.(resnets|upsamplers)\.(\d+)\.(.+)", key):
-        inner = f"block.{m[3]}.{m[4].replace('conv_shortcut', 'nin_shortcut')}" if m[2] == "resnets" else f"upsample.{m[4]}"
-        return f"decoder.up.{levels - 1 - int(m[1])}.{inner}"
+        level = levels - 1 - int(m[1])
+        return f"decoder.up.{level}.{f'block.{m[3]}' if m[2] == 'resnets' else 'upsample'}.{m[4]}"
     if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.+)", key):
-        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
+        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3]}"
     if m := re.fullmatch(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.+)\.(weight|bias)", key):
         return f"{m[1]}.mid.attn_1.{_VAE_ATTN[m[2]]}.{m[3]}"
-    return key.replace("conv_norm_out", "norm_out")
+    return key
 
 
 def diffusers_to_ldm(base: BaseModel, style: str | None = None) -> Tensors:
@@ -322,8 +365,8 @@ def diffusers_to_ldm(base: BaseModel, style: str | None = None) -> Tensors:
     out: Tensors = {UNET + _unet_key(k, unet_cfg.layers_per_block + 1, up_attn): v
                     for k, v in base.unet.state_dict().items()}
     for key, value in base.vae.state_dict().items():
-        name = _vae_key(key, levels)
-        out[VAE + name] = value[..., None, None] if ".mid.attn_1." in name and name.endswith("weight") and value.ndim == 2 else value
+        linear_attn = ".mid_block.attentions." in key and value.ndim == 2  # 1x1 convs in LDM
+        out[VAE + _vae_key(key, levels)] = value[..., None, None] if linear_attn else value
     text = {k.removeprefix("text_model."): v for k, v in base.text_encoder.state_dict().items()
             if not k.endswith("position_ids")}
     if style == "sd1":
@@ -339,18 +382,21 @@ def diffusers_to_ldm(base: BaseModel, style: str | None = None) -> Tensors:
                 qkv = [text.pop(f"{p}self_attn.{x}_proj.{param}") for x in "qkv"]
                 out[f"{OPENCLIP}transformer.resblocks.{i}.attn.in_proj_{param}"] = torch.cat(qkv)
             for key in [k for k in text if k.startswith(p)]:
-                out[f"{OPENCLIP}transformer.resblocks.{i}.{_rename_first2(key[len(p):])}"] = text.pop(key)
+                name = _openclip_layer_name(key[len(p):])
+                out[f"{OPENCLIP}transformer.resblocks.{i}.{name}"] = text.pop(key)
         for key in list(text):
             out[OPENCLIP + fixed[key]] = text.pop(key)
-        for key in [k for k in out if k.startswith(f"{OPENCLIP}transformer.resblocks.{layers - 1}.")]:
+        last = f"{OPENCLIP}transformer.resblocks.{layers - 1}."  # SD 2 skips OpenCLIP's final layer:
+        for key in [k for k in out if k.startswith(last)]:  # write a copy in its place
             out[key.replace(f"resblocks.{layers - 1}.", f"resblocks.{layers}.")] = out[key].clone()
-        width, proj = base.text_encoder.config.hidden_size, base.text_encoder.config.projection_dim
-        out[OPENCLIP + "text_projection"] = torch.zeros(width, proj, device=out[OPENCLIP + "positional_embedding"].device)
+        config, device = base.text_encoder.config, out[OPENCLIP + "positional_embedding"].device
+        projection = torch.zeros(config.hidden_size, config.projection_dim, device=device)
+        out[OPENCLIP + "text_projection"] = projection
     out["scale_factor"] = torch.tensor(float(base.vae.config.scaling_factor), dtype=torch.float64)
     return out
 
 
-def _rename_first2(rest: str) -> str:
+def _openclip_layer_name(rest: str) -> str:
     """`self_attn.out_proj.weight` -> `attn.out_proj.weight`, `mlp.fc1.bias` -> `mlp.c_fc.bias`."""
     for old, new in _CLIP_LAYER.items():
         if rest.startswith(old + "."):
@@ -359,7 +405,10 @@ def _rename_first2(rest: str) -> str:
 
 
 def save_ldm_checkpoint(base: BaseModel, path: str | Path, style: str | None = None) -> Path:
-    """Write `base` as one original-layout checkpoint: `.safetensors`, or `.ckpt` ({"state_dict": ...})."""
+    """Write `base` as one original-layout checkpoint file (see `diffusers_to_ldm` for `style`).
+
+    `.safetensors` -> a flat safetensors file; anything else -> `torch.save({"state_dict": ...})`.
+    """
     path = Path(path)
     state = {k: v.detach().to("cpu").contiguous() for k, v in diffusers_to_ldm(base, style).items()}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ def bytes_to_unicode() -> dict[int, str]:
             byte_values.append(b)
             chars.append(chr(256 + shifted))
             shifted += 1
-    return dict(zip(byte_values, chars))
+    return dict(zip(byte_values, chars, strict=True))
 
 
 def _byte_tokens() -> list[str]:
