@@ -27,26 +27,54 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the temporal layers on a prepared cache")
-    p.add_argument("--data", required=True, help="cache folder from `sdvideo prepare`")
-    p.add_argument("--base", required=True, help="the Stable Diffusion the cache was prepared with")
-    p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--frames", type=int, default=5)
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--warmup-steps", type=int, default=0)
-    p.add_argument("--caption-dropout", type=float, default=0.1)
-    p.add_argument("--train", choices=["temporal", "all"], default="temporal")
-    p.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto")
-    p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--temporal-head-dim", type=int, default=64)
-    p.add_argument("--temporal-ff-mult", type=int, default=2)
-    p.add_argument("--no-fps-conditioning", action="store_true")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved options and parameter counts")
+    a = p.add_argument
+    a("--data", required=True, help="cache folder from `sdvideo prepare`")
+    a("--base", required=True, help="the Stable Diffusion the cache was prepared with")
+    a("--out", required=True, help="run folder to write")
+    a("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    a("--dry-run", action="store_true", help="print resolved options, parameter counts and a memory estimate")
+    g = p.add_argument_group("clips")
+    g.add_argument("--frames", type=int, default=5)
+    g.add_argument("--stride", type=int, default=1, help="use every stride-th cached frame")
+    g.add_argument("--strides", type=int, nargs="+", default=None, help="several strides: multi-fps training")
+    g.add_argument("--image-ratio", type=float, default=0.0, help="share of single-frame (image) batches")
+    g.add_argument("--val-holdout", type=float, default=0.1, help="share of each video kept for validation")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, default=2)
+    g.add_argument("--grad-accum", type=int, default=1)
+    g.add_argument("--steps", type=int, default=1000)
+    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--lr-schedule", choices=["constant", "cosine", "linear"], default="constant")
+    g.add_argument("--warmup-steps", type=int, default=0)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--optimizer", choices=["auto", "adamw", "adamw8bit"], default="auto")
+    g.add_argument("--grad-clip", type=float, default=1.0)
+    g.add_argument("--ema-decay", type=float, default=0.999, help="0 turns EMA off")
+    g = p.add_argument_group("diffusion")
+    g.add_argument("--caption-dropout", type=float, default=0.1)
+    g.add_argument("--offset-noise", type=float, default=0.0)
+    g.add_argument("--min-snr-gamma", type=float, default=None)
+    g = p.add_argument_group("model and memory")
+    g.add_argument("--train", default="temporal", help="temporal | all | temporal+MODULE,MODULE")
+    g.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto")
+    g.add_argument("--gradient-checkpointing", choices=["none", "temporal", "attention", "blocks", "full"],
+                   default="none")
+    g.add_argument("--temporal-head-dim", type=int, default=64)
+    g.add_argument("--temporal-ff-mult", type=int, default=2)
+    g.add_argument("--no-fps-conditioning", action="store_true")
+    g = p.add_argument_group("bookkeeping")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--num-workers", type=int, default=0, help="threads reading batches ahead")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    g.add_argument("--log-every", type=int, default=10)
+    g.add_argument("--checkpoint-every", type=int, default=500)
+    g.add_argument("--keep-checkpoints", type=int, default=3)
+    g.add_argument("--val-every", type=int, default=0)
+    g.add_argument("--val-clips", type=int, default=8)
+    g.add_argument("--sample-every", type=int, default=0)
+    g.add_argument("--sample-prompt", action="append", default=[], dest="sample_prompts")
+    g.add_argument("--sample-frames", type=int, default=8)
+    g.add_argument("--sample-steps", type=int, default=25)
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
@@ -79,19 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAIN_KEYS = (
+    "data", "base", "out", "frames", "stride", "strides", "image_ratio", "val_holdout", "batch_size", "grad_accum",
+    "steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "optimizer", "grad_clip", "ema_decay",
+    "caption_dropout", "offset_noise", "min_snr_gamma", "train", "mixed_precision", "gradient_checkpointing",
+    "seed", "num_workers", "device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "val_every",
+    "val_clips", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
+)
+
+
 def train_options(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(
-        data=args.data, base=args.base, out=args.out, frames=args.frames, stride=args.stride,
-        batch_size=args.batch_size, steps=args.steps, lr=args.lr, warmup_steps=args.warmup_steps,
-        caption_dropout=args.caption_dropout, train=args.train, mixed_precision=args.mixed_precision,
-        gradient_checkpointing=args.gradient_checkpointing, seed=args.seed, num_workers=args.num_workers,
-        device=args.device,
-        temporal=dict(
-            temporal_head_dim=args.temporal_head_dim,
-            temporal_ff_mult=args.temporal_ff_mult,
-            fps_conditioning=not args.no_fps_conditioning,
-        ),
+    """CLI flags -> the keyword arguments of `TrainConfig`."""
+    options = {k: getattr(args, k) for k in TRAIN_KEYS}
+    options["temporal"] = dict(
+        temporal_head_dim=args.temporal_head_dim,
+        temporal_ff_mult=args.temporal_ff_mult,
+        fps_conditioning=not args.no_fps_conditioning,
     )
+    return options
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -113,12 +146,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(**train_options(args))
     if args.dry_run:
-        from .training.train import build_video_unet
+        from .training.dry_run import describe
 
-        resolved = config.resolved()
-        print(json.dumps(resolved.to_dict(), indent=2))
-        video, _ = build_video_unet(resolved)
-        print(video.format_parameter_summary())
+        print(describe(config))
         return 0
     from .training.train import train
 

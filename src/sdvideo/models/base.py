@@ -145,13 +145,13 @@ class BaseModel:
 
     def encode_text(self, prompts: list[str], device: torch.device | str | None = None) -> torch.Tensor:
         """(B,) prompts -> (B, 77, D) text encoder hidden states (padded to max length, truncated)."""
-        device = device if device is not None else self.text_encoder.device
         ids = self.tokenizer(
             list(prompts), padding="max_length", max_length=self.max_length(), truncation=True,
             return_tensors="pt",
-        ).input_ids.to(device)
+        ).input_ids.to(self.text_encoder.device)
         with torch.no_grad():
-            return self.text_encoder(ids)[0]
+            hidden = self.text_encoder(ids)[0]
+        return hidden if device is None else hidden.to(device)
 
     def identity(self) -> dict[str, Any]:
         """A JSON-able record of the VAE and text encoder, to tell whether latents/embeddings match."""

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .fps_embedding import FpsEmbedding
 from .temporal_attention import TemporalTransformer
@@ -25,6 +26,14 @@ class FrameContext:
     num_frames: int = 1
     enable_time: bool = True
     fps: torch.Tensor | None = None  # (batch * frames,) or None: no fps conditioning for this call
+    checkpoint_temporal: bool = False  # recompute temporal layers in backward instead of storing
+    checkpoint_attention: bool = False  # recompute whole spatio-temporal transformers in backward
+
+
+def _maybe_checkpoint(enabled: bool, fn, *args, **kwargs):
+    if enabled and torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+    return fn(*args, **kwargs)
 
 
 class PseudoConv3d(nn.Module):
@@ -39,7 +48,7 @@ class PseudoConv3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.spatial(x)
         if self.context.enable_time:
-            x = self.temporal(x, self.context.num_frames)
+            x = _maybe_checkpoint(self.context.checkpoint_temporal, self.temporal, x, self.context.num_frames)
         return x
 
 
@@ -53,13 +62,17 @@ class SpatioTemporalTransformer(nn.Module):
         self.context = context
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
-        out = self.spatial(hidden_states, *args, return_dict=False, **kwargs)
-        x = out[0]
-        if self.context.enable_time:
-            x = self.temporal(x, self.context.num_frames)
-        if not return_dict:
-            return (x,) + tuple(out[1:])
-        return Transformer2DModelOutput(sample=x)
+        ctx = self.context
+        x = _maybe_checkpoint(
+            ctx.checkpoint_attention, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args, **kwargs
+        )
+        return (x,) if not return_dict else Transformer2DModelOutput(sample=x)
+
+    def _forward(self, hidden_states: torch.Tensor, num_frames: int, enable_time: bool, *args: Any, **kwargs: Any):
+        x = self.spatial(hidden_states, *args, return_dict=False, **kwargs)[0]
+        if enable_time:
+            x = _maybe_checkpoint(self.context.checkpoint_temporal, self.temporal, x, num_frames)
+        return x
 
 
 class FpsConditionedTimeEmbedding(nn.Module):

@@ -12,7 +12,6 @@ plain 2-D names, so another fine-tune of the same base can be swapped in under t
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -25,6 +24,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .fps_embedding import FpsEmbedding
+from .frame_conditioning import concat_conditioning, install_frame_conditioning
 from .temporal_attention import TemporalTransformer
 from .temporal_conv import TemporalConv
 from .temporal_wrappers import FpsConditionedTimeEmbedding, FrameContext, PseudoConv3d, SpatioTemporalTransformer
@@ -50,6 +50,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         temporal_kernel_size: frames seen by a temporal convolution.
         fps_conditioning: add a zero-initialised frames-per-second embedding to the time embedding.
         rope_base: base of the rotary frame-position frequencies.
+        condition_channels: extra input channels for masked-frame conditioning (known frames'
+            latents + a mask, see `frame_conditioning.py`); 0: none. Zero-initialised.
     """
 
     _supports_gradient_checkpointing = True
@@ -65,6 +67,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         temporal_kernel_size: int = 3,
         fps_conditioning: bool = True,
         rope_base: float = 10000.0,
+        condition_channels: int = 0,
     ) -> None:
         super().__init__()
         self.unet = UNet2DConditionModel.from_config(dict(unet_config))
@@ -111,19 +114,10 @@ class VideoUNet(ModelMixin, ConfigMixin):
             dim = te.linear_2.out_features
             ref = te.linear_1.weight
             self.unet.time_embedding = FpsConditionedTimeEmbedding(te, dim, self.frame_context).to(ref.device, ref.dtype)
+        if cfg.condition_channels:
+            install_frame_conditioning(self, cfg.condition_channels)
 
     # ------------------------------------------------------------------ forward
-    @contextlib.contextmanager
-    def frames(self, num_frames: int, enable_time: bool = True, fps: torch.Tensor | None = None) -> Iterator[None]:
-        """Tell the temporal layers how the 2-D batch groups into videos for the calls inside."""
-        ctx = self.frame_context
-        saved = (ctx.num_frames, ctx.enable_time, ctx.fps)
-        ctx.num_frames, ctx.enable_time, ctx.fps = num_frames, enable_time, fps
-        try:
-            yield
-        finally:
-            ctx.num_frames, ctx.enable_time, ctx.fps = saved
-
     def forward(
         self,
         sample: torch.Tensor,
@@ -133,6 +127,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         enable_time: bool = True,
         return_dict: bool = True,
         cross_attention_kwargs: dict[str, Any] | None = None,
+        conditioning: torch.Tensor | None = None,
     ) -> VideoUNetOutput | tuple[torch.Tensor]:
         """Denoise a batch of videos.
 
@@ -143,7 +138,10 @@ class VideoUNet(ModelMixin, ConfigMixin):
             fps: frames per second of each video, scalar or (batch,); None: no fps conditioning.
             enable_time: False runs the frames independently (temporal layers off): the
                 frame-independent baseline, and how single images pass in joint training.
+            conditioning: (batch, condition_channels, frames, height, width) known frames' latents
+                and mask, concatenated to the input channels (None on a conditioned model: no frame known).
         """
+        sample = concat_conditioning(sample, conditioning, self.config.condition_channels)  # (b, c + k, f, h, w)
         b, c, f, h, w = sample.shape
         frames = sample.transpose(1, 2).reshape(b * f, c, h, w)  # (b*f, c, h, w), video-major
         t = torch.as_tensor(timestep, device=sample.device)
@@ -153,12 +151,34 @@ class VideoUNet(ModelMixin, ConfigMixin):
         if fps is not None and self.config.fps_conditioning:
             fps_t = torch.as_tensor(fps, device=sample.device, dtype=torch.float32)
             fps_per_frame = (fps_t.expand(b) if fps_t.ndim == 0 else fps_t).repeat_interleave(f)
-        with self.frames(f, enable_time, fps_per_frame):
-            out = self.unet(frames, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
+        # The context stays set after the call (no restore): activation checkpointing recomputes
+        # layers during backward, and they must see the same frame count as in this forward.
+        ctx = self.frame_context
+        ctx.num_frames, ctx.enable_time, ctx.fps = f, enable_time, fps_per_frame
+        out = self.unet(frames, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
         out = out.reshape(b, f, out.shape[1], h, w).transpose(1, 2)  # (b, c_out, f, h, w)
         if not return_dict:
             return (out,)
         return VideoUNetOutput(sample=out)
+
+    CHECKPOINTING = ("none", "temporal", "attention", "blocks", "full")
+
+    def set_gradient_checkpointing(self, granularity: str) -> None:
+        """Trade compute for memory: recompute activations in backward instead of storing them.
+
+        none: store everything. temporal: recompute the temporal layers. attention: recompute every
+        spatio-temporal transformer (the largest activations). blocks: diffusers' own checkpointing
+        of the UNet blocks' resnets, plus attention. full: blocks plus temporal layers inside them.
+        """
+        if granularity not in self.CHECKPOINTING:
+            raise ValueError(f"gradient checkpointing must be one of {', '.join(self.CHECKPOINTING)}, got {granularity!r}")
+        ctx = self.frame_context
+        ctx.checkpoint_temporal = granularity in ("temporal", "full")
+        ctx.checkpoint_attention = granularity in ("attention", "blocks", "full")
+        if granularity in ("blocks", "full"):
+            self.unet.enable_gradient_checkpointing()
+        else:
+            self.unet.disable_gradient_checkpointing()
 
     # ------------------------------------------------------------------ parameters
     def temporal_modules(self) -> Iterator[tuple[str, nn.Module]]:

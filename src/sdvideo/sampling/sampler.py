@@ -1,12 +1,82 @@
-"""Classifier-free-guided video sampling with any diffusers scheduler, and sliced VAE decoding."""
+"""Classifier-free-guided video sampling with any diffusers scheduler, and sliced VAE decoding.
+
+`denoise_video` is the denoising loop shared by `VideoPipeline` and the demo: optional sliding
+windows (`windows.py`) and known frames (`conditioning.py`, masked channels or replacement).
+"""
 
 from __future__ import annotations
 
+import inspect
+from typing import Any, Callable, Iterable, Sequence
+
+import diffusers
 import torch
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DEISMultistepScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from ..models.video_unet import VideoUNet
+from .conditioning import FrameCondition, resolve_method
+from .windows import windowed_prediction
+
+SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
+    "ddim": (DDIMScheduler, {}),
+    "ddpm": (DDPMScheduler, {}),
+    "dpm++": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2)),
+    "dpm++-karras": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", use_karras_sigmas=True)),
+    "euler": (EulerDiscreteScheduler, {}),
+    "euler-a": (EulerAncestralDiscreteScheduler, {}),
+    "heun": (HeunDiscreteScheduler, {}),
+    "pndm": (PNDMScheduler, dict(skip_prk_steps=True)),
+    "unipc": (UniPCMultistepScheduler, {}),
+    "deis": (DEISMultistepScheduler, {}),
+}
+
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def make_scheduler(name: str, base_scheduler_config: dict[str, Any]):
+    """A diffusers scheduler by short name (`SCHEDULERS`) or class name (e.g. "LMSDiscreteScheduler"),
+    configured with the base model's noise schedule (betas, prediction type)."""
+    if name in SCHEDULERS:
+        cls, extra = SCHEDULERS[name]
+        return cls.from_config(dict(base_scheduler_config), **extra)
+    cls = getattr(diffusers, name, None) if name.endswith("Scheduler") else None
+    if cls is None or not hasattr(cls, "from_config"):
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)} or a diffusers "
+                         "scheduler class name")
+    return cls.from_config(dict(base_scheduler_config))
+
+
+def initial_noise(shape: Sequence[int], generator: Generators, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Standard normal noise (float32 on the generator's device, then cast); one generator per
+    video when a list is given, so a video does not depend on the rest of its batch."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([initial_noise((1, *shape[1:]), g, device, dtype) for g in generator])
+    where = generator.device if generator is not None else "cpu"
+    return torch.randn(tuple(shape), generator=generator, device=where).to(device, dtype)
+
+
+def _step_kwargs(scheduler: Any, generator: Generators, eta: float) -> dict[str, Any]:
+    params = set(inspect.signature(scheduler.step).parameters)
+    kwargs: dict[str, Any] = {}
+    if "generator" in params and generator is not None:
+        kwargs["generator"] = list(generator) if isinstance(generator, (list, tuple)) else generator
+    if "eta" in params:
+        kwargs["eta"] = eta
+    return kwargs
 
 
 @torch.no_grad()
@@ -20,36 +90,75 @@ def denoise_video(
     steps: int = 25,
     guidance_scale: float = 7.5,
     fps: float | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     enable_time: bool = True,
-    progress: bool = True,
+    progress: bool | Callable[[Iterable], Iterable] = True,
+    *,
+    latents: torch.Tensor | None = None,
+    window: int | None = None,
+    overlap: int | None = None,
+    condition: FrameCondition | None = None,
+    condition_method: str = "auto",
+    eta: float = 0.0,
 ) -> torch.Tensor:
     """Run the reverse diffusion: returns clean latents (batch, channels, frames, h, w).
 
     text / negative_text: (batch, tokens, dim) prompt and negative-prompt embeddings. With
     guidance_scale > 1 both go through the UNet in one batch and the prediction is
     uncond + scale * (cond - uncond). `frames` may exceed the frames the model was trained with.
+    latents: starting noise (batch, c, frames, h, w) instead of drawing it from `generator`.
+    window / overlap: sliding temporal windows (`windows.py`); None: the UNet sees all frames.
+    condition: known frames (`conditioning.py`), kept by `condition_method` ("auto", "mask", "replace").
+    progress: show a tqdm bar, or a callable wrapping the timesteps (e.g. a pipeline's `progress_bar`).
     """
     param = next(unet.parameters())
     device, dtype = param.device, param.dtype
     b = text.shape[0]
     h, w = latent_size
     shape = (b, unet.unet.config.in_channels, frames, h, w)
-    latents = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
-    latents = latents.to(device, dtype) * scheduler.init_noise_sigma
+    if latents is None:
+        latents = initial_noise(shape, generator, device, dtype)
+    elif tuple(latents.shape) != shape:
+        raise ValueError(f"latents must be {shape}, got {tuple(latents.shape)}")
     scheduler.set_timesteps(steps, device=device)
+    latents = latents.to(device, dtype) * scheduler.init_noise_sigma
     guided = guidance_scale > 1.0
-    context = torch.cat([negative_text, text]) if guided else text
-    context = context.to(device, dtype)
+    context = (torch.cat([negative_text, text]) if guided else text).to(device, dtype)
     fps_arg = None if fps is None else torch.full((context.shape[0],), float(fps), device=device)
-    for t in tqdm(scheduler.timesteps, desc="sample", disable=not progress, leave=False):
-        model_in = torch.cat([latents, latents]) if guided else latents
-        model_in = scheduler.scale_model_input(model_in, t)
-        pred = unet(model_in, t, context, fps=fps_arg, enable_time=enable_time).sample
+
+    method, cond_channels, known_noise = None, None, None
+    if condition is not None:
+        if condition.frames != frames or tuple(condition.latents.shape[-2:]) != (h, w):
+            raise ValueError(f"known frames are {tuple(condition.latents.shape[2:])} latents, sampling "
+                             f"{(frames, h, w)}")
+        condition = condition.to(device, dtype).expand(b)
+        method = resolve_method(condition_method, unet.config.condition_channels)
+        if method == "mask":
+            cond_channels = condition.channels()  # (b, c + 1, f, h, w)
+            cond_channels = torch.cat([cond_channels, cond_channels]) if guided else cond_channels
+        known_noise = initial_noise(shape, generator, device, dtype)
+
+    def predict(x: torch.Tensor, t: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        x = x[:, :, start:end]  # (b, c, window, h, w), already scaled for the scheduler
+        model_in = torch.cat([x, x]) if guided else x
+        extra = None if cond_channels is None else cond_channels[:, :, start:end]
+        pred = unet(model_in, t, context, fps=fps_arg, enable_time=enable_time, conditioning=extra).sample
         if guided:
             uncond, cond = pred.chunk(2)
             pred = uncond + guidance_scale * (cond - uncond)
-        latents = scheduler.step(pred, t, latents).prev_sample
+        return pred
+
+    step_kwargs = _step_kwargs(scheduler, generator, eta)
+    timesteps = scheduler.timesteps
+    bar = progress(timesteps) if callable(progress) else tqdm(timesteps, desc="sample", disable=not progress, leave=False)
+    for t in bar:
+        if method == "replace":
+            latents = condition.replace_known(latents, known_noise, scheduler, t)
+        scaled = scheduler.scale_model_input(latents, t)
+        pred = windowed_prediction(lambda s, e: predict(scaled, t, s, e), frames, window, overlap)
+        latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample
+    if condition is not None:
+        latents = condition.replace_known(latents, known_noise, scheduler, None)  # known frames exact
     return latents
 
 

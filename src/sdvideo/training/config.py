@@ -10,33 +10,61 @@ from typing import Any
 
 import torch
 
+GRADIENT_CHECKPOINTING = ("none", "temporal", "attention", "blocks", "full")
+LR_SCHEDULES = ("constant", "cosine", "linear")
+
 
 @dataclass
 class TrainConfig:
     data: str  # latent cache written by `sdvideo prepare`
     base: str  # the Stable Diffusion the cache was made with (diffusers folder or single file)
     out: str  # run folder
+    # clips
     frames: int = 5  # frames per training clip (the original recipe: 5)
     stride: int = 1  # take every stride-th cached frame (fps of a clip = cache fps / stride)
+    strides: list[int] | None = None  # several strides: multi-frame-rate training (overrides stride)
+    image_ratio: float = 0.0  # share of batches that are single frames with temporal layers off
+    val_holdout: float = 0.1  # share of each video's frames (its end) kept out of training
+    # optimisation
     batch_size: int = 2
-    steps: int = 1000
+    grad_accum: int = 1
+    steps: int = 1000  # optimizer steps
     lr: float = 1e-4
-    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | cosine | linear, after warmup
     warmup_steps: int = 0
+    weight_decay: float = 0.0
+    optimizer: str = "auto"  # auto (8-bit AdamW on CUDA when available) | adamw | adamw8bit
     grad_clip: float = 1.0
+    ema_decay: float = 0.999  # 0 turns EMA off; the saved model holds the EMA weights
+    # diffusion
     caption_dropout: float = 0.1  # share of clips trained with the empty caption, for guidance
-    train: str = "temporal"  # "temporal" (frozen image model) or "all"
+    offset_noise: float = 0.0
+    min_snr_gamma: float | None = None
+    task: str = "none"  # masked-frame conditioning: none | interpolate | extend | image2video | mixed
+    # what trains, and how it fits
+    train: str = "temporal"  # "temporal" (frozen image model), "all", or "temporal+NAME,NAME" (module names)
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: str = "none"  # none | temporal | attention | blocks | full
+    temporal: dict[str, Any] = field(default_factory=dict)  # VideoUNet temporal options
+    # bookkeeping
     seed: int = 0
     num_workers: int = 0
-    log_every: int = 10
-    temporal: dict[str, Any] = field(default_factory=dict)  # VideoUNet temporal options
     device: str = "auto"  # auto | cpu | cuda
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    resume: bool = False
+    val_every: int = 0  # 0: off
+    val_clips: int = 8
+    sample_every: int = 0  # 0: off
+    sample_prompts: list[str] = field(default_factory=list)
+    sample_frames: int = 8
+    sample_steps: int = 25
+    max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
 
     def resolved(self) -> "TrainConfig":
-        """Fill the "auto" choices for this machine."""
-        cfg = dataclasses.replace(self, temporal=dict(self.temporal))
+        """Fill the "auto" choices for this machine and check the options."""
+        cfg = dataclasses.replace(self, temporal=dict(self.temporal), sample_prompts=list(self.sample_prompts))
         cuda = torch.cuda.is_available() and cfg.device != "cpu"
         if cfg.device == "auto":
             cfg.device = "cuda" if cuda else "cpu"
@@ -45,10 +73,20 @@ class TrainConfig:
                 cfg.mixed_precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
             else:
                 cfg.mixed_precision = "no"
-        if cfg.train not in ("temporal", "all"):
-            raise ValueError(f"--train must be 'temporal' or 'all', got {cfg.train!r}")
-        if cfg.frames < 1 or cfg.batch_size < 1 or cfg.steps < 0:
-            raise ValueError("frames and batch size must be at least 1 and steps at least 0")
+        if not (cfg.train in ("temporal", "all") or cfg.train.startswith("temporal+")):
+            raise ValueError(f"--train must be 'temporal', 'all' or 'temporal+MODULE,...', got {cfg.train!r}")
+        if cfg.gradient_checkpointing not in GRADIENT_CHECKPOINTING:
+            raise ValueError(f"--gradient-checkpointing must be one of {', '.join(GRADIENT_CHECKPOINTING)}")
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
+        if cfg.frames < 1 or cfg.batch_size < 1 or cfg.steps < 0 or cfg.grad_accum < 1:
+            raise ValueError("frames, batch size and gradient accumulation must be at least 1, steps at least 0")
+        if not 0 <= cfg.image_ratio < 1 or not 0 <= cfg.val_holdout < 1:
+            raise ValueError("--image-ratio and --val-holdout must be in [0, 1)")
+        if cfg.strides:
+            cfg.strides = sorted({int(s) for s in cfg.strides})
+        if cfg.sample_every and not cfg.sample_prompts:
+            raise ValueError("--sample-every needs at least one --sample-prompt")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:

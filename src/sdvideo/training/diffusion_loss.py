@@ -25,25 +25,45 @@ def training_target(scheduler: DDPMScheduler, latents: torch.Tensor, noise: torc
     raise ValueError(f"unsupported prediction_type {kind!r} in the base model's scheduler config")
 
 
+def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023), (batch,), for the schedule's prediction type."""
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    snr = alphas / (1 - alphas)
+    clipped = snr.clamp(max=gamma)
+    if scheduler.config.prediction_type == "v_prediction":
+        return clipped / (snr + 1)
+    return clipped / snr
+
+
 def diffusion_loss(
     predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     scheduler: DDPMScheduler,
     latents: torch.Tensor,
     generator: torch.Generator | None = None,
     timesteps: torch.Tensor | None = None,
+    offset_noise: float = 0.0,
+    min_snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """Mean squared error of `predict(noisy_latents, t)` against the schedule's target.
 
     latents: clean latents (batch, channels, frames, h, w) or (batch, channels, h, w), already
     multiplied by the VAE's scaling factor. `timesteps` (batch,) fixes t (validation); otherwise t
-    is drawn uniformly from the schedule's training steps.
+    is drawn uniformly from the schedule's training steps. offset_noise adds a per-video,
+    per-channel constant to the noise (lets the model change overall brightness); min_snr_gamma
+    weights each sample by min(SNR, gamma) / SNR.
     """
     b = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    if offset_noise > 0:
+        shape = (b, latents.shape[1]) + (1,) * (latents.ndim - 2)
+        noise = noise + offset_noise * torch.randn(shape, generator=generator, device=latents.device, dtype=latents.dtype)
     if timesteps is None:
         n = scheduler.config.num_train_timesteps
         timesteps = torch.randint(0, n, (b,), generator=generator, device=latents.device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     target = training_target(scheduler, latents, noise, timesteps)
     prediction = predict(noisy, timesteps)
-    return F.mse_loss(prediction.float(), target.float())
+    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").flatten(1).mean(1)  # (b,)
+    if min_snr_gamma:
+        per_sample = per_sample * min_snr_weights(scheduler, timesteps, min_snr_gamma)
+    return per_sample.mean()

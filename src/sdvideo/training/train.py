@@ -1,137 +1,239 @@
 """Train the temporal layers of an inflated Stable Diffusion UNet on cached video latents.
 
-`train(config)` reads top to bottom: load the base UNet and the cache, inflate, freeze, train,
-save. The VAE and text encoder are not loaded: `sdvideo prepare` already turned videos and captions
-into latents and embeddings (the original recipe's main memory saving).
+`train(config)` reads top to bottom: load the base and the cache, inflate, freeze, (resume), train,
+validate, sample, checkpoint, save. The VAE and text encoder only serve validation samples: videos and
+captions were turned into latents and embeddings by `sdvideo prepare` (the original recipe's main
+memory saving).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from diffusers import DDPMScheduler
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType
 from diffusers.optimization import get_scheduler
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from ..data.dataset import ClipDataset, empty_text_embedding, load_cache_info
+from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
 from ..models.video_unet import VideoUNet, inflate
+from .batches import training_batches, validation_set
+from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, save_checkpoint
 from .config import TrainConfig
 from .diffusion_loss import diffusion_loss
+from .ema import EMA
 from .loss_plot import write_loss_plot
+from .optim import make_optimizer, resolve_optimizer
+from .progress_samples import write_progress_samples
+from .validation import Validator
 
 
-def build_video_unet(config: TrainConfig) -> tuple[VideoUNet, DDPMScheduler]:
-    """The base's UNet inflated with the configured temporal layers, and its training noise schedule."""
-    base = load_base(config.base)
+def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
+    """The base's UNet inflated with the configured temporal layers (trainable set applied), and the base."""
+    base = base or load_base(config.base)
     video = inflate(base.unet, **config.temporal)
-    if config.train == "temporal":
+    if config.train != "all":
         video.freeze_spatial()
-    return video, base.scheduler
+        extra = config.train.partition("+")[2]
+        for name in filter(None, extra.split(",")):
+            modules = [m for n, m in video.unet.named_modules() if n == name or n.endswith("." + name)]
+            if not modules:
+                raise ValueError(f"--train {config.train}: no module named {name!r} in the UNet")
+            for module in modules:
+                module.requires_grad_(True)
+    video.set_gradient_checkpointing(config.gradient_checkpointing)
+    return video, base
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train and save `config.out/unet` (a `VideoUNet` folder), `config.json`, `loss.csv`, `loss.png`."""
+    """Train into `config.out`: checkpoints/, unet/ (final model), config.json, loss.csv, loss.png, logs/."""
     cfg = config.resolved()
     out = Path(cfg.out)
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision, cpu=cfg.device == "cpu", gradient_accumulation_steps=cfg.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+    )
+    resume_from = latest_checkpoint(out) if cfg.resume else None
+    if not cfg.resume and latest_checkpoint(out) is not None:
+        raise ValueError(f"{out} already holds checkpoints; pass --resume to continue it or choose a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.device == "cpu")
     torch.manual_seed(cfg.seed)
 
-    # Data: clips of `frames` cached latents (already scaled by the VAE's scaling factor).
+    # ---- data: cached latents (already scaled by the VAE's factor) and caption embeddings
     cache = load_cache_info(cfg.data)
-    dataset = ClipDataset(cfg.data, frames=cfg.frames, stride=cfg.stride)
-    empty_text = empty_text_embedding(cfg.data)  # (77, dim): the caption-dropout input
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        drop_last=len(dataset) >= cfg.batch_size,
-        num_workers=cfg.num_workers,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    base = load_base(cfg.base)
+    _check_cache(cfg, cache, base)
+    batches = training_batches(cfg, accelerator.process_index, accelerator.num_processes)
+    empty_text = empty_text_embedding(cfg.data).to(accelerator.device)  # (77, dim): caption dropout
 
-    # Model: inflate the base UNet; only the temporal layers train unless --train all.
-    video, noise_schedule = build_video_unet(cfg)
-    if video.unet.config.in_channels != cache["latent_shape"][0]:
-        raise ValueError(
-            f"{cfg.data}: cached latents have {cache['latent_shape'][0]} channels but the base UNet takes "
-            f"{video.unet.config.in_channels}; prepare the cache with the same --base"
-        )
-    if cfg.gradient_checkpointing:
-        video.enable_gradient_checkpointing()
-    if accelerator.device.type == "cuda" and cfg.mixed_precision in ("fp16", "bf16") and cfg.train == "temporal":
+    # ---- model: only the temporal layers train unless --train says more
+    video, base = build_video_unet(cfg, base)
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if accelerator.device.type == "cuda" and cfg.mixed_precision in ("fp16", "bf16") and not sharded:
         # Frozen weights in half precision: no fp32 copy, no per-step casts. Trainable stay fp32.
         half = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float16
         for p in video.parameters():
             if not p.requires_grad:
                 p.data = p.data.to(half)
     trainable = [p for p in video.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    lr_schedule = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=cfg.warmup_steps)
-    video, optimizer, loader, lr_schedule = accelerator.prepare(video, optimizer, loader, lr_schedule)
-    summary = accelerator.unwrap_model(video).format_parameter_summary()
-    accelerator.print(summary)
+    optimizer, optimizer_name = make_optimizer(
+        trainable, resolve_optimizer(cfg.optimizer, accelerator.device.type), cfg.lr, cfg.weight_decay,
+        accelerator.device.type,
+    )
+    lr_schedule = get_scheduler(
+        cfg.lr_schedule if cfg.lr_schedule != "constant" else "constant_with_warmup", optimizer,
+        num_warmup_steps=cfg.warmup_steps, num_training_steps=max(1, cfg.steps),
+    )
+    video.to(accelerator.device)
+    ema = EMA(video, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
-    cfg.save(out / "config.json", cache_fps=cache["fps"], cache_size=cache["size"], latent_shape=cache["latent_shape"])
+    # ---- resume: weights, optimizer, EMA, LR schedule, RNG, data position and loss history
+    step, consumed, history = 0, 0, []
+    generator = torch.Generator(device=accelerator.device).manual_seed(cfg.seed + 1000 * accelerator.process_index)
+    dropout_rng = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * accelerator.process_index)
+    if resume_from is not None:
+        state, ema_tensors = load_checkpoint(resume_from, video, optimizer, accelerator.device)
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        step, consumed, history = state["step"], state["consumed"], [tuple(h) for h in state["history"]]
+        if ema is not None and ema_tensors is not None:
+            ema.load_state_dict(ema_tensors, step)
+        rng = load_rng_states(resume_from, accelerator.process_index)
+        if rng is not None:
+            generator.set_state(rng["noise"].to(generator.get_state().device))
+            dropout_rng.set_state(rng["dropout"])
+        accelerator.print(f"resumed from {resume_from} at step {step}")
+
+    video, optimizer = accelerator.prepare(video, optimizer)
+    model = accelerator.unwrap_model(video)
+    accelerator.print(model.format_parameter_summary() + f"; optimizer {optimizer_name}")
+    noise_schedule = base.scheduler
+    validator = None
+    if cfg.val_every and accelerator.is_main_process:
+        validator = Validator(validation_set(cfg), clips=cfg.val_clips)
+    prompts = base.encode_text(cfg.sample_prompts) if cfg.sample_prompts and accelerator.is_main_process else None
+    cfg.save(out / "config.json", cache_fps=cache["fps"], cache_size=cache["size"], latent_shape=cache["latent_shape"],
+             optimizer_built=optimizer_name, processes=accelerator.num_processes)
     writer = SummaryWriter(str(out / "logs")) if accelerator.is_main_process else None
-    generator = torch.Generator(device=accelerator.device).manual_seed(cfg.seed + accelerator.process_index)
-    dropout_rng = torch.Generator().manual_seed(cfg.seed + 1)
-    history: list[tuple[int, float]] = []
-    bar = tqdm(total=cfg.steps, desc="train", disable=not (progress and accelerator.is_main_process))
-    started = time.time()
-    step = 0
-    video.train()
-    while step < cfg.steps:
-        for batch in loader:
-            latents = batch["latents"].to(accelerator.device)  # (b, c, frames, h, w)
-            text = batch["text"].to(accelerator.device)  # (b, 77, dim)
-            drop = torch.rand(text.shape[0], generator=dropout_rng) < cfg.caption_dropout
-            text[drop.to(text.device)] = empty_text.to(text)
-            fps = batch["fps"].to(accelerator.device)
 
-            with accelerator.accumulate(video), accelerator.autocast():
-                loss = diffusion_loss(
-                    lambda noisy, t: video(noisy, t, text, fps=fps).sample, noise_schedule, latents, generator
-                )
+    def checkpoint() -> None:
+        rng = {"noise": generator.get_state().cpu(), "dropout": dropout_rng.get_state()}
+        all_rng = accelerator.gather_for_metrics([rng], use_gather_object=True) if accelerator.num_processes > 1 else [rng]
+        if accelerator.is_main_process:
+            save_checkpoint(
+                out, step, model, optimizer,
+                dict(consumed=consumed, history=history, lr_schedule=lr_schedule.state_dict(), config=cfg.to_dict()),
+                ema.state_dict() if ema else None, dict(enumerate(all_rng)), keep=cfg.keep_checkpoints,
+            )
+        accelerator.wait_for_everyone()
+
+    # ---- the loop: one optimizer step per `grad_accum` batches
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and accelerator.is_main_process))
+    started, bad_steps, step_loss = time.time(), 0, []
+    video.train()
+    for batch in batches(consumed):
+        if step >= cfg.steps:
+            break
+        consumed += 1
+        latents = batch["latents"].to(accelerator.device, non_blocking=True)  # (b, c, frames, h, w)
+        text = batch["text"].to(accelerator.device, non_blocking=True)  # (b, 77, dim)
+        drop = (torch.rand(text.shape[0], generator=dropout_rng) < cfg.caption_dropout).to(text.device)
+        text = torch.where(drop[:, None, None], empty_text.to(text.dtype), text)
+        fps = batch["fps"].to(accelerator.device)
+        enable_time = not bool(batch.get("is_image", False))  # images pass with temporal layers off
+
+        with accelerator.accumulate(video), accelerator.autocast():
+            loss = diffusion_loss(
+                lambda noisy, t: video(noisy, t, text, fps=fps, enable_time=enable_time).sample,
+                noise_schedule, latents, generator, offset_noise=cfg.offset_noise, min_snr_gamma=cfg.min_snr_gamma,
+            )
+            finite = bool(accelerator.gather(torch.isfinite(loss.detach()).float()[None]).min().item())
+            if finite:
                 accelerator.backward(loss)
-                if cfg.grad_clip > 0 and accelerator.sync_gradients:
+                if accelerator.sync_gradients and cfg.grad_clip > 0:
                     accelerator.clip_grad_norm_(trainable, cfg.grad_clip)
                 optimizer.step()
-                lr_schedule.step()
                 optimizer.zero_grad(set_to_none=True)
+            else:  # skip: no update from a NaN/inf loss; several in a row stop the run
+                optimizer.zero_grad(set_to_none=True)
+        step_loss.append(accelerator.gather(loss.detach()[None]).mean().item() if finite else float("nan"))
+        if not accelerator.sync_gradients:
+            continue
 
-            step += 1
-            value = accelerator.gather(loss.detach()).mean().item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"loss became {value} at step {step}; lower --lr or use --mixed-precision no")
-            history.append((step, value))
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
-            if writer is not None and step % cfg.log_every == 0:
-                writer.add_scalar("train/loss", value, step)
-                writer.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
-            if step >= cfg.steps:
-                break
+        value = sum(step_loss) / len(step_loss)
+        step_loss = []
+        if not math.isfinite(value):
+            bad_steps += 1
+            warnings.warn(f"step {step + 1}: loss is {value}; skipped the update ({bad_steps} in a row)", stacklevel=1)
+            if bad_steps >= cfg.max_bad_steps:
+                last = latest_checkpoint(out)
+                raise FloatingPointError(
+                    f"{bad_steps} non-finite losses in a row at step {step + 1}; stopped. Last good checkpoint: "
+                    f"{last or 'none'}. Lower --lr, use --mixed-precision bf16/no, or check the cache for bad latents"
+                )
+            continue
+        bad_steps = 0
+        step += 1
+        lr_schedule.step()
+        if ema is not None:
+            ema.update(model)
+        history.append((step, value))
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
+        if writer is not None and step % cfg.log_every == 0:
+            writer.add_scalar("train/loss", value, step)
+            writer.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
+            writer.add_scalar("train/steps_per_second", (step - (history[0][0] - 1)) / (time.time() - started), step)
+        if validator is not None and step % cfg.val_every == 0:
+            scores = validator(model, noise_schedule, accelerator.device, accelerator.autocast)
+            for key, val in scores.items():
+                writer.add_scalar(f"val/{key}", val, step)
+            bar.write(f"step {step}: val loss video {scores['video']:.4f}, frames independent "
+                      f"{scores['independent']:.4f} (gap {scores['gap']:+.4f})")
+        if prompts is not None and step % cfg.sample_every == 0:
+            write_progress_samples(model, base, prompts, cfg, cache, out / "samples" / f"step-{step:07d}", writer, step)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            checkpoint()
     bar.close()
 
-    # Save: the whole video UNet (config.json + safetensors), the loss history and its plot.
+    # ---- save: the video UNet (EMA weights when EMA is on), the loss history and its plot
     accelerator.wait_for_everyone()
+    if ema is not None:  # every process, so that all return the same model
+        ema.copy_to(model)
     if accelerator.is_main_process:
-        model = accelerator.unwrap_model(video)
-        model.to(torch.float32).save_pretrained(out / "unet")
+        final = out / "unet"
+        tmp = out / "unet.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.to(torch.float32).save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
         with open(out / "loss.csv", "w", newline="") as f:
             csv.writer(f).writerows([("step", "loss"), *history])
         if history:
             write_loss_plot(*zip(*history), out / "loss.png", title="video training loss (temporal layers)")
         writer.close()
     return dict(steps=step, seconds=time.time() - started, final_loss=history[-1][1] if history else None,
-                parameters=summary, run=str(out))
+                parameters=model.format_parameter_summary(), run=str(out), history=history, model=model)
+
+
+def _check_cache(cfg: TrainConfig, cache: dict[str, Any], base) -> None:
+    """Refuse a cache made with another base model (its latents would mean something else)."""
+    from ..data import cache as cache_module
+
+    check = getattr(cache_module, "check_cache_matches", None)
+    if check is not None:
+        check(cfg.data, base)
+    if base.unet.config.in_channels != cache["latent_shape"][0]:
+        raise ValueError(
+            f"{cfg.data}: cached latents have {cache['latent_shape'][0]} channels but the base UNet takes "
+            f"{base.unet.config.in_channels}; prepare the cache with the same --base"
+        )

@@ -1,0 +1,244 @@
+"""`VideoPipeline`: a diffusers `DiffusionPipeline` for the video UNet (text-to-video and known frames).
+
+    pipe = VideoPipeline.from_pretrained("runs/drive")         # a training run, or a saved pipeline folder
+    pipe.set_scheduler("dpm++")                                # or any diffusers scheduler object
+    video = pipe("a volcano", num_frames=16, num_inference_steps=25, seed=0).frames  # (1, 16, 3, H, W)
+    pipe.save_pretrained("drive-pipeline")                     # model_index.json + one folder per component
+
+Everything loads offline (`local_files_only`). Known-frame modes: `image_to_video`, `extend` and
+`interpolate` (see `conditioning.py`), or pass `condition=` to `__call__`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline
+from diffusers.utils import BaseOutput
+from PIL import Image
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from ..models.base import load_base
+from ..models.video_unet import VideoUNet
+from .conditioning import (
+    FrameCondition,
+    check_factor,
+    encode_frames,
+    extension_condition,
+    image_condition,
+    interpolation_condition,
+)
+from .sampler import decode_latents, denoise_video, make_scheduler
+
+OUTPUT_TYPES = {"pt": "pt", "frames": "pt", "np": "np", "numpy": "np", "pil": "pil", "latent": "latent",
+                "latents": "latent"}
+
+
+@dataclass
+class VideoPipelineOutput(BaseOutput):
+    # "pt": float (b, f, 3, H, W) in [0, 1]; "np": float32 (b, f, H, W, 3) in [0, 1];
+    # "pil": one list of PIL images per video; "latent": (b, c, f, h, w) VAE-scaled latents.
+    frames: Any
+
+
+def load_video_unet(run: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> VideoUNet:
+    folder = Path(run) / "unet"
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{run}: no trained model in {folder}; did `sdvideo train` finish?")
+    return VideoUNet.from_pretrained(folder).to(device, dtype).eval()
+
+
+def is_run_folder(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / "config.json").is_file() and (p / "unet").is_dir() and not (p / "model_index.json").exists()
+
+
+def seed_generators(seed: int | Sequence[int], batch: int) -> list[torch.Generator]:
+    """One CPU generator per video: seed + i for an int, or one seed per video."""
+    seeds = [int(seed) + i for i in range(batch)] if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for {batch} videos; pass one seed or one per prompt")
+    return [torch.Generator("cpu").manual_seed(s) for s in seeds]
+
+
+class VideoPipeline(DiffusionPipeline):
+    """Text-to-video with a `VideoUNet`: VAE, CLIP text encoder and tokenizer, video UNet, scheduler.
+
+    default_fps: the frame rate the model was trained at (the fps condition and playback rate);
+    default_size: training size in pixels; trained_frames: clip length it was trained with.
+    """
+
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+
+    def __init__(self, vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, unet: VideoUNet,
+                 scheduler: Any, default_fps: float | None = None, default_size: int | None = None,
+                 trained_frames: int | None = None) -> None:
+        super().__init__()
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        self.register_to_config(default_fps=default_fps, default_size=default_size, trained_frames=trained_frames)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_run(cls, run: str | Path, scheduler: str | Any = "ddim", device: torch.device | str | None = None,
+                 torch_dtype: torch.dtype | None = None) -> "VideoPipeline":
+        """A pipeline from a training run folder (its `config.json` names the base model)."""
+        path = Path(run) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{run}: not a training run (no config.json); pass the --out folder of `sdvideo train`")
+        config = json.loads(path.read_text())
+        dtype = torch_dtype or torch.float32
+        unet = load_video_unet(run, device or "cpu", dtype)
+        base = load_base(config["base"], dtype=dtype, device=device)
+        sched = make_scheduler(scheduler, base.scheduler.config) if isinstance(scheduler, str) else scheduler
+        fps = float(config.get("cache_fps", 10.0)) / float(config.get("stride", 1) or 1)
+        return cls(base.vae, base.text_encoder, base.tokenizer, unet, sched, default_fps=fps,
+                   default_size=config.get("cache_size"), trained_frames=config.get("frames"))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> "VideoPipeline":
+        """A saved pipeline folder (diffusers layout) or a training run folder; never downloads."""
+        if is_run_folder(pretrained_model_name_or_path):
+            return cls.from_run(pretrained_model_name_or_path, scheduler=kwargs.get("scheduler", "ddim"),
+                                torch_dtype=kwargs.get("torch_dtype"))
+        kwargs.setdefault("local_files_only", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def set_scheduler(self, name: str) -> None:
+        """Swap the scheduler by name ("ddim", "dpm++", "euler", ... or a diffusers class name)."""
+        self.scheduler = make_scheduler(name, self.scheduler.config)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: Sequence[str]) -> torch.Tensor:
+        """(B,) prompts -> (B, tokens, dim) text encoder hidden states (padded, truncated)."""
+        length = min(int(self.tokenizer.model_max_length), self.text_encoder.config.max_position_embeddings)
+        ids = self.tokenizer(list(prompts), padding="max_length", max_length=length, truncation=True,
+                             return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(self.text_encoder.device))[0]
+
+    def encode_video(self, frames: np.ndarray, frames_per_slice: int = 8) -> torch.Tensor:
+        """uint8 (T, H, W, 3) -> (1, c, T, h, w) VAE-scaled latents (sliced encoding)."""
+        return encode_frames(self.vae, frames, frames_per_slice)
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 7.5,
+        fps: float | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        seed: int | list[int] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        condition: FrameCondition | None = None,
+        condition_method: str = "auto",
+        window_size: int | None = None,
+        window_overlap: int | None = None,
+        decode_chunk_size: int = 8,
+        enable_time: bool = True,
+        eta: float = 0.0,
+        output_type: str = "pt",
+        return_dict: bool = True,
+    ) -> VideoPipelineOutput | tuple[Any]:
+        """Generate one video per prompt.
+
+        num_frames: default the frames trained with (may be more). fps: default the training rate
+        (used when the model is fps-conditioned). seed: an int (video i uses seed + i) or one per
+        prompt; or pass `generator`(s). window_size / window_overlap: sliding temporal windows
+        for long videos in bounded memory. condition: known frames (interpolation, extension,
+        image-to-video) kept by `condition_method` ("auto", "mask", "replace").
+        output_type: "pt" (= "frames"), "np", "pil" or "latent".
+        """
+        kind = OUTPUT_TYPES.get(output_type)
+        if kind is None:
+            raise ValueError(f"unknown output_type {output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+        if prompt_embeds is None:
+            if prompt is None:
+                raise ValueError("pass a prompt (a string or a list of strings) or prompt_embeds")
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            if not prompts:
+                raise ValueError("the prompt list is empty")
+            prompt_embeds = self.encode_prompt(prompts)
+        b = prompt_embeds.shape[0]
+        if negative_prompt_embeds is None:
+            negatives = [negative_prompt or ""] * b if not isinstance(negative_prompt, list) else negative_prompt
+            if len(negatives) != b:
+                raise ValueError(f"{len(negatives)} negative prompts for {b} prompts")
+            negative_prompt_embeds = self.encode_prompt(negatives) if guidance_scale > 1.0 else prompt_embeds
+
+        factor = self.vae_scale_factor
+        if condition is not None:
+            num_frames = condition.frames
+            latent_size = tuple(int(s) for s in condition.latents.shape[-2:])
+        else:
+            height = height or self.config.default_size or self.unet.unet.config.sample_size * factor
+            width = width or height
+            if height % factor or width % factor:
+                raise ValueError(f"height and width must be multiples of {factor}, got {height}x{width}")
+            latent_size = (height // factor, width // factor)
+        num_frames = num_frames or self.config.trained_frames or 8
+        if num_frames < 1 or num_inference_steps < 1:
+            raise ValueError("num_frames and num_inference_steps must be at least 1")
+        fps = fps if fps is not None else self.config.default_fps
+        if generator is None and seed is not None:
+            generator = seed_generators(seed, b)
+
+        latents = denoise_video(
+            self.unet, self.scheduler, prompt_embeds, negative_prompt_embeds, num_frames, latent_size,
+            num_inference_steps, guidance_scale, fps, generator, enable_time, progress=self.progress_bar,
+            latents=latents, window=window_size, overlap=window_overlap, condition=condition,
+            condition_method=condition_method, eta=eta,
+        )
+        frames = latents if kind == "latent" else self._postprocess(latents, kind, decode_chunk_size)
+        self.maybe_free_model_hooks()
+        return VideoPipelineOutput(frames=frames) if return_dict else (frames,)
+
+    def _postprocess(self, latents: torch.Tensor, kind: str, decode_chunk_size: int) -> Any:
+        video = decode_latents(self.vae, latents, decode_chunk_size)  # (b, f, 3, H, W) in [0, 1]
+        if kind == "pt":
+            return video
+        array = video.permute(0, 1, 3, 4, 2).numpy()  # (b, f, H, W, 3)
+        if kind == "np":
+            return array
+        return [[Image.fromarray((f * 255).round().astype(np.uint8)) for f in v] for v in array]
+
+    # ------------------------------------------------------------------ known-frame modes
+    def image_to_video(self, image: np.ndarray, prompt: str | list[str] = "", num_frames: int | None = None,
+                       **kwargs: Any) -> VideoPipelineOutput | tuple[Any]:
+        """Animate a still: image uint8 (H, W, 3) becomes frame 0 of `num_frames`."""
+        frames = num_frames or self.config.trained_frames or 8
+        condition = image_condition(self.encode_video(np.asarray(image)[None]), frames)
+        return self(prompt, condition=condition, **kwargs)
+
+    def extend(self, context: np.ndarray, prompt: str | list[str] = "", new_frames: int = 8,
+               **kwargs: Any) -> VideoPipelineOutput | tuple[Any]:
+        """Continue a video: context uint8 (n, H, W, 3) (its last frames) -> n + new_frames frames."""
+        condition = extension_condition(self.encode_video(context), new_frames)
+        return self(prompt, condition=condition, **kwargs)
+
+    def interpolate(self, video: np.ndarray, factor: int, prompt: str | list[str] = "",
+                    **kwargs: Any) -> VideoPipelineOutput | tuple[Any]:
+        """Raise the frame rate k times: uint8 (n, H, W, 3) -> (n - 1) * factor + 1 frames.
+
+        Pass fps= the output rate (source fps * factor) for an fps-conditioned model.
+        """
+        check_factor(factor)
+        condition = interpolation_condition(self.encode_video(video), factor)
+        kwargs.setdefault("guidance_scale", 1.0)
+        return self(prompt, condition=condition, **kwargs)

@@ -1,0 +1,122 @@
+"""Training checkpoints: written atomically, in safetensors, enough to continue exactly.
+
+RUN/checkpoints/step-000200/
+    trainable.safetensors   the weights that train (the frozen image model comes from --base)
+    ema.safetensors         EMA shadow weights, when EMA is on
+    optimizer.safetensors   optimizer state tensors (optimizer.pt for 8-bit states, which are
+                            tensor subclasses safetensors cannot hold); hyper-parameters in state.json
+    rng-rank<r>.safetensors every process's random generator states
+    state.json              step, batches consumed, LR schedule, loss history, config
+A checkpoint is written into `step-000200.tmp/` and renamed when complete, so a kill at any moment
+leaves either the previous set or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+def checkpoint_dirs(run: str | Path) -> list[Path]:
+    root = Path(run) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and "." not in p.name)
+
+
+def latest_checkpoint(run: str | Path) -> Path | None:
+    dirs = checkpoint_dirs(run)
+    return dirs[-1] if dirs else None
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    plain = True
+    for idx, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                plain &= type(value) is torch.Tensor
+                tensors[f"{idx}.{key}"] = value
+            else:
+                tensors[f"{idx}.{key}"] = torch.tensor(value)
+    return tensors, {"param_groups": state["param_groups"]}, plain
+
+
+def save_checkpoint(
+    run: str | Path,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    ema_state: dict[str, torch.Tensor] | None,
+    rng_states: dict[int, dict[str, torch.Tensor]],
+    keep: int = 3,
+) -> Path:
+    """Write checkpoint `step` (main process only) and keep the newest `keep` checkpoints."""
+    root = Path(run) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{step:07d}"
+    tmp = root / f"step-{step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    trainable = {n: p.detach().float().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(trainable, tmp / "trainable.safetensors")
+    if ema_state is not None:
+        save_file({k: v.cpu().contiguous() for k, v in ema_state.items()}, tmp / "ema.safetensors")
+    tensors, meta, plain = _optimizer_tensors(optimizer)
+    if plain:
+        save_file({k: v.cpu().contiguous() for k, v in tensors.items()}, tmp / "optimizer.safetensors")
+    else:
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    for rank, gens in rng_states.items():
+        save_file(gens, tmp / f"rng-rank{rank}.safetensors")
+    (tmp / "state.json").write_text(json.dumps({**state, "optimizer": meta, "step": step}))
+    for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in checkpoint_dirs(run)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Restore weights and optimizer in place; returns (state.json contents, EMA tensors or None)."""
+    state = json.loads((path / "state.json").read_text())
+    weights = load_file(path / "trainable.safetensors")
+    params = dict(model.named_parameters())
+    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
+    if missing:
+        raise ValueError(f"{path}: checkpoint lacks {len(missing)} trainable weights (e.g. {missing[0]}); "
+                         "it was made with other --train / temporal options")
+    with torch.no_grad():
+        for n, value in weights.items():
+            params[n].copy_(value.to(params[n].dtype))
+    if (path / "optimizer.pt").exists():
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=False))
+    else:
+        flat = load_file(path / "optimizer.safetensors")
+        entries: dict[int, dict[str, Any]] = {}
+        for key, value in flat.items():
+            idx, name = key.split(".", 1)
+            entries.setdefault(int(idx), {})[name] = value.to(device) if name != "step" else value
+        optimizer.load_state_dict({"state": entries, "param_groups": state["optimizer"]["param_groups"]})
+    ema = load_file(path / "ema.safetensors") if (path / "ema.safetensors").exists() else None
+    return state, ema
+
+
+def load_rng_states(path: Path, rank: int) -> dict[str, torch.Tensor] | None:
+    f = path / f"rng-rank{rank}.safetensors"
+    return load_file(f) if f.exists() else None

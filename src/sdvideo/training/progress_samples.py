@@ -1,0 +1,46 @@
+"""Sample videos for fixed prompts during training: see the model improve, not only its loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..sampling.export import to_uint8_frames, write_gif, write_grid, write_mp4
+from ..sampling.sampler import decode_latents, denoise_video
+
+
+@torch.no_grad()
+def write_progress_samples(model, base, prompts: torch.Tensor, cfg, cache: dict[str, Any], folder: Path,
+                           writer=None, step: int = 0) -> list[Path]:
+    """Sample `prompts` (embeddings (n, 77, dim)) with a fixed seed; write mp4/gif per prompt and a grid."""
+    from ..sampling.sample import make_scheduler
+
+    param = next(model.parameters())
+    device = param.device
+    vae = base.vae.to(device)
+    h, w = cache["latent_shape"][1:]
+    fps = cache["fps"] / (cfg.strides[0] if cfg.strides else cfg.stride)
+    was_training = model.training
+    model.eval()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        latents = denoise_video(
+            model, make_scheduler("ddim", base.scheduler.config), prompts.to(device),
+            base.encode_text([""] * len(prompts), device=device), cfg.sample_frames, (h, w), cfg.sample_steps,
+            7.5, fps, torch.Generator().manual_seed(cfg.seed), progress=False,
+        )
+    model.train(was_training)
+    videos = decode_latents(vae, latents.float())
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, files = [], []
+    for i, video in enumerate(videos):
+        frames = to_uint8_frames(video)
+        rows.append(frames)
+        files += [write_mp4(frames, folder / f"{i:02d}.mp4", fps), write_gif(frames, folder / f"{i:02d}.gif", fps)]
+    files.append(write_grid(rows, folder / "grid.png", labels=cfg.sample_prompts))
+    if writer is not None:
+        grid = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)  # (H*n, W*f, 3)
+        writer.add_image("samples/grid", grid, step, dataformats="HWC")
+    return [Path(f) for f in files]

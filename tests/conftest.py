@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny random Stable Diffusion on disk and a latent cache of a synthetic clip."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/media.py
+
+import media  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory) -> Path:
+    from sdvideo.models.base import build_base
+
+    folder = tmp_path_factory.mktemp("tiny-base") / "base"
+    build_base("tiny", seed=0).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, tiny_base_dir) -> Path:
+    """Two synthetic clips (moving patterns) at 6 fps, 16 px -> 8x8 latents."""
+    from sdvideo.data.prepare import prepare
+    from sdvideo.models.base import load_base
+
+    root = tmp_path_factory.mktemp("tiny-cache")
+    clips = [media.write_video(root / f"clip{i}.mp4", frames=40, fps=12, width=40 + 8 * i, height=30, codec="libx264")
+             for i in range(2)]
+    summary = prepare(clips, root / "cache", load_base(tiny_base_dir), fps=6, size=16, caption="a moving square",
+                      progress=False)
+    assert summary.used == 2
+    return root / "cache"
