@@ -2,7 +2,8 @@
 
 Frame k of a clip (see `pattern`): red is a horizontal gradient, green is the frame index code
 `4 * k mod 256` everywhere (so a resized or cropped frame still tells its source index, see
-`index_of`), blue is a square moving right by 2 px a frame.
+`index_of`), blue is a square moving right by 2 px a frame. In the second shot of a clip with a
+scene cut (`cut_at`) red runs the other way and blue is a bright background with a dark square.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 
-def pattern(k: int, width: int, height: int) -> np.ndarray:
-    """uint8 (height, width, 3) frame number k."""
+def pattern(k: int, width: int, height: int, shot: int = 0) -> np.ndarray:
+    """uint8 (height, width, 3) frame number k of shot 0 or 1 (the green index code is the same)."""
     img = np.zeros((height, width, 3), np.uint8)
     img[..., 0] = np.linspace(0, 255, width, dtype=np.float32)[None, :].round().astype(np.uint8)
     img[..., 1] = (4 * k) % 256
@@ -26,6 +27,9 @@ def pattern(k: int, width: int, height: int) -> np.ndarray:
     x0 = (2 * k) % max(1, width - side)
     y0 = (height - side) // 2
     img[y0 : y0 + side, x0 : x0 + side, 2] = 255
+    if shot % 2:
+        img[..., 0] = img[:, ::-1, 0]
+        img[..., 2] = 255 - img[..., 2]
     return img
 
 
@@ -35,8 +39,11 @@ def index_of(frame: np.ndarray) -> int:
 
 
 def write_video(path: str | Path, frames: int = 60, fps: float = 30, width: int = 48,
-                height: int = 36, codec: str = "ffv1", times: Sequence[float] | None = None) -> Path:
+                height: int = 36, codec: str = "ffv1", times: Sequence[float] | None = None,
+                cut_at: Sequence[int] = ()) -> Path:
     """Write a clip of `frames` pattern frames at `fps`.
+
+    `cut_at`: source frame indices where a new shot starts (shots alternate between two looks).
 
     codec "ffv1" (lossless RGB; odd sizes fine; use .mkv/.avi) or "libx264" (even sizes; .mp4).
     `times` (seconds, one per frame) gives explicit timestamps for a variable-frame-rate clip.
@@ -55,7 +62,8 @@ def write_video(path: str | Path, frames: int = 60, fps: float = 30, width: int 
         if codec == "libx264":
             stream.options = {"crf": "10", "preset": "ultrafast"}
         for k in range(n):
-            frame = av.VideoFrame.from_ndarray(pattern(k, width, height), format="rgb24")
+            shot = sum(1 for c in cut_at if k >= c)
+            frame = av.VideoFrame.from_ndarray(pattern(k, width, height, shot), format="rgb24")
             if times is not None:
                 frame.pts = round(times[k] * 1000)
                 frame.time_base = Fraction(1, 1000)
@@ -106,4 +114,10 @@ def write_truncated(src: str | Path, path: str | Path, fraction: float = 0.5) ->
 
 def copy(src: str | Path, path: str | Path) -> Path:
     shutil.copyfile(src, path)
+    return Path(path)
+
+
+def write_text(path: str | Path, data: bytes) -> Path:
+    """A caption/manifest file with exactly these bytes (e.g. Latin-1, to test non-UTF-8 input)."""
+    Path(path).write_bytes(data)
     return Path(path)

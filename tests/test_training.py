@@ -161,8 +161,10 @@ def test_two_processes_hold_identical_weights(tmp_path, tiny_cache, tiny_base_di
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESS_SCRIPT)
     out = tmp_path / "ddp"
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script),
-                    str(tiny_cache), str(tiny_base_dir), str(out)], check=True, env=ENV, capture_output=True)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script), str(tiny_cache), str(tiny_base_dir), str(out)],
+                         env=ENV, capture_output=True, text=True)
+    assert run.returncode == 0, "\n".join(l for l in run.stderr.splitlines() if "rank1" in l or "Error" in l)[-4000:]
     w0, w1 = torch.load(out / "weights-rank0.pt"), torch.load(out / "weights-rank1.pt")
     assert torch.equal(w0, w1)
     single = train(config(tiny_cache, tiny_base_dir, tmp_path / "one", steps=4), progress=False)

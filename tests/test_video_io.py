@@ -131,3 +131,13 @@ def test_broken_files_raise_one_line_video_error(tmp_path, kind, reason):
     message = str(err.value)
     assert "\n" not in message and str(path) in message
     assert isinstance(err.value, ValueError)
+
+
+def test_unreadable_file_is_a_one_line_video_error(tmp_path, monkeypatch):
+    path = media.write_video(tmp_path / "locked.mkv", 3, 30, 16, 16)
+    import os
+
+    monkeypatch.setattr(os, "access", lambda p, mode: False)  # as for a non-root user after chmod 0
+    with pytest.raises(VideoError, match="permission denied") as err:
+        decode_video(path, size=16)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

@@ -78,18 +78,54 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="generate videos from text with a trained run")
-    p.add_argument("--run", required=True, help="run folder from `sdvideo train`")
-    p.add_argument("--prompt", action="append", required=True, help="text prompt (repeat for several)")
+    p = sub.add_parser("sample", help="generate videos from text (or continue a video, or animate an image)")
+    p.add_argument("--run", required=True, help="run folder from `sdvideo train` (or a saved VideoPipeline folder)")
+    p.add_argument("--prompt", action="append", default=[], help="text prompt (repeat for several)")
+    p.add_argument("--prompts-file", default=None, help="a text file with one prompt per line")
     p.add_argument("--out", required=True, help="folder for .mp4, .gif and grid.png")
-    p.add_argument("--frames", type=int, default=8, help="may exceed the frames trained with")
+    p.add_argument("--frames", type=int, default=8,
+                   help="frames to generate (may exceed the frames trained with; with --extend: new frames)")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance-scale", type=float, default=7.5)
     p.add_argument("--negative-prompt", default="")
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one seed (prompt i uses seed + i) or one per prompt")
+    p.add_argument("--fps", type=float, default=None, help="fps condition and playback rate (default: training rate)")
+    p.add_argument("--size", type=int, default=None, help="square size in pixels (default: training size)")
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--scheduler", default="ddim",
+                   help="ddim, ddpm, dpm++, dpm++-karras, euler, euler-a, heun, pndm, unipc, deis, "
+                        "or a diffusers scheduler class name")
+    p.add_argument("--window", type=int, default=None, help="sliding temporal window in frames (long videos)")
+    p.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows (default: half)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--extend", default=None, metavar="VIDEO", help="continue this video from its last frames")
+    mode.add_argument("--image", default=None, metavar="IMG", help="animate this still (it becomes frame 0)")
+    p.add_argument("--context-frames", type=int, default=None,
+                   help="with --extend: known frames taken from the end of VIDEO (default: frames trained with - 1)")
+    p.add_argument("--condition", choices=["auto", "mask", "replace"], default="auto",
+                   help="how known frames are kept: mask channels (a --task model) or replacement (any model)")
+    p.add_argument("--batch-size", type=int, default=None, help="prompts per batch (default: all)")
+    p.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode slice")
+    p.add_argument("--device", default="auto")
+
+
+def _add_interpolate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("interpolate", help="raise a video's frame rate k times with a trained run")
+    p.add_argument("video", help="video file to interpolate")
+    p.add_argument("--run", required=True, help="run folder from `sdvideo train`")
+    p.add_argument("--factor", type=int, default=2, help="output frames per input frame interval (>= 2)")
+    p.add_argument("--out", required=True, help="output .mp4, or a folder for <video>-x<factor>.mp4")
+    p.add_argument("--prompt", default="", help="optional text describing the video")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance-scale", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=float, default=None)
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--scheduler", default="ddim", help="ddim, ddpm, dpm++, euler, euler-a, pndm")
+    p.add_argument("--fps", type=float, default=None, help="resample the input to this rate first (default: its own)")
+    p.add_argument("--size", type=int, default=None, help="square size in pixels (default: training size)")
+    p.add_argument("--scheduler", default="ddim")
+    p.add_argument("--window", type=int, default=16, help="frames per sliding window (0: all at once)")
+    p.add_argument("--overlap", type=int, default=None)
+    p.add_argument("--condition", choices=["auto", "mask", "replace"], default="auto")
     p.add_argument("--device", default="auto")
 
 
@@ -102,7 +138,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdvideo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_prepare, _add_train, _add_sample, _add_demo):
+    for add in (_add_prepare, _add_train, _add_sample, _add_interpolate, _add_demo):
         add(sub)
     return parser
 
@@ -159,12 +195,31 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from .sampling.sample import sample
+    from .sampling.sample import read_prompts, sample
 
+    prompts = list(args.prompt) + (read_prompts(args.prompts_file) if args.prompts_file else [])
     result = sample(
-        args.run, args.prompt, args.out, frames=args.frames, steps=args.steps,
-        guidance_scale=args.guidance_scale, negative_prompt=args.negative_prompt, seed=args.seed,
-        fps=args.fps, size=args.size, scheduler=args.scheduler, device=args.device,
+        args.run, prompts, args.out, frames=args.frames, steps=args.steps,
+        guidance_scale=args.guidance_scale, negative_prompt=args.negative_prompt,
+        seed=args.seed[0] if len(args.seed) == 1 else args.seed, fps=args.fps, size=args.size,
+        scheduler=args.scheduler, device=args.device, height=args.height, width=args.width,
+        window=args.window, overlap=args.overlap, extend=args.extend, context_frames=args.context_frames,
+        image=args.image, condition_method=args.condition, batch_size=args.batch_size,
+        decode_chunk_size=args.decode_chunk,
+    )
+    for f in result["files"]:
+        print(f)
+    return 0
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    from .sampling.sample import interpolate_video
+
+    result = interpolate_video(
+        args.run, args.video, args.out, factor=args.factor, prompt=args.prompt, steps=args.steps,
+        guidance_scale=args.guidance_scale, seed=args.seed, input_fps=args.fps, size=args.size,
+        scheduler=args.scheduler, device=args.device, window=args.window, overlap=args.overlap,
+        condition_method=args.condition,
     )
     for f in result["files"]:
         print(f)
@@ -183,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # keep the terminal to progress bars and our own lines
-    handlers = dict(prepare=run_prepare, train=run_train, sample=run_sample, demo=run_demo)
+    handlers = dict(prepare=run_prepare, train=run_train, sample=run_sample, interpolate=run_interpolate,
+                    demo=run_demo)
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError) as err:  # bad input: one line, no traceback

@@ -1,96 +1,193 @@
-"""`ClipDataset`: fixed-length latent clips (and a caption embedding) read from a latent cache.
+"""`ClipDataset`: latent clips (and a caption embedding) read memory-mapped from a latent cache.
 
-Latent files are opened lazily with `safetensors.safe_open` (memory-mapped; only the requested
-frames are read) and the handles are kept per process, so DataLoader workers each open their own.
+Items. Item i (an int, or a `ClipKey` from `ClipBatchSampler`) is a dict:
+  latents:  float32 (C, frames, h, w)   ((C, 1, h, w) for an image item)
+  text:     float32 (77, dim)           one of the video's captions, drawn per item
+  fps:      float                       cache fps / stride: the clip's frame rate (cache fps for images)
+  video:    int                         index of the video in load_cache_info(...)["videos"]
+  start, stride: int                    first frame and frame step of the clip
+  is_image: bool                        True for single-frame "image" items
+
+Clips. For the smallest stride s0, every run of (frames-1)*s0+1 frames inside one shot (scene cuts
+split videos into shots, see `scenes.py`) is an anchor; len(dataset) = anchors. With `strides`
+(multi-frame-rate training, as Make-A-Video), each item draws its stride from the set; a longer
+clip is placed at the same relative position in its shot (or the largest stride that fits is used
+when the shot is too short), and carries fps = cache fps / stride for fps conditioning.
+
+Images. Keys with image=True index every cached frame (`num_images`); `ClipBatchSampler` makes a
+share `image_ratio` of the batches all-image (so shapes in a batch agree) for joint image-video
+training. Plain integer indexing (e.g. a DataLoader with shuffle=True) gives video items only.
+
+Augmentation. Random crops happen on latents, so cache at a larger size and crop: `random_crop=c`
+takes a random c x c latent window (c * 8 px for SD) of the cached h x w latents; `flip=True`
+mirrors the latents horizontally with probability 1/2 (SD's VAE latents flip with the image to a
+good approximation). Both apply to all frames of a clip alike.
+
+Determinism. Every random choice of an item comes from numpy's generator seeded with
+(seed, epoch, kind, index): the same key gives the same item in any process or DataLoader worker.
+The epoch is part of a `ClipKey`; for integer indices it is `set_epoch(epoch)`'s value.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from torch.utils.data import Dataset
 
-from sdvideo.data.cache import (
-    LATENTS_KEY,
-    TEXT_FILE,
-    TEXT_KEY,
-    empty_text_embedding,
-    latents_file,
-    load_cache_info,
-)
+from sdvideo.data.cache import TEXT_FILE, TEXT_KEY, empty_text_embedding, load_cache_info
+from sdvideo.data.shards import ShardReader
 
-__all__ = ["ClipDataset", "empty_text_embedding", "load_cache_info"]
+__all__ = ["ClipDataset", "ClipKey", "empty_text_embedding", "load_cache_info"]
+
+
+class ClipKey(NamedTuple):
+    """A dataset index with its epoch: `image=False` -> anchor `index`, True -> cached frame `index`."""
+
+    index: int
+    epoch: int = 0
+    image: bool = False
 
 
 class ClipDataset(Dataset):
-    """Every clip of `frames` latent frames taken `stride` apart, from every cached video.
+    """Clips of `frames` latent frames at a stride from `strides` (default: just `stride`)."""
 
-    Clip (video v, start s) exists when s + (frames - 1) * stride < T_v. Item i is a dict:
-      latents: float32 (C, frames, h, w)
-      text:    float32 (77, dim), one of the video's captions (chosen by i when several)
-      fps:     float, cache fps / stride (the rate of the clip)
-      video:   int, index of the video in cache.json "videos"
-    """
-
-    def __init__(self, cache_dir: str | Path, frames: int = 5, stride: int = 1) -> None:
-        if frames < 1 or stride < 1:
-            raise ValueError(f"frames and stride must be >= 1, got frames={frames}, stride={stride}")
+    def __init__(self, cache_dir: str | Path, frames: int = 5, stride: int = 1, *,
+                 strides: Sequence[int] | None = None, image_ratio: float = 0.0,
+                 random_crop: int | None = None, flip: bool = False, seed: int = 0) -> None:
+        self.strides = sorted({int(s) for s in strides}) if strides else [int(stride)]
+        if frames < 1 or self.strides[0] < 1:
+            raise ValueError(f"frames and stride must be >= 1, got frames={frames}, strides={self.strides}")
+        if not 0.0 <= image_ratio <= 1.0:
+            raise ValueError(f"image_ratio must be in [0, 1], got {image_ratio}")
         self.cache_dir = Path(cache_dir)
-        self.info = load_cache_info(self.cache_dir)
-        self.frames, self.stride = frames, stride
-        self.span = (frames - 1) * stride + 1  # source frames one clip covers
-        self.videos: list[dict[str, Any]] = self.info["videos"]
-        self.fps = float(self.info["fps"]) / stride
-        counts = [max(0, int(v["frames"]) - self.span + 1) for v in self.videos]
-        self._starts = [0]  # _starts[v] = index of video v's first clip
-        for c in counts:
-            self._starts.append(self._starts[-1] + c)
-        if self._starts[-1] == 0:
-            longest = max((int(v["frames"]) for v in self.videos), default=0)
+        info = load_cache_info(self.cache_dir)
+        videos = info.pop("videos")
+        info.pop("skipped", None)
+        self.info = info  # cache.json (what made the cache), without the per-video list
+        self.frames, self.stride = int(frames), self.strides[0]
+        self.image_ratio, self.seed, self.epoch, self.flip = float(image_ratio), int(seed), 0, bool(flip)
+        self.cache_fps = float(info["fps"])
+        self.fps = self.cache_fps / self.stride  # fps of clips at the base stride
+        self.span = self.span_of(self.stride)  # source frames one base-stride clip covers
+        latent_hw = int(info["latent_shape"][1]), int(info["latent_shape"][2])
+        if random_crop is not None and not 0 < random_crop <= min(latent_hw):
+            raise ValueError(f"random_crop {random_crop} must be within 1..{min(latent_hw)} (the cached "
+                             f"latents are {latent_hw[0]}x{latent_hw[1]}); prepare at a larger --size")
+        self.random_crop = random_crop
+
+        # Compact numpy index (fork-friendly, no per-clip Python objects).
+        self._shards = sorted({v["shard"] for v in videos})
+        shard_id = {s: i for i, s in enumerate(self._shards)}
+        self._v_shard = np.array([shard_id[v["shard"]] for v in videos], np.int32)
+        self._v_offset = np.array([v["offset"] for v in videos], np.int64)
+        self._v_frames = np.array([v["frames"] for v in videos], np.int64)
+        self._v_shape = [tuple(v["shape"][1:]) for v in videos[:1]]  # (C, h, w), same for all
+        caps = [v.get("captions") or [0] for v in videos]
+        self._cap_ptr = np.cumsum([0] + [len(c) for c in caps]).astype(np.int64)
+        self._cap_ids = np.array([j for c in caps for j in c], np.int64)
+        segs = [(i, a, b - a) for i, v in enumerate(videos) for a, b in v.get("segments") or [[0, v["frames"]]]]
+        seg = np.array(segs, np.int64).reshape(-1, 3)
+        counts = np.maximum(0, seg[:, 2] - self.span + 1)
+        keep = counts > 0
+        self._seg_video, self._seg_start, self._seg_len = seg[keep, 0], seg[keep, 1], seg[keep, 2]
+        self._anchor_cum = np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64)
+        self._frame_cum = np.concatenate([[0], np.cumsum(self._v_frames)]).astype(np.int64)
+        self.num_images = int(self._frame_cum[-1])
+        if len(self) == 0:
+            longest = int(seg[:, 2].max()) if len(seg) else 0
             raise ValueError(
-                f"cache {self.cache_dir} has no video long enough for clips of {frames} frames "
-                f"with stride {stride} ({self.span} frames needed, longest has {longest}); "
-                "use fewer --frames, a smaller stride or longer videos")
-        self._handles: dict[str, Any] = {}
+                f"cache {self.cache_dir} has no shot long enough for clips of {frames} frames with "
+                f"stride {self.stride} ({self.span} frames needed, longest shot has {longest}); use "
+                "fewer --frames, a smaller stride, longer videos or a higher --scene-threshold")
+        self._reader = ShardReader(self.cache_dir)
+        self._text: Any = None
         self._pid = os.getpid()
 
+    def video_frames(self, v: int) -> int:
+        """Number of cached frames of video v."""
+        return int(self._v_frames[v])
+
+    def span_of(self, stride: int) -> int:
+        return (self.frames - 1) * stride + 1
+
     def __len__(self) -> int:
-        return self._starts[-1]
+        return int(self._anchor_cum[-1])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch used by integer indices (keys from ClipBatchSampler carry their own)."""
+        self.epoch = int(epoch)
 
     def locate(self, i: int) -> tuple[int, int]:
-        """Clip i -> (video index, start frame)."""
+        """Anchor i -> (video index, start frame) of its base-stride clip."""
+        g, pos = self._anchor(i)
+        return int(self._seg_video[g]), int(self._seg_start[g] + pos)
+
+    def _anchor(self, i: int) -> tuple[int, int]:
+        """Anchor i -> (shot index, offset of the start in the shot)."""
+        n = len(self)
         if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"clip index {i} out of range for {len(self)} clips")
-        v = bisect.bisect_right(self._starts, i) - 1
-        return v, i - self._starts[v]
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"clip index {i} out of range for {n} clips")
+        g = int(np.searchsorted(self._anchor_cum, i, side="right")) - 1
+        return g, i - int(self._anchor_cum[g])
 
-    def _open(self, path: Path) -> Any:
-        if self._pid != os.getpid():  # forked DataLoader worker: never share file handles
-            self._handles, self._pid = {}, os.getpid()
-        key = str(path)
-        if key not in self._handles:
-            self._handles[key] = safe_open(key, framework="pt")
-        return self._handles[key]
+    def __getitem__(self, i: int | ClipKey) -> dict[str, Any]:
+        key = i if isinstance(i, ClipKey) else ClipKey(int(i), self.epoch, False)
+        if key.image:
+            return self._image(key)
+        g, pos = self._anchor(key.index)
+        index = int(self._anchor_cum[g]) + pos  # key.index, negative ones counted from the end
+        rng = np.random.default_rng([self.seed, key.epoch, 0, index])
+        stride = self.strides[int(rng.integers(len(self.strides)))] if len(self.strides) > 1 else self.stride
+        length = int(self._seg_len[g])
+        while self.span_of(stride) > length:  # shot too short for this stride: largest that fits
+            stride = max(s for s in self.strides if s < stride)
+        n0, n = length - self.span + 1, length - self.span_of(stride) + 1
+        offset = pos if stride == self.stride else round(pos * (n - 1) / max(1, n0 - 1))
+        v, start = int(self._seg_video[g]), int(self._seg_start[g]) + offset
+        latents = self._read(v, start, self.span_of(stride), stride, rng)  # (C, frames, h, w)
+        return dict(latents=latents, text=self._caption(v, rng), fps=self.cache_fps / stride, video=v,
+                    start=start, stride=stride, is_image=False)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        v, s = self.locate(i)
-        video = self.videos[v]
-        rows = self._open(latents_file(self.cache_dir, video)).get_slice(LATENTS_KEY)
-        clip = rows[s : s + self.span][:: self.stride]  # (frames, C, h, w) float16
-        latents = clip.float().permute(1, 0, 2, 3).contiguous()  # (C, frames, h, w)
-        caps = video.get("captions") or [0]
-        j = caps[i % len(caps)]
-        text = self._open(self.cache_dir / TEXT_FILE).get_slice(TEXT_KEY)[j : j + 1][0].float()
-        return dict(latents=latents, text=text, fps=self.fps, video=v)
+    def _image(self, key: ClipKey) -> dict[str, Any]:
+        j = key.index
+        if not 0 <= j < self.num_images:
+            raise IndexError(f"image index {j} out of range for {self.num_images} frames")
+        v = int(np.searchsorted(self._frame_cum, j, side="right")) - 1
+        t = j - int(self._frame_cum[v])
+        rng = np.random.default_rng([self.seed, key.epoch, 1, j])
+        return dict(latents=self._read(v, t, 1, 1, rng), text=self._caption(v, rng), fps=self.cache_fps,
+                    video=v, start=t, stride=1, is_image=True)
+
+    def _read(self, v: int, start: int, span: int, stride: int, rng: np.random.Generator) -> torch.Tensor:
+        """Frames start, start+stride, ... of video v, cropped/flipped: float32 (C, frames, h, w)."""
+        frames = int(self._v_frames[v])
+        c, h, w = self._v_shape[0]
+        video = self._reader.array(self._shards[self._v_shard[v]], int(self._v_offset[v]),
+                                   frames * c * h * w * 2, (frames, c, h, w))  # memmap view
+        y = x = 0
+        ch, cw = h, w
+        if self.random_crop is not None:
+            ch = cw = self.random_crop
+            y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+        clip = video[start : start + span : stride, :, y : y + ch, x : x + cw]  # reads only these pages
+        if self.flip and rng.random() < 0.5:
+            clip = clip[..., ::-1]
+        return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)).permute(1, 0, 2, 3).contiguous()
+
+    def _caption(self, v: int, rng: np.random.Generator) -> torch.Tensor:
+        lo, hi = int(self._cap_ptr[v]), int(self._cap_ptr[v + 1])
+        j = int(self._cap_ids[lo + int(rng.integers(hi - lo))]) if hi - lo > 1 else int(self._cap_ids[lo])
+        if self._text is None or self._pid != os.getpid():  # forked worker: open our own handle
+            self._text, self._pid = safe_open(str(self.cache_dir / TEXT_FILE), framework="pt"), os.getpid()
+        return self._text.get_slice(TEXT_KEY)[j : j + 1][0].float()  # (77, dim)
 
     def __getstate__(self) -> dict[str, Any]:  # spawn-started workers: reopen files lazily
-        state = self.__dict__.copy()
-        state["_handles"] = {}
-        return state
+        return dict(self.__dict__, _text=None)

@@ -1,28 +1,40 @@
 """`prepare`: videos -> frames at a fixed fps and size -> VAE latents + caption embeddings on disk.
 
-See `sdvideo.data.cache` for the layout. A bad video is skipped with a one-line warning; the cache
-index is rewritten after every video, so an interrupted run resumes where it stopped.
+Pipeline: `sources.collect_jobs` (files, folders, globs, manifests, captions) -> caption embeddings
+(once per distinct caption) -> `decode_pool.decode_ahead` (worker threads decode, resample, crop and
+detect scene cuts in the next videos) -> `encoder.FrameEncoder` (VAE batches on the GPU in fp16 when
+present) -> `shards.ShardWriter` + `journal.Journal` (a video is committed once its latents are on
+disk). See `cache.py` for the layout.
+
+Bad input never stops the run: a file that cannot be decoded, has no video, or is shorter than one
+clip is skipped with a one-line warning naming it; the summary counts what the cache holds. Killing
+`prepare` at any moment and running it again finishes the job: committed videos are kept (never
+re-encoded) and the bytes of the interrupted one are discarded. Two runs on one cache are refused.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import contextlib
 import shutil
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from sdvideo.data import cache
-from sdvideo.data.video_io import VideoError, VideoReader
+from sdvideo.data.decode_pool import DecodeFailed, decode_ahead
+from sdvideo.data.encoder import FrameEncoder, encode_frames, pick_device
+from sdvideo.data.journal import JOURNAL_FILE, Journal
+from sdvideo.data.scenes import DEFAULT_SCENE_THRESHOLD, segments_from_cuts
+from sdvideo.data.shards import LATENTS_DIR, ShardWriter
+from sdvideo.data.sources import VIDEO_EXTENSIONS, VideoJob, collect_jobs
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif")
+__all__ = ["prepare", "PrepareSummary", "count_clips", "VIDEO_EXTENSIONS", "encode_frames"]
 _TEXT_BATCH = 64
 
 
@@ -35,226 +47,220 @@ class PrepareSummary:
     out: Path = Path(".")
     encoded: int = 0  # videos encoded by this run (the rest were already in the cache)
     names: list[str] = field(default_factory=list)  # cache names of the used videos
+    clips: int = 0  # clips of `clip_frames` consecutive frames within one shot, in the cache
+    hours: float = 0.0  # seconds / 3600
+    clip_frames: int = 5
+    warnings: list[str] = field(default_factory=list)  # every warning line of this run
+
+    def line(self) -> str:
+        """The end-of-run summary, one line."""
+        return (f"prepared {self.out}: {self.used} videos used ({self.encoded} new), "
+                f"{len(self.skipped)} skipped, {self.frames} frames, {self.clips} clips of "
+                f"{self.clip_frames} frames, {self.hours:.2f} h")
 
 
-def find_videos(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files as given (in order) and, for directories, every video below them (sorted)."""
-    found: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found += sorted(f for f in p.rglob("*")
-                            if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
-        else:
-            found.append(p)  # missing or odd files are reported as skipped later
-    unique: dict[Path, None] = {}
-    for f in found:
-        unique.setdefault(f.resolve(), None)
-    return list(unique)
+def count_clips(videos: Sequence[dict[str, Any]], clip_frames: int) -> int:
+    """Clips of `clip_frames` consecutive frames inside one shot, over cache entries."""
+    return sum(max(0, b - a - clip_frames + 1) for v in videos
+               for a, b in v.get("segments") or [[0, v["frames"]]])
 
 
-def read_captions(video: Path, default: str = "") -> list[str]:
-    """Captions of a video: its sidecar `<stem>.txt` or `<name>.txt` (UTF-8, one caption per
-    non-empty line) when present, else [`default`]."""
-    for side in (video.with_suffix(".txt"), video.with_name(video.name + ".txt")):
-        if side.is_file():
-            lines = [ln.strip() for ln in side.read_text(encoding="utf-8").splitlines()]
-            return [ln for ln in lines if ln] or [""]
-    return [default.strip()]
-
-
-def video_name(path: Path) -> str:
-    """Unique cache name: the file stem (safe characters) + 8 hex digits of the absolute path."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem)[:60] or "video"
-    return f"{stem}-{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
-
-
-@torch.no_grad()
-def encode_frames(vae: Any, frames: np.ndarray, device: torch.device, dtype: torch.dtype,
-                  scaling_factor: float) -> torch.Tensor:
-    """uint8 (B, S, S, 3) frames -> float16 CPU latents (B, C, S/f, S/f).
-
-    Uses the posterior mean, not a sample, so the cache is deterministic (and a resumed run
-    matches an uninterrupted one); training adds its own noise anyway.
-    """
-    x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2)  # (B, 3, S, S) uint8
-    x = x.to(dtype) / 127.5 - 1.0  # [-1, 1]
-    mean = vae.encode(x).latent_dist.mean  # (B, C, h, w)
-    return (mean.float() * scaling_factor).to(torch.float16).cpu()
-
-
-def _batches(reader: VideoReader, n: int) -> Iterator[np.ndarray]:
-    """Frames of `reader` in uint8 batches (<= n, S, S, 3)."""
-    batch: list[np.ndarray] = []
-    for frame in reader:
-        batch.append(frame)
-        if len(batch) == n:
-            yield np.stack(batch)
-            batch = []
-    if batch:
-        yield np.stack(batch)
-
-
-class _DecodeFailed(Exception):
-    pass
-
-
-def _reason(exc: BaseException) -> str:
-    """One line saying why a video failed to decode (without repeating its path)."""
-    if isinstance(exc, VideoError):
-        return exc.reason
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
-
-
-def _encode_video(path: Path, vae: Any, fps: float, size: int, batch_size: int,
-                  device: torch.device, dtype: torch.dtype, scaling: float,
-                  progress: bool) -> torch.Tensor:
-    """float16 latents (T, C, h, w) of one video. Decoding errors come out as `_DecodeFailed`;
-    encoder errors (out of memory, bugs) propagate and stop `prepare`."""
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold `out/.lock` (flock) so that two prepare runs never write one cache at once."""
     try:
-        reader = VideoReader(path, fps=fps, size=size)
-        est = int(reader.duration * fps) or None
-    except Exception as e:  # VideoError or anything PyAV raises
-        raise _DecodeFailed(_reason(e)) from None
-    chunks = []
-    bar = tqdm(total=est, desc=path.name[:30], unit="frame", leave=False, disable=not progress)
-    with reader, bar:
-        batches = _batches(reader, batch_size)
-        while True:
-            try:
-                frames = next(batches, None)
-            except Exception as e:
-                raise _DecodeFailed(_reason(e)) from None
-            if frames is None:
-                break
-            chunks.append(encode_frames(vae, frames, device, dtype, scaling))
-            bar.update(len(frames))
-    if not chunks:
-        raise _DecodeFailed("no decodable video frames")
-    return torch.cat(chunks)  # (T, C, h, w)
-
-
-def _check_settings(out: Path, info: dict[str, Any], want: dict[str, Any]) -> None:
-    diffs = [f"{k}={info.get(k)!r} (now {v!r})" for k, v in want.items() if info.get(k) != v]
-    if diffs:
-        short = "; ".join(d if len(d) < 120 else d[:117] + "..." for d in diffs)
-        raise ValueError(f"{out} already holds a cache made with other settings: {short}; "
-                         "use a new --out or --overwrite")
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{out} is being written by another `sdvideo prepare`; wait for it to "
+                             "finish or use another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: float = 10.0,
             size: int = 512, caption: str = "", batch_size: int = 8,
             device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-            progress: bool = True, overwrite: bool = False) -> PrepareSummary:
-    """Cache VAE latents and caption embeddings of `videos` (files or folders) in `out`.
+            progress: bool = True, overwrite: bool = False,
+            scene_threshold: float = DEFAULT_SCENE_THRESHOLD, clip_frames: int = 5,
+            workers: int = 4, shard_mb: float = 1024) -> PrepareSummary:
+    """Cache VAE latents and caption embeddings of `videos` (files, folders, globs, manifests) in `out`.
+
+    fps, size: resample to `fps` by timestamps, resize the short side to `size` and center-crop.
+    caption: for videos without a manifest caption or sidecar .txt.
+    batch_size: frames per VAE batch. device/dtype: default cuda + float16 when available, else cpu
+      + float32 (the VAE is put back where it was afterwards).
+    scene_threshold: scene-cut detector threshold (`scenes.py`; 0 disables); clips never span a cut.
+    clip_frames: videos shorter than this are skipped; the summary counts clips of this length.
+    workers: videos decoded in parallel ahead of the encoder. shard_mb: latent shard size.
+    overwrite: start afresh (needed to change fps, size, base or scene_threshold of a cache).
 
     Videos already in the cache are not encoded again; the cache keeps earlier runs' videos too.
-    The summary counts the whole cache (`used`, `frames`, `seconds`) and this run (`skipped`,
-    `encoded`).
-
-    Moves `base.vae` to `device` (default cuda if available) and, if given, `dtype`; captions are
-    encoded wherever `base.text_encoder` is. Returns counts; the caller picks the exit status.
+    The summary counts the whole cache (used, frames, clips, hours) and this run (skipped, encoded).
     """
     out = Path(out)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    vae = base.vae.to(device=device, **({"dtype": dtype} if dtype is not None else {})).eval()
-    dtype = dtype or next(vae.parameters()).dtype
-    cfg = vae.config
-    scaling = float(cfg.scaling_factor)
+    if clip_frames < 1 or batch_size < 1:
+        raise ValueError(f"clip_frames and batch_size must be >= 1, got {clip_frames}, {batch_size}")
+    if scene_threshold < 0:
+        raise ValueError(f"scene_threshold must be >= 0 (0 disables cut detection), got {scene_threshold}")
+    device, dtype = pick_device(device, dtype)
+    cfg = base.vae.config
     factor = 2 ** (len(cfg.block_out_channels) - 1)
     if size % factor:
         raise ValueError(f"size {size} must be a multiple of {factor} (the VAE's downsampling)")
     settings = dict(version=cache.CACHE_VERSION, fps=float(fps), size=int(size),
-                    scaling_factor=scaling, base=cache.jsonable(base.identity()))
+                    scaling_factor=float(cfg.scaling_factor), scene_threshold=float(scene_threshold),
+                    base=cache.jsonable(base.identity()))
     latent_shape = [int(cfg.latent_channels), size // factor, size // factor]
+    warnings: list[str] = []
 
-    index = out / cache.INDEX_FILE
-    old = _open_cache(out, settings, overwrite)
-    sources = find_videos(videos)
-    video_caps = {src: read_captions(src, caption) for src in sources}
-    # Caption list: the cache's (index 0 is "") + this run's new ones, so indices stay stable.
-    captions = list(dict.fromkeys(old["captions"] + [c for cs in video_caps.values() for c in cs]))
-    _write_text_embeddings(out, base, old["captions"], captions)
-    cap_index = {c: i for i, c in enumerate(captions)}
+    def warn(message: str) -> None:
+        warnings.append(message)
+        tqdm.write(message, file=sys.stderr)
 
-    # The cache accumulates: entries whose latents file exists are kept (also those of videos not
-    # passed this time; start afresh with overwrite=True). Keyed by absolute source path.
-    done = {v["source"]: v for v in old["videos"] if cache.latents_file(out, v).is_file()}
-    skipped = {s["source"]: s["reason"] for s in old["skipped"]}
-
-    def write_index() -> None:
-        for src in sources:
-            if str(src) in done:
-                done[str(src)]["captions"] = sorted({cap_index[c] for c in video_caps[src]})
-        info = dict(settings, latent_shape=latent_shape, captions=captions,
-                    videos=list(done.values()),
-                    skipped=[dict(source=s, reason=r) for s, r in skipped.items() if s not in done])
-        cache.write_json(index, info)
-
-    write_index()
-    run_skipped: list[tuple[str, str]] = []
-    encoded = 0
-    bar = tqdm(sources, desc="prepare", unit="video", disable=not progress)
-    for src in bar:
-        if str(src) in done:
-            continue
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        old_captions = _open_cache(out, settings, overwrite)
+        jobs = collect_jobs(videos, caption, warn)
+        captions = list(dict.fromkeys(old_captions + [c for j in jobs for c in j.captions]))
+        _write_text_embeddings(out, base, device, len(old_captions), captions)
+        cache.write_json(out / cache.INDEX_FILE, dict(settings, base_source=str(getattr(base, "source", "")),
+                                                      latent_shape=latent_shape, captions=captions))
+        cap_index = {c: i for i, c in enumerate(captions)}
+        journal = Journal(out / JOURNAL_FILE)
         try:
-            latents = _encode_video(src, vae, fps, size, batch_size, device, dtype, scaling,
-                                    progress)  # (T, C, h, w) float16
-        except _DecodeFailed as e:
-            tqdm.write(f"warning: skipping {src}: {e}", file=sys.stderr)
-            skipped[str(src)] = str(e)
-            run_skipped.append((str(src), str(e)))
-            write_index()
-            continue
-        name = video_name(src)
-        file = f"{cache.LATENTS_DIR}/{name}.safetensors"
-        cache.save_tensors(out / file, {cache.LATENTS_KEY: latents},
-                           metadata={"source": str(src), "fps": str(float(fps))})
-        done[str(src)] = dict(name=name, source=str(src), frames=int(latents.shape[0]),
-                              fps=float(fps), file=file, captions=[])
-        encoded += 1
-        write_index()
-        bar.set_postfix(frames=sum(v["frames"] for v in done.values()))
-    bar.close()
-
-    # Latents files the index does not list (a crash between writing one and the index).
-    listed = {Path(v["file"]).name for v in done.values()}
-    for f in (out / cache.LATENTS_DIR).iterdir():
-        if f.name not in listed:
-            f.unlink()
-    frames = sum(v["frames"] for v in done.values())
-    return PrepareSummary(used=len(done), skipped=run_skipped, frames=frames, seconds=frames / fps,
-                          out=out, encoded=encoded, names=[v["name"] for v in done.values()])
+            skipped, encoded = _encode_all(out, jobs, journal, cap_index, base, device, dtype,
+                                           latent_shape, fps, size, batch_size, scene_threshold,
+                                           clip_frames, workers, shard_mb, progress, warn)
+            journal.compact()
+        finally:
+            journal.close()
+    done = [r for r in journal.records.values() if "skipped" not in r]
+    frames = sum(int(v["frames"]) for v in done)
+    return PrepareSummary(used=len(done), skipped=skipped, frames=frames, seconds=frames / fps, out=out,
+                          encoded=encoded, names=[v["name"] for v in done],
+                          clips=count_clips(done, clip_frames), hours=frames / fps / 3600,
+                          clip_frames=clip_frames, warnings=warnings)
 
 
-def _open_cache(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-    """The existing index of `out` (checked against `settings`), or an empty one."""
+def _encode_all(out: Path, jobs: list[VideoJob], journal: Journal, cap_index: dict[str, int], base: Any,
+                device: torch.device, dtype: torch.dtype, latent_shape: list[int], fps: float, size: int,
+                batch_size: int, scene_threshold: float, clip_frames: int, workers: int,
+                shard_mb: float, progress: bool, warn: Any) -> tuple[list[tuple[str, str]], int]:
+    """Encode every job not yet in the journal; returns (this run's skips, videos encoded)."""
+    done = {k: r for k, r in journal.records.items() if "skipped" not in r}
+    committed: dict[str, int] = {}  # shard -> bytes used by committed videos
+    for r in done.values():
+        committed[r["shard"]] = max(committed.get(r["shard"], 0), int(r["offset"]) + int(r["nbytes"]))
+    for job in jobs:  # captions of a cached video may have changed (edited sidecar): update them
+        ids = sorted({cap_index[c] for c in job.captions})
+        if job.key in done and done[job.key].get("captions") != ids:
+            journal.append(dict(done[job.key], captions=ids))
+    todo = [j for j in jobs if j.key not in done]
+    skipped: list[tuple[str, str]] = []
+    encoded = 0
+    writer = ShardWriter(out, committed, int(shard_mb * (1 << 20)))
+    encoder = FrameEncoder(base.vae, device, dtype)
+    dec_bar = tqdm(desc="decode", unit="frame", position=0, disable=not progress, dynamic_ncols=True)
+    enc_bar = tqdm(total=len(todo), desc="encode", unit="video", position=1, disable=not progress,
+                   dynamic_ncols=True)
+    bar_lock = threading.Lock()
+    enc_frames = 0
+
+    def decoded(n: int) -> None:  # called from decoder threads
+        with bar_lock:
+            dec_bar.update(n)
+
+    try:
+        for job, stream in decode_ahead(todo, fps=fps, size=size, batch_size=batch_size,
+                                        scene_threshold=scene_threshold, workers=workers,
+                                        on_frames=decoded):
+            writer.begin()
+            try:
+                for frames in stream:  # uint8 (n, S, S, 3)
+                    writer.write(encoder(frames).numpy())  # float16 (n, C, h, w)
+                    enc_frames += len(frames)
+                    with bar_lock:
+                        enc_bar.set_postfix(frames=enc_frames, refresh=False)
+                result = stream.result
+                if result.frames == 0:
+                    raise DecodeFailed("no decodable video frames"
+                                       + (" in the requested time window" if job.start or job.end else ""))
+                if result.frames < clip_frames:
+                    raise DecodeFailed(f"only {result.frames} frames at {fps:g} fps, shorter than one clip "
+                                       f"of {clip_frames} frames; use a longer video or lower --clip-frames")
+            except DecodeFailed as e:
+                writer.rollback()
+                warn(f"warning: skipping {job.label}: {e}")
+                journal.append(dict(key=job.key, source=job.label, skipped=str(e)))
+                skipped.append((job.label, str(e)))
+                enc_bar.update(1)
+                continue
+            location = writer.commit()  # latents durable on disk before the journal lists them
+            journal.append(dict(
+                key=job.key, name=job.name, source=str(job.path), start=job.start, end=job.end,
+                frames=result.frames, fps=float(fps), duration=round(result.frames / fps, 6),
+                **location, shape=[result.frames, *latent_shape],
+                segments=segments_from_cuts(result.cuts, result.frames),
+                captions=sorted({cap_index[c] for c in job.captions})))
+            encoded += 1
+            enc_bar.update(1)
+    finally:
+        encoder.close()
+        writer.close()
+        dec_bar.close()
+        enc_bar.close()
+    if encoder.fallbacks:
+        warn(f"warning: {encoder.fallbacks} batches overflowed in {dtype} and were encoded in float32")
+    return skipped, encoded
+
+
+def _open_cache(out: Path, settings: dict[str, Any], overwrite: bool) -> list[str]:
+    """Captions of the cache in `out` after checking its settings (or [""] for a new cache)."""
     index = out / cache.INDEX_FILE
     if overwrite:
-        for p in (index, out / cache.TEXT_FILE):
-            p.unlink(missing_ok=True)
-        shutil.rmtree(out / cache.LATENTS_DIR, ignore_errors=True)
-    old: dict[str, Any] = {"videos": [], "captions": [""], "skipped": []}
-    if index.exists():
-        old = cache.load_cache_info(out)
-        _check_settings(out, old, settings)
-    (out / cache.LATENTS_DIR).mkdir(parents=True, exist_ok=True)
-    return dict(videos=old["videos"], captions=old["captions"] or [""],
-                skipped=old.get("skipped", []))
+        for name in (cache.INDEX_FILE, cache.TEXT_FILE, JOURNAL_FILE):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / LATENTS_DIR, ignore_errors=True)
+    if not index.exists():
+        return [""]
+    info = cache.load_cache_info(out)
+    diffs = [f"{k}={info.get(k)!r} (now {v!r})" for k, v in settings.items()
+             if k != "base" and info.get(k) != v]
+    reason = cache.cache_mismatch(info.get("base") or {}, settings["base"])
+    if reason:
+        diffs.append(f"base model: {reason}")
+    if diffs:
+        raise ValueError(f"{out} already holds a cache made with other settings: {'; '.join(diffs)}; "
+                         "use a new --out or --overwrite")
+    return list(info["captions"]) or [""]
 
 
-def _write_text_embeddings(out: Path, base: Any, old_captions: list[str],
-                           captions: list[str]) -> None:
-    """Write text.safetensors for `captions`, reusing the rows already cached for old ones."""
-    rows: dict[str, torch.Tensor] = {}
-    if (out / cache.TEXT_FILE).is_file():
-        rows = dict(zip(old_captions, cache.load_text_embeddings(out)))  # each (77, dim)
-    new = [c for c in captions if c not in rows]
-    with torch.no_grad():
-        for i in range(0, len(new), _TEXT_BATCH):
-            emb = base.encode_text(new[i : i + _TEXT_BATCH])  # (n, 77, dim) on the encoder's device
-            rows.update(zip(new[i : i + _TEXT_BATCH], emb.float().cpu()))
-    text = torch.stack([rows[c] for c in captions]).to(torch.float16)  # (N, 77, dim)
-    cache.save_tensors(out / cache.TEXT_FILE, {cache.TEXT_KEY: text})
+def _write_text_embeddings(out: Path, base: Any, device: torch.device, old: int, captions: list[str]) -> None:
+    """text.safetensors for `captions`: the first `old` rows are copied from the existing file, the
+    rest encoded (on `device`, in batches); streamed so that no more than a batch is in memory."""
+    reuse = min(old, cache.text_rows(out))
+    if reuse == len(captions) == cache.text_rows(out):
+        return
+    encoder = base.text_encoder
+    where = next(encoder.parameters()).device
+
+    def chunks() -> Iterator[torch.Tensor]:
+        for i in range(0, reuse, 1024):
+            yield cache.load_text_rows(out, i, min(reuse, i + 1024))  # (n, 77, dim)
+        encoder.to(device)
+        try:
+            with torch.inference_mode():
+                for i in range(reuse, len(captions), _TEXT_BATCH):
+                    yield base.encode_text(captions[i : i + _TEXT_BATCH]).float().cpu()  # (n, 77, dim)
+        finally:
+            encoder.to(where)
+
+    cache.write_text_embeddings(out / cache.TEXT_FILE, chunks(), len(captions))

@@ -4,7 +4,9 @@
 shows at t_k = k / fps and is the latest decoded frame whose timestamp is <= t_k. Variable frame
 rate sources therefore work, frames are dropped when downsampling and repeated when upsampling.
 Every frame is resized (short side -> `size`, bicubic) and center-cropped as soon as it is decoded,
-so a long full-resolution video never sits in memory.
+so a long full-resolution video never sits in memory. With `scene_threshold > 0` every decoded frame
+also goes through the scene-cut detector (`scenes.py`) and `VideoReader.cuts` lists, after the
+iteration, the indices of the output frames that start a new shot.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image
+
+from sdvideo.data.scenes import CutDetector
 
 # A frame within this many seconds of t_k counts as "at" t_k (float timestamps are not exact);
 # raised to half a timestamp tick for coarse time bases (Matroska stores milliseconds).
@@ -60,6 +64,8 @@ def _open(path: str | Path) -> tuple[Any, Any, str]:
         raise VideoError(p, "not a file; pass a video file (mp4, mov, mkv, webm, avi, gif)")
     if p.stat().st_size == 0:
         raise VideoError(p, "empty file (0 bytes); the download or copy probably failed")
+    if not os.access(p, os.R_OK):
+        raise VideoError(p, "permission denied; make the file readable (chmod +r)")
     try:
         container = av.open(str(p), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
@@ -110,7 +116,7 @@ class VideoReader:
 
     def __init__(self, path: str | Path, fps: float | None = 10, size: int | None = 512,
                  max_frames: int | None = None, start: float | None = None,
-                 end: float | None = None) -> None:
+                 end: float | None = None, scene_threshold: float = 0.0) -> None:
         if fps is not None and fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if size is not None and size <= 0:
@@ -123,6 +129,8 @@ class VideoReader:
         self.duration = _stream_duration(self.container, self.stream)
         self.fps = float(fps) if fps is not None else (self.source_fps or 0.0)
         self.frames_out = 0
+        self.detector = CutDetector(scene_threshold) if scene_threshold > 0 else None
+        self.cuts: list[int] = []  # output frame indices that start a new shot (scene_threshold > 0)
 
     def __enter__(self) -> VideoReader:
         return self
@@ -145,6 +153,13 @@ class VideoReader:
             frame = frame.reformat(width=max(1, round(w * f)), height=max(1, round(h * f)),
                                    format="rgb24", interpolation="AREA")
         return resize_center_crop(frame.to_image(), self.size)
+
+    def _check_cut(self, frame: Any) -> None:
+        """Run the detector on a decoded frame; a cut starts at the next output frame (the first
+        whose target time is not before this frame, i.e. the first that shows it or a later one)."""
+        if self.detector is not None and self.detector.update_frame(frame):
+            if self.frames_out > 0 and (not self.cuts or self.cuts[-1] != self.frames_out):
+                self.cuts.append(self.frames_out)
 
     def _decoded(self) -> Iterator[tuple[float, float, Any]]:
         """Yield (time, frame duration, av frame) in seconds relative to the stream start."""
@@ -186,6 +201,7 @@ class VideoReader:
                     break
                 last_end = t + dur
                 if t >= self.start - eps:
+                    self._check_cut(frame)
                     self.frames_out += 1
                     yield self._convert(frame)
             else:
@@ -210,6 +226,7 @@ class VideoReader:
                     prev[1] = self._convert(prev[0])
                 self.frames_out += 1
                 yield prev[1]
+            self._check_cut(frame)
             if self.frames_out >= limit or target(self.frames_out) >= end - eps:
                 break
             if prev is None or prev[0] is not frame:

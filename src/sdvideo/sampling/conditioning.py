@@ -129,7 +129,7 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [-1, 1]."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.shape}")
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    return torch.tensor(np.asarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
 
 
 @torch.no_grad()
@@ -147,14 +147,19 @@ def encode_frames(vae: Any, frames: np.ndarray, frames_per_slice: int = 8) -> to
     return torch.cat(chunks).transpose(0, 1).unsqueeze(0).float()  # (1, c, T, h, w)
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """An image file as uint8 (size, size, 3): short side resized to `size`, center-cropped."""
+def open_image(path: str | Path) -> Image.Image:
+    """An image file as an RGB PIL image; a one-line error for anything else."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such image file")
     try:
         with Image.open(p) as image:
-            rgb = image.convert("RGB")
+            return image.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{p}: not an image Pillow can read ({type(exc).__name__}); pass a .png/.jpg") from None
-    return resize_center_crop(rgb, size)
+
+
+def load_image(path: str | Path | Image.Image, size: int) -> np.ndarray:
+    """An image (file or PIL) as uint8 (size, size, 3): short side resized to `size`, center-cropped."""
+    image = path if isinstance(path, Image.Image) else open_image(path)
+    return resize_center_crop(image, size)

@@ -50,7 +50,7 @@ def load_video_unet(run: str | Path, device: torch.device | str = "cpu", dtype: 
     folder = Path(run) / "unet"
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"{run}: no trained model in {folder}; did `sdvideo train` finish?")
-    return VideoUNet.from_pretrained(folder).to(device, dtype).eval()
+    return VideoUNet.from_pretrained(folder, dtype=dtype).to(device).eval()
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -104,7 +104,7 @@ class VideoPipeline(DiffusionPipeline):
         """A saved pipeline folder (diffusers layout) or a training run folder; never downloads."""
         if is_run_folder(pretrained_model_name_or_path):
             return cls.from_run(pretrained_model_name_or_path, scheduler=kwargs.get("scheduler", "ddim"),
-                                torch_dtype=kwargs.get("torch_dtype"))
+                                torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")))
         kwargs.setdefault("local_files_only", True)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 

@@ -1,4 +1,9 @@
-"""`sdvideo sample`: load a training run, generate videos from prompts, write .mp4, .gif and a grid."""
+"""`sdvideo sample` / `sdvideo interpolate`: load a run, generate, write .mp4, .gif and a grid.
+
+Modes of `sample`: text-to-video (optionally in sliding windows for long videos), `extend=VIDEO`
+(continue a video from its last frames) and `image=IMG` (animate a still). `interpolate_video`
+raises a video's frame rate k times. All go through `VideoPipeline`.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +11,58 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
-from diffusers import (
-    DDIMScheduler,
-    DDPMScheduler,
-    DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    PNDMScheduler,
-)
 
-from ..models.base import load_base
-from ..models.video_unet import VideoUNet
-from ..training.config import load_run_config
+from ..data.video_io import decode_video, probe_video
+from .conditioning import check_factor, load_image, open_image
 from .export import to_uint8_frames, write_gif, write_grid, write_mp4
-from .sampler import decode_latents, denoise_video
+from .pipeline import VideoPipeline, load_video_unet, seed_generators
+from .sampler import SCHEDULERS, make_scheduler
 
-SCHEDULERS = {
-    "ddim": DDIMScheduler,
-    "ddpm": DDPMScheduler,
-    "dpm++": DPMSolverMultistepScheduler,
-    "euler": EulerDiscreteScheduler,
-    "euler-a": EulerAncestralDiscreteScheduler,
-    "pndm": PNDMScheduler,
-}
-
-
-def make_scheduler(name: str, base_scheduler_config: dict[str, Any]):
-    """A diffusers scheduler by short name, configured with the base model's noise schedule."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
-    return SCHEDULERS[name].from_config(base_scheduler_config)
-
-
-def load_video_unet(run: str | Path, device: torch.device, dtype: torch.dtype) -> VideoUNet:
-    folder = Path(run) / "unet"
-    if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"{run}: no trained model in {folder}; did `sdvideo train` finish?")
-    return VideoUNet.from_pretrained(folder).to(device, dtype).eval()
+__all__ = ["SCHEDULERS", "interpolate_video", "load_video_unet", "make_scheduler", "read_prompts", "sample", "slug"]
 
 
 def slug(text: str, limit: int = 48) -> str:
     return re.sub(r"[^a-zA-Z0-9]+", "-", text).strip("-").lower()[:limit] or "video"
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per line; blank lines and lines starting with # are skipped."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such prompts file")
+    prompts = [line.strip() for line in p.read_text().splitlines()]
+    prompts = [s for s in prompts if s and not s.startswith("#")]
+    if not prompts:
+        raise ValueError(f"{p}: no prompts (one per line; # starts a comment)")
+    return prompts
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool) -> VideoPipeline:
+    """A training run (or a saved VideoPipeline folder) on `device`, fp16 on CUDA."""
+    dev = resolve_device(device)
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    if (Path(run) / "model_index.json").is_file():
+        pipe = VideoPipeline.from_pretrained(run, dtype=dtype).to(dev)
+        pipe.set_scheduler(scheduler)
+    else:
+        pipe = VideoPipeline.from_run(run, scheduler, dev, dtype)
+    pipe.set_progress_bar_config(disable=not progress, leave=False)
+    return pipe
+
+
+def grid_columns(video: np.ndarray, limit: int = 16) -> np.ndarray:
+    """At most `limit` evenly spaced frames of a uint8 (T, H, W, 3) video, for the grid figure."""
+    if len(video) <= limit:
+        return video
+    return video[np.linspace(0, len(video) - 1, limit).round().astype(int)]
 
 
 def sample(
@@ -58,38 +73,83 @@ def sample(
     steps: int = 25,
     guidance_scale: float = 7.5,
     negative_prompt: str = "",
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     fps: float | None = None,
     size: int | None = None,
     scheduler: str = "ddim",
     device: str = "auto",
     progress: bool = True,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    window: int | None = None,
+    overlap: int | None = None,
+    extend: str | Path | None = None,
+    context_frames: int | None = None,
+    image: str | Path | None = None,
+    condition_method: str = "auto",
+    batch_size: int | None = None,
+    decode_chunk_size: int = 8,
 ) -> dict[str, Any]:
-    """Generate one video per prompt. Writes `<slug>.mp4`, `<slug>.gif` and `grid.png` into `out`.
+    """Generate one video per prompt; writes `<i>-<slug>.mp4`, `.gif` and `grid.png` into `out`.
 
-    fps defaults to the frame rate of the training cache (also the playback rate of the files).
-    size defaults to the training size (pixels).
+    frames: frames to generate (with `extend`: new frames after the video; with `image`: in all).
+    seed: an int (prompt i uses seed + i) or one per prompt. fps defaults to the training rate
+    (also the playback rate); size to the training size. window/overlap: sliding windows.
+    extend: a video to continue from its last `context_frames` frames (default: the frames
+    trained with, less one); the files hold the whole video plus the continuation.
+    image: a still to animate (frame 0). condition_method: "auto", "mask" or "replace".
+    Returns files, fps, frames, size and videos: float (prompts, frames, 3, H, W) in [0, 1].
     """
-    config = load_run_config(run)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    base = load_base(config["base"])
-    unet = load_video_unet(run, dev, dtype)
-    vae, text_encoder = base.vae.to(dev, dtype).eval(), base.text_encoder.to(dev, dtype).eval()
-    fps = float(fps if fps is not None else config.get("cache_fps", 10.0) / config.get("stride", 1))
-    size = size or config.get("cache_size")
-    down = 2 ** (len(vae.config.block_out_channels) - 1)
-    if size % down:
-        raise ValueError(f"size {size} is not a multiple of the VAE's downsampling factor {down}")
+    if extend is not None and image is not None:
+        raise ValueError("pass either --extend VIDEO or --image IMG, not both")
+    prompts = list(prompts) or ([""] if extend is not None or image is not None else [])
+    if not prompts:
+        raise ValueError("no prompt; pass --prompt TEXT or --prompts-file FILE")
+    if frames < 1 or steps < 1:
+        raise ValueError(f"--frames and --steps must be at least 1, got {frames} and {steps}")
+    seeds = [int(seed) + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
+    if len(seeds) != len(prompts):
+        raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts; pass one seed or one per prompt")
+    still = open_image(image) if image is not None else None  # fail fast, before loading the model
+    if extend is not None:
+        probe_video(extend)
+    pipe = load_pipeline(run, scheduler, device, progress)
+    fps = float(fps if fps is not None else pipe.config.default_fps or 10.0)
+    size = size or pipe.config.default_size or 512
+    if size % pipe.vae_scale_factor:
+        raise ValueError(f"size {size} is not a multiple of the VAE's downsampling factor {pipe.vae_scale_factor}")
 
-    text = base.encode_text(list(prompts), device=dev)
-    negative = base.encode_text([negative_prompt] * len(prompts), device=dev)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    latents = denoise_video(
-        unet, make_scheduler(scheduler, base.scheduler.config), text, negative, frames,
-        (size // down, size // down), steps, guidance_scale, fps, generator, progress=progress,
-    )
-    videos = decode_latents(vae, latents)  # (prompts, frames, 3, H, W) in [0, 1]
+    source: np.ndarray | None = None  # uint8 (T, H, W, 3): the video being extended
+    condition_call = None
+    common = dict(num_inference_steps=steps, guidance_scale=guidance_scale, fps=fps, window_size=window,
+                  window_overlap=overlap, condition_method=condition_method, decode_chunk_size=decode_chunk_size)
+    if still is not None:
+        pixels = load_image(still, size)
+        condition_call = lambda batch, gens: pipe.image_to_video(  # noqa: E731
+            pixels, batch, num_frames=frames, generator=gens, negative_prompt=negative_prompt, **common)
+    elif extend is not None:
+        if context_frames is not None and context_frames < 1:
+            raise ValueError(f"--context-frames must be at least 1, got {context_frames}")
+        source = decode_video(extend, fps=fps, size=size).frames
+        n = min(len(source), context_frames or max(1, (pipe.config.trained_frames or 2) - 1))
+        condition_call = lambda batch, gens: pipe.extend(  # noqa: E731
+            source[-n:], batch, new_frames=frames, generator=gens, negative_prompt=negative_prompt, **common)
+
+    chunk = batch_size or len(prompts)
+    parts = []
+    for i in range(0, len(prompts), chunk):
+        batch, gens = prompts[i : i + chunk], seed_generators(seeds[i : i + chunk], len(prompts[i : i + chunk]))
+        if condition_call is not None:
+            parts.append(condition_call(batch, gens).frames)
+        else:
+            parts.append(pipe(batch, negative_prompt=negative_prompt, num_frames=frames, height=height or size,
+                              width=width or height or size, generator=gens, **common).frames)
+    videos = torch.cat(parts)  # (prompts, frames, 3, H, W) in [0, 1]
+    if source is not None:  # the whole source video, then the new frames
+        new = videos[:, n:]
+        original = torch.from_numpy(source).permute(0, 3, 1, 2).float().div(255)  # (T, 3, H, W)
+        videos = torch.cat([original.expand(len(prompts), -1, -1, -1, -1), new], dim=1)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +161,50 @@ def sample(
         write_mp4(frames_u8, out / f"{name}.mp4", fps)
         write_gif(frames_u8, out / f"{name}.gif", fps)
         written += [str(out / f"{name}.mp4"), str(out / f"{name}.gif")]
-        rows.append(frames_u8)
+        rows.append(grid_columns(frames_u8))
     write_grid(rows, out / "grid.png", labels=list(prompts))
     written.append(str(out / "grid.png"))
-    return dict(files=written, fps=fps, frames=frames, size=size, videos=videos)
+    return dict(files=written, fps=fps, frames=int(videos.shape[1]), size=size, videos=videos)
+
+
+def interpolate_video(
+    run: str | Path,
+    video: str | Path,
+    out: str | Path,
+    factor: int = 2,
+    prompt: str = "",
+    steps: int = 25,
+    guidance_scale: float = 1.0,
+    seed: int = 0,
+    input_fps: float | None = None,
+    size: int | None = None,
+    scheduler: str = "ddim",
+    device: str = "auto",
+    progress: bool = True,
+    window: int | None = 16,
+    overlap: int | None = None,
+    condition_method: str = "auto",
+) -> dict[str, Any]:
+    """Raise a video's frame rate `factor` times: writes an .mp4 at fps * factor.
+
+    The video is decoded at its own rate (or `input_fps`) and the training size; its frames become
+    every factor-th frame of the output and the model fills the rest. out: an .mp4 path or a folder
+    (then `<stem>-x<factor>.mp4`). window: frames per sliding window (None or 0: all at once).
+    """
+    check_factor(factor)
+    probe_video(video)
+    pipe = load_pipeline(run, scheduler, device, progress)
+    size = size or pipe.config.default_size or 512
+    source = decode_video(video, fps=input_fps, size=size)
+    if len(source.frames) < 2:
+        raise ValueError(f"{video}: interpolation needs at least 2 frames, got {len(source.frames)}")
+    out_fps = source.fps * factor
+    result = pipe.interpolate(
+        source.frames, factor, prompt, num_inference_steps=steps, guidance_scale=guidance_scale, fps=out_fps,
+        generator=seed_generators(seed, 1), window_size=window or None, window_overlap=overlap,
+        condition_method=condition_method,
+    ).frames[0]  # ((n - 1) * factor + 1, 3, H, W)
+    out = Path(out)
+    path = out if out.suffix.lower() == ".mp4" else out / f"{Path(video).stem}-x{factor}.mp4"
+    write_mp4(to_uint8_frames(result), path, out_fps)
+    return dict(files=[str(path)], fps=out_fps, frames=int(result.shape[0]), size=size, video=result)

@@ -23,7 +23,7 @@ def _split(dataset: ClipDataset, holdout: float, part: str) -> list[int]:
     keep = []
     for i in range(len(dataset)):
         v, start = dataset.locate(i)
-        total = int(dataset.videos[v]["frames"])
+        total = dataset.video_frames(v)
         tail = max(dataset.span, int(round(total * holdout)))  # at least one whole held-out clip
         boundary = total - tail if total - tail >= dataset.span else total  # too short to split: all train
         end = start + dataset.span

@@ -66,6 +66,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     resume_from = latest_checkpoint(out) if cfg.resume else None
     if not cfg.resume and latest_checkpoint(out) is not None:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue it or choose a new --out")
+    accelerator.wait_for_everyone()  # every rank has looked at `out` before the main one writes to it
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
 
@@ -121,8 +122,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if cfg.val_every and accelerator.is_main_process:
         validator = Validator(validation_set(cfg), clips=cfg.val_clips)
     prompts = base.encode_text(cfg.sample_prompts) if cfg.sample_prompts and accelerator.is_main_process else None
-    cfg.save(out / "config.json", cache_fps=cache["fps"], cache_size=cache["size"], latent_shape=cache["latent_shape"],
-             optimizer_built=optimizer_name, processes=accelerator.num_processes)
+    if accelerator.is_main_process:  # one writer: ranks sharing `out` would race on the rename
+        cfg.save(out / "config.json", cache_fps=cache["fps"], cache_size=cache["size"], latent_shape=cache["latent_shape"],
+                 optimizer_built=optimizer_name, processes=accelerator.num_processes)
     writer = SummaryWriter(str(out / "logs")) if accelerator.is_main_process else None
 
     def checkpoint() -> None:

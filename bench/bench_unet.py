@@ -1,0 +1,250 @@
+"""Training and sampling speed of video UNets at the real Stable Diffusion 1.5 size, side by side.
+
+Models (random weights, bf16 autocast, fp32 master weights for what trains):
+  sdvideo     SD 1.5 UNet inflated with sdvideo's temporal conv + attention, spatial frozen
+              (frozen weights stored in bf16, as `sdvideo train` does)
+  animatediff diffusers UNetMotionModel: SD 1.5 + default MotionAdapter, spatial frozen
+  modelscope  diffusers UNet3DConditionModel (cross_attention_dim=1024, attention_head_dim=64),
+              spatial frozen (temporal convs, temporal attention and transformer_in train)
+
+    python bench/bench_unet.py --json out.json            # all models, all cases (needs a GPU)
+    python bench/bench_unet.py --models sdvideo --cases 2x16 --variants eager,compiled
+
+Reports per case: median training step time (optimizer step included), peak allocated memory,
+frames/s, trainable parameters, forward FLOPs (torch.utils.flop_counter) and FLOP utilisation
+(3 x forward FLOPs / step time / measured dense bf16 matmul rate); and the time to sample one
+16-frame video with 25 steps and classifier-free guidance (UNet only, and with VAE decode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from sdvideo.models.presets import preset  # noqa: E402
+
+GiB = 1024**3
+
+
+def matmul_peak(dtype=torch.bfloat16, n: int = 8192, iters: int = 50) -> float:
+    """Measured dense matmul rate (FLOP/s) on this GPU."""
+    a = torch.randn(n, n, device="cuda", dtype=dtype)
+    b = torch.randn(n, n, device="cuda", dtype=dtype)
+    for _ in range(5):
+        a @ b
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(iters):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n**3 * iters / (time.perf_counter() - t)
+
+
+# ----------------------------------------------------------------------------- models
+def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
+    from diffusers import UNet2DConditionModel
+
+    from sdvideo.models.video_unet import inflate
+
+    unet = UNet2DConditionModel(**preset("sd15")["unet"])
+    model = inflate(unet, **options.get("temporal", {})).freeze_spatial()
+    for p in model.parameters():
+        if not p.requires_grad:
+            p.data = p.data.to(torch.bfloat16)
+    model.set_gradient_checkpointing(options.get("checkpointing", "none"))
+    return model.cuda(), lambda m, x, t, c: m(x, t, c, fps=torch.full((x.shape[0],), 8.0, device=x.device)).sample
+
+
+def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    unet = UNet2DConditionModel(**preset("sd15")["unet"])
+    model = UNetMotionModel.from_unet2d(unet, MotionAdapter())
+    model.freeze_unet2d_params()
+    if options.get("frozen_bf16"):
+        for p in model.parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(torch.bfloat16)
+    if options.get("checkpointing") == "blocks":
+        model.enable_gradient_checkpointing()
+    return model.cuda(), lambda m, x, t, c: m(x, t, c).sample
+
+
+def build_modelscope(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
+    from diffusers import UNet3DConditionModel
+
+    model = UNet3DConditionModel(cross_attention_dim=1024, attention_head_dim=64)
+    model.requires_grad_(False)
+    for name, module in model.named_modules():
+        if name.endswith(("temp_convs", "temp_attentions")) or name == "transformer_in":
+            module.requires_grad_(True)
+    return model.cuda(), lambda m, x, t, c: m(x, t, c).sample
+
+
+TEXT_DIM = dict(sdvideo=768, animatediff=768, modelscope=1024)
+BUILDERS = dict(sdvideo=build_sdvideo, animatediff=build_animatediff, modelscope=build_modelscope)
+VARIANTS = {
+    "sdvideo": {
+        "eager": {},
+        "ckpt-attention": {"checkpointing": "attention"},
+        "ckpt-full": {"checkpointing": "full"},
+    },
+    "animatediff": {"eager": {}, "frozen-bf16": {"frozen_bf16": True}},
+    "modelscope": {"eager": {}},
+}
+
+
+# ----------------------------------------------------------------------------- measurements
+def forward_flops(model, call, x, t, c) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16), FlopCounterMode(display=False) as counter:
+        call(model, x, t, c)
+    return float(counter.get_total_flops())
+
+
+def time_training(model, call, x, t, c, steps: int, warmup: int) -> dict[str, float]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
+    target = torch.randn_like(x)
+    times = []
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(warmup + steps):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = call(model, x, t, c)
+        loss = torch.nn.functional.mse_loss(out.float(), target)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    del opt
+    return dict(step_s=statistics.median(times), peak_gib=torch.cuda.max_memory_allocated() / GiB)
+
+
+@torch.no_grad()
+def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768) -> dict[str, float]:
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
+    text = torch.randn(2, 77, text_dim, device="cuda", dtype=torch.bfloat16)
+
+    def run(decode: bool) -> float:
+        sched.set_timesteps(steps, device="cuda")
+        lat = torch.randn(1, 4, frames, 64, 64, device="cuda")
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            for ts in sched.timesteps:
+                pred = call(model, torch.cat([lat, lat]), ts, text)
+                u, co = pred.float().chunk(2)
+                lat = sched.step(u + 7.5 * (co - u), ts, lat).prev_sample
+            if decode and vae is not None:
+                flat = lat.transpose(1, 2).reshape(frames, 4, 64, 64) / 0.18215
+                for chunk in flat.split(8):
+                    vae.decode(chunk.to(torch.bfloat16))
+        torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    run(False)  # warm-up
+    unet_only = run(False)
+    end_to_end = run(True) if vae is not None else float("nan")
+    return dict(sample_unet_s=unet_only, sample_end_to_end_s=end_to_end)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="sdvideo,animatediff,modelscope")
+    ap.add_argument("--variants", default="", help="comma list of variant names to keep (default: all)")
+    ap.add_argument("--cases", default="2x16,2x5,1x64", help="batch x frames")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+
+    peak = matmul_peak()
+    print(f"GPU: {torch.cuda.get_device_name()}, measured dense bf16 matmul {peak / 1e12:.0f} TFLOP/s", flush=True)
+    vae = None
+    if args.sample:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL(**preset("sd15")["vae"]).to("cuda", torch.bfloat16).eval()
+    keep = set(filter(None, args.variants.split(",")))
+    rows = []
+
+    def emit(row: dict[str, Any]) -> None:  # print and keep each row as soon as it exists
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        if args.json:
+            with open(Path(args.json).with_suffix(".jsonl"), "a") as f:
+                f.write(json.dumps(row) + "\n")
+    for name in args.models.split(","):
+        for variant, options in VARIANTS[name].items():
+            if keep and variant not in keep:
+                continue
+            torch.manual_seed(0)
+            with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
+                model, call = BUILDERS[name](options)
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            total = sum(p.numel() for p in model.parameters())
+            for case in args.cases.split(","):
+                b, f = map(int, case.split("x"))
+                row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
+                x = torch.randn(b, 4, f, 64, 64, device="cuda")
+                t = torch.randint(0, 1000, (b,), device="cuda")
+                c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
+                try:
+                    row["fwd_tflop"] = forward_flops(model, call, x, t, c) / 1e12
+                    row.update(time_training(model, call, x, t, c, args.steps, args.warmup))
+                    row["frames_per_s"] = b * f / row["step_s"]
+                    row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / peak
+                    if name == "sdvideo":  # how close `sdvideo train --dry-run`'s estimate comes
+                        from sdvideo.training.memory_estimate import estimate_training_memory
+
+                        row["estimate_gib"] = estimate_training_memory(
+                            preset("sd15")["unet"], options.get("temporal", {}), b, f, 64, optimizer="adamw",
+                            gradient_checkpointing=options.get("checkpointing", "none"))["total_gib"]
+                except torch.OutOfMemoryError:
+                    row["error"] = "out of memory"
+                except Exception as err:  # e.g. AnimateDiff's 32-frame position table
+                    row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
+                model.zero_grad(set_to_none=True)
+                gc.collect()
+                torch.cuda.empty_cache()
+                emit(row)
+            if args.sample:
+                row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG")
+                try:
+                    row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name]))
+                except torch.OutOfMemoryError:
+                    row["error"] = "out of memory"
+                except Exception as err:
+                    row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
+                emit(row)
+            del model
+            gc.collect()
+            torch.cuda.empty_cache()
+    result = dict(gpu=torch.cuda.get_device_name(), matmul_bf16_tflops=peak / 1e12, torch=torch.__version__, rows=rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""`sdvideo sample` (text, prompts file, windows, --extend, --image) and `sdvideo interpolate` through
+the CLI: the files written decode with PyAV to the expected frame count, size and fps."""
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sdvideo.cli import main
+from sdvideo.sampling.sample import sample
+from test_sampling_pipeline import make_run, one_thread  # noqa: F401  (fixture)
+
+COMMON = ["--steps", "2", "--device", "cpu"]
+
+
+def decoded(path):
+    """(frames, width, height, fps) of a video file, decoded with PyAV."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        rate = stream.average_rate or stream.guessed_rate
+    return len(frames), frames[0].shape[1], frames[0].shape[0], float(rate) if rate else None
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sampling-cli")
+    return root, make_run(root, 0), make_run(root, 5)
+
+
+def test_sample_prompts_file_windows_and_seeds(runs, tmp_path, capsys):
+    _, run, _ = runs
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# a comment\na red car\n\na blue boat\n")
+    out = tmp_path / "out"
+    assert main(["sample", "--run", str(run), "--prompts-file", str(prompts), "--prompt", "a dog", "--out", str(out),
+                 "--frames", "9", "--window", "4", "--overlap", "2", "--seed", "1", "2", "3",
+                 "--scheduler", "dpm++", *COMMON]) == 0
+    mp4s, gifs = sorted(out.glob("*.mp4")), sorted(out.glob("*.gif"))
+    assert [p.stem for p in mp4s] == ["00-a-dog", "01-a-red-car", "02-a-blue-boat"] and len(gifs) == 3
+    for path in mp4s:
+        assert decoded(path) == (9, 16, 16, 6.0)
+    assert decoded(gifs[0])[:3] == (9, 16, 16)
+    grid = Image.open(out / "grid.png")
+    assert grid.width >= 9 * 16 and grid.height >= 3 * 16  # one row per prompt
+    assert str(out / "grid.png") in capsys.readouterr().out
+
+
+def test_sample_function_is_deterministic(runs, tmp_path):
+    _, run, _ = runs
+    kw = dict(frames=3, steps=2, device="cpu", progress=False)
+    a = sample(run, ["x", "y"], tmp_path / "a", seed=3, **kw)
+    b = sample(run, ["x", "y"], tmp_path / "b", seed=3, **kw)
+    assert a["videos"].shape == (2, 3, 3, 16, 16) and torch.equal(a["videos"], b["videos"])
+
+
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_extend_continues_a_video(runs, tmp_path, conditioned):
+    root, plain, masked = runs
+    source = tmp_path / "source.mp4"
+    assert main(["sample", "--run", str(plain), "--prompt", "x", "--out", str(tmp_path / "src"), "--frames", "4",
+                 *COMMON]) == 0
+    (tmp_path / "src" / "00-x.mp4").rename(source)
+    out = tmp_path / "ext"
+    assert main(["sample", "--run", str(masked if conditioned else plain), "--extend", str(source),
+                 "--prompt", "x", "--frames", "3", "--context-frames", "2", "--out", str(out), *COMMON]) == 0
+    assert decoded(out / "00-x.mp4") == (4 + 3, 16, 16, 6.0)
+    result = sample(plain, ["x"], tmp_path / "ext2", frames=2, steps=1, extend=source, device="cpu", progress=False)
+    with av.open(str(source)) as container:
+        original = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    # The source frames come through unchanged; the continuation follows them.
+    np.testing.assert_allclose(result["videos"][0, :4].permute(0, 2, 3, 1).numpy() * 255, original, atol=1.0)
+
+
+def test_image_to_video_and_bad_image(runs, tmp_path, capsys):
+    _, run, _ = runs
+    still = tmp_path / "still.png"
+    Image.fromarray((np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)).save(still)
+    out = tmp_path / "img"
+    assert main(["sample", "--run", str(run), "--image", str(still), "--frames", "4", "--out", str(out), *COMMON]) == 0
+    assert decoded(out / "00-video.mp4") == (4, 16, 16, 6.0)
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    capsys.readouterr()
+    assert main(["sample", "--run", str(run), "--image", str(bad), "--out", str(out), *COMMON]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not an image" in err and "notes.png" in err
+    assert main(["sample", "--run", str(run), "--out", str(out), *COMMON]) == 2
+    assert "--prompt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --image and --extend exclude each other
+        main(["sample", "--run", str(run), "--image", str(still), "--extend", str(still), "--out", str(out)])
+
+
+def test_interpolate_raises_the_frame_rate(runs, tmp_path, capsys):
+    _, plain, masked = runs
+    import media
+
+    clip = media.write_video(tmp_path / "clip.mp4", frames=4, fps=8, width=20, height=16, codec="libx264")
+    for run, factor in ((plain, 2), (masked, 3)):
+        out = tmp_path / f"x{factor}.mp4"
+        assert main(["interpolate", str(clip), "--run", str(run), "--factor", str(factor), "--out", str(out),
+                     "--window", "4", *COMMON]) == 0
+        assert decoded(out) == ((4 - 1) * factor + 1, 16, 16, 8.0 * factor)
+    capsys.readouterr()
+    assert main(["interpolate", str(clip), "--run", str(plain), "--factor", "1", "--out", str(tmp_path), *COMMON]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--factor" in err
