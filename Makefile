@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test experiment clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sdvideo demo --out runs/demo
+
+experiment: $(STAMP)
+	$(BIN)/python bench/experiment.py --out runs/experiment
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

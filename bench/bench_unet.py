@@ -62,7 +62,10 @@ def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
         if not p.requires_grad:
             p.data = p.data.to(torch.bfloat16)
     model.set_gradient_checkpointing(options.get("checkpointing", "none"))
-    return model.cuda(), lambda m, x, t, c: m(x, t, c, fps=torch.full((x.shape[0],), 8.0, device=x.device)).sample
+    model = model.cuda()
+    if options.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    return model, lambda m, x, t, c: m(x, t, c, fps=torch.full((x.shape[0],), 8.0, device=x.device)).sample
 
 
 def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
@@ -77,7 +80,12 @@ def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callabl
                 p.data = p.data.to(torch.bfloat16)
     if options.get("checkpointing") == "blocks":
         model.enable_gradient_checkpointing()
-    return model.cuda(), lambda m, x, t, c: m(x, t, c).sample
+    model = model.cuda()
+
+    def call(m, x, t, c):  # diffusers >= 0.3x: the caller repeats the text per frame (as AnimateDiffPipeline does)
+        return m(x, t, c.repeat_interleave(x.shape[2], dim=0)).sample
+
+    return model, call
 
 
 def build_modelscope(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
@@ -98,10 +106,30 @@ VARIANTS = {
         "eager": {},
         "ckpt-attention": {"checkpointing": "attention"},
         "ckpt-full": {"checkpointing": "full"},
+        "compiled": {"compile": True},
+        "compiled-cl": {"compile": True, "channels_last": True},
+        "compiled-ckpt-attention": {"compile": True, "checkpointing": "attention"},
+        "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
     },
-    "animatediff": {"eager": {}, "frozen-bf16": {"frozen_bf16": True}},
+    "animatediff": {"eager": {}, "frozen-bf16": {"frozen_bf16": True},
+                    "frozen-bf16-compiled": {"frozen_bf16": True, "compile": True}},
     "modelscope": {"eager": {}},
 }
+
+
+def compile_regions(name: str, model: torch.nn.Module) -> None:
+    """Regional torch.compile: sdvideo's own method; the same block types for the peers."""
+    if name == "sdvideo":
+        model.compile_regions()
+        return
+    import torch._dynamo
+    from diffusers.models.resnet import ResnetBlock2D
+    from diffusers.models.transformers.transformer_2d import Transformer2DModel
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    for module in model.modules():
+        if isinstance(module, (ResnetBlock2D, Transformer2DModel)) or type(module).__name__ == "AnimateDiffTransformer3D":
+            module.compile()
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -135,9 +163,37 @@ def time_training(model, call, x, t, c, steps: int, warmup: int) -> dict[str, fl
     return dict(step_s=statistics.median(times), peak_gib=torch.cuda.max_memory_allocated() / GiB)
 
 
+def profile_training(model, call, x, t, c, path: str) -> None:
+    """Where a training step's GPU time goes: the top kernels by CUDA time, written to `path`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
+    target = torch.randn_like(x)
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = call(model, x, t, c)
+        torch.nn.functional.mse_loss(out.float(), target).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(2):
+            step()
+        torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
+    Path(path).write_text(table)
+    print(table[:6000], flush=True)
+
+
 @torch.no_grad()
 def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768) -> dict[str, float]:
     from diffusers import DDIMScheduler
+
+    model.to(torch.bfloat16)  # inference: every weight in bf16 (no fp32 master copies needed)
 
     sched = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
     text = torch.randn(2, 77, text_dim, device="cuda", dtype=torch.bfloat16)
@@ -174,6 +230,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--profile", default=None, help="write a kernel profile of the first model/case here")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -204,14 +261,32 @@ def main() -> None:
                 model, call = BUILDERS[name](options)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
+            flops = {}  # counted on the eager model, before any compilation (same math)
+            for case in args.cases.split(","):
+                b, f = map(int, case.split("x"))
+                try:
+                    flops[case] = forward_flops(model, call, torch.randn(b, 4, f, 64, 64, device="cuda"),
+                                                torch.randint(0, 1000, (b,), device="cuda"),
+                                                torch.randn(b, 77, TEXT_DIM[name], device="cuda")) / 1e12
+                except Exception:
+                    flops[case] = float("nan")
+                gc.collect()
+                torch.cuda.empty_cache()
+            if options.get("compile"):
+                compile_regions(name, model)
             for case in args.cases.split(","):
                 b, f = map(int, case.split("x"))
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
+                if options.get("channels_last"):
+                    x = x.to(memory_format=torch.channels_last_3d)
                 t = torch.randint(0, 1000, (b,), device="cuda")
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
                 try:
-                    row["fwd_tflop"] = forward_flops(model, call, x, t, c) / 1e12
+                    if args.profile:
+                        profile_training(model, call, x, t, c, args.profile)
+                        args.profile = None
+                    row["fwd_tflop"] = flops[case]
                     row.update(time_training(model, call, x, t, c, args.steps, args.warmup))
                     row["frames_per_s"] = b * f / row["step_s"]
                     row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / peak

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 from pathlib import Path
 
@@ -160,12 +161,15 @@ def test_identity_tells_bases_apart(tiny: BaseModel) -> None:
     assert half.identity()["vae"] == ident["vae"]  # fp16 copy of the same weights: same base
 
 
-def test_clip_bpe_tokenizer() -> None:
-    tok = clip_bpe_tokenizer()
-    if tok is None:
-        pytest.skip("no installed package ships bpe_simple_vocab_16e6.txt.gz (pip install open_clip_torch)")
-    assert len(tok) == 49408
-    assert tok(["a photo of a cat"]).input_ids == [[49406, 320, 1125, 539, 320, 2368, 49407]]
+def test_clip_bpe_tokenizer_from_a_merges_file(tmp_path: Path) -> None:
+    # A merges file in OpenAI CLIP's format (version line, then one merge per line), 3 merges.
+    with gzip.open(tmp_path / "bpe.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("#version: 0.2\nc a\nca t</w>\np h\n")
+    tok = clip_bpe_tokenizer(bpe_file=tmp_path / "bpe.txt.gz")
+    assert len(tok) == 512 + 3 + 2  # bytes, bytes</w>, one token per merge, BOS, EOS
+    assert tok.convert_ids_to_tokens([512, 513, 514]) == ["ca", "cat</w>", "ph"]
+    # "a cat": BOS, "a</w>", the merged "cat</w>", EOS (ids after the merges: BOS 515, EOS 516).
+    assert tok(["a cat"]).input_ids == [[515, 320, 513, 516]]
 
 
 def test_tokenizer_lookup_for_a_file(tiny: BaseModel, tmp_path: Path) -> None:

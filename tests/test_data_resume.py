@@ -149,7 +149,7 @@ def test_killed_process_resumes(videos, base, reference, tmp_path):
         from sdvideo.models.base import build_base
         real = encoder.encode_frames
         def slow(*a):
-            time.sleep(0.3)
+            time.sleep(0.15)
             return real(*a)
         encoder.encode_frames = slow
         prepare([{str(videos)!r}], {str(out)!r}, build_base("tiny", seed=0), fps=10, size={SIZE},
@@ -160,7 +160,7 @@ def test_killed_process_resumes(videos, base, reference, tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         if journal.is_file() and journal.read_bytes().count(b"\n") >= 1:
-            time.sleep(0.4)  # into the next video
+            time.sleep(0.2)  # into the next video (which takes 3 batches, >= 0.45 s)
             break
         time.sleep(0.05)
     assert proc.poll() is None, "prepare finished before it could be killed"

@@ -106,3 +106,14 @@ def test_interpolate_raises_the_frame_rate(runs, tmp_path, capsys):
     assert main(["interpolate", str(clip), "--run", str(plain), "--factor", "1", "--out", str(tmp_path), *COMMON]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--factor" in err
+
+
+def test_sample_from_a_saved_pipeline_folder(runs, tmp_path):
+    _, run, _ = runs
+    from test_sampling_pipeline import load
+
+    load(run).save_pretrained(tmp_path / "saved")  # model_index.json + one folder per component
+    out = tmp_path / "out"
+    assert main(["sample", "--run", str(tmp_path / "saved"), "--prompt", "x", "--frames", "3", "--out", str(out),
+                 "--scheduler", "euler", *COMMON]) == 0
+    assert decoded(out / "00-x.mp4") == (3, 16, 16, 6.0)  # training size and rate kept in the saved config

@@ -84,6 +84,16 @@ def test_deterministic_for_a_seed_and_per_prompt_seeds(pipe):
     assert torch.allclose(both[1:], a, atol=1e-5)
 
 
+def test_negative_prompt_guidance_and_fps_reach_the_model(pipe):
+    kw = dict(num_frames=3, num_inference_steps=2, seed=0, output_type="latent")
+    base = pipe("a", **kw).frames  # guidance 7.5, empty negative prompt, training fps 6
+    assert not torch.allclose(base, pipe("a", negative_prompt="blurry", **kw).frames, atol=1e-4)
+    assert not torch.allclose(base, pipe("a", guidance_scale=2.0, **kw).frames, atol=1e-4)
+    assert pipe.unet.config.fps_conditioning
+    assert torch.equal(base, pipe("a", fps=6.0, **kw).frames)  # the default is the training rate
+    assert not torch.allclose(base, pipe("a", fps=24.0, **kw).frames, atol=1e-4)
+
+
 def test_save_and_load_pretrained_round_trip(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "saved")
     index = json.loads((tmp_path / "saved" / "model_index.json").read_text())

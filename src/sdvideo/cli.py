@@ -15,14 +15,22 @@ from typing import Any, Sequence
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="decode videos and cache VAE latents and caption embeddings")
-    p.add_argument("videos", nargs="+", help="video files or folders (searched recursively)")
+    p.add_argument("videos", nargs="+", help="video files (mp4 mov mkv webm avi gif), folders (searched "
+                   "recursively), quoted globs, or CSV/JSONL manifests (path, caption, start, end)")
     p.add_argument("--out", required=True, help="cache folder to write")
     p.add_argument("--base", required=True, help="Stable Diffusion: diffusers folder or .ckpt/.safetensors")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate to resample to (like ffmpeg -r)")
     p.add_argument("--size", type=int, default=512, help="resize short side and center-crop to this square")
-    p.add_argument("--caption", default="", help="caption for videos without a sidecar .txt")
+    p.add_argument("--caption", default="", help="caption for videos without a manifest caption or sidecar .txt")
     p.add_argument("--batch-size", type=int, default=8, help="frames per VAE batch")
     p.add_argument("--overwrite", action="store_true", help="replace a cache made with other settings")
+    p.add_argument("--scene-threshold", type=float, default=None,
+                   help="scene-cut detector threshold, 0 disables (default 0.12); clips never span a cut")
+    p.add_argument("--clip-frames", type=int, default=5, help="skip videos shorter than this many frames")
+    p.add_argument("--workers", type=int, default=4, help="videos decoded in parallel")
+    p.add_argument("--shard-mb", type=float, default=1024, help="latent shard file size (MB)")
+    p.add_argument("--device", default=None, help="VAE device (default: cuda in float16 when present, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +47,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--strides", type=int, nargs="+", default=None, help="several strides: multi-fps training")
     g.add_argument("--image-ratio", type=float, default=0.0, help="share of single-frame (image) batches")
     g.add_argument("--val-holdout", type=float, default=0.1, help="share of each video kept for validation")
+    g.add_argument("--random-crop", type=int, default=0,
+                   help="train on random square crops of this many px of the cached --size (0: whole frames)")
+    g.add_argument("--flip", action="store_true", help="mirror training clips horizontally at random")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=2)
     g.add_argument("--grad-accum", type=int, default=1)
@@ -54,6 +65,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--caption-dropout", type=float, default=0.1)
     g.add_argument("--offset-noise", type=float, default=0.0)
     g.add_argument("--min-snr-gamma", type=float, default=None)
+    g.add_argument("--task", choices=["none", "interpolate", "extend", "image2video", "mixed"], default="none",
+                   help="masked-frame conditioning: train the model to fill unknown frames given known ones "
+                        "(for `sdvideo interpolate`, `sample --extend`, `sample --image`); mixed: all of them")
     g = p.add_argument_group("model and memory")
     g.add_argument("--train", default="temporal", help="temporal | all | temporal+MODULE,MODULE")
     g.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto")
@@ -135,18 +149,40 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a much shorter run (smoke test)")
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="held-out loss by timestep, motion statistics and the ego-motion check of a run")
+    p.add_argument("--run", required=True, help="run folder from `sdvideo train`")
+    p.add_argument("--data", required=True, help="latent cache (the run's: its held-out tail is used) or videos "
+                   "(prepared into OUT/cache with the run's base)")
+    p.add_argument("--out", required=True, help="report folder: report.md, metrics.json, plots, frame grids")
+    p.add_argument("--prompts", nargs="+", default=[], help="sample prompts (default: the held-out clips' captions)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one seed (sample i uses seed + i) or one per sample")
+    p.add_argument("--samples", type=int, default=4, help="samples with the temporal layers on (and as many off)")
+    p.add_argument("--frames", type=int, default=None, help="frames per clip and sample (default: frames trained with)")
+    p.add_argument("--steps", type=int, default=25, help="sampling steps (DDIM)")
+    p.add_argument("--guidance-scale", type=float, default=3.0)
+    p.add_argument("--clips", type=int, default=8, help="held-out clips for the loss and the real motion statistics")
+    p.add_argument("--buckets", type=int, default=5, help="timestep buckets over the training timesteps")
+    p.add_argument("--ego-prompt", default=None, help="prompt for the ego-motion check (default: the driving "
+                   "scene's caption when the cache has it)")
+    p.add_argument("--caption", default="", help="caption for --data videos without a sidecar .txt")
+    p.add_argument("--clip", default=None, metavar="PATH", help="local CLIP model folder: adds the CLIP score")
+    p.add_argument("--device", default="auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdvideo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_prepare, _add_train, _add_sample, _add_interpolate, _add_demo):
+    for add in (_add_prepare, _add_train, _add_sample, _add_interpolate, _add_demo, _add_eval):
         add(sub)
     return parser
 
 
 TRAIN_KEYS = (
-    "data", "base", "out", "frames", "stride", "strides", "image_ratio", "val_holdout", "batch_size", "grad_accum",
+    "data", "base", "out", "frames", "stride", "strides", "image_ratio", "val_holdout", "random_crop", "flip",
+    "batch_size", "grad_accum",
     "steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "optimizer", "grad_clip", "ema_decay",
-    "caption_dropout", "offset_noise", "min_snr_gamma", "train", "mixed_precision", "gradient_checkpointing",
+    "caption_dropout", "offset_noise", "min_snr_gamma", "task", "train", "mixed_precision", "gradient_checkpointing",
     "seed", "num_workers", "device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "val_every",
     "val_clips", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
 )
@@ -167,14 +203,22 @@ def run_prepare(args: argparse.Namespace) -> int:
     from .data.prepare import prepare
     from .models.base import load_base
 
+    from .data.scenes import DEFAULT_SCENE_THRESHOLD
+
     base = load_base(args.base)
+    threshold = DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold
     summary = prepare(
         args.videos, args.out, base, fps=args.fps, size=args.size, caption=args.caption,
-        batch_size=args.batch_size, overwrite=args.overwrite,
+        batch_size=args.batch_size, overwrite=args.overwrite, scene_threshold=threshold,
+        clip_frames=args.clip_frames, workers=args.workers, shard_mb=args.shard_mb, device=args.device,
+        progress=not args.no_progress,
     )
-    print(f"prepared {args.out}: {summary.used} videos used, {len(summary.skipped)} skipped, "
-          f"{summary.frames} frames ({summary.seconds / 3600:.2f} h)")
-    return 0 if summary.used > 0 else 1
+    print(summary.line())
+    if summary.used == 0:  # nothing usable: the only failing exit (skipped videos alone are not)
+        print(f"sdvideo prepare: error: no usable video in {' '.join(args.videos)}; see the warnings above",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -233,13 +277,30 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_eval(args: argparse.Namespace) -> int:
+    from .eval.evaluate import evaluate
+
+    metrics = evaluate(
+        args.run, args.data, args.out, prompts=args.prompts, seeds=args.seeds, samples=args.samples,
+        frames=args.frames, steps=args.steps, guidance_scale=args.guidance_scale, clips=args.clips,
+        buckets=args.buckets, ego_prompt=args.ego_prompt, caption=args.caption, clip_model=args.clip,
+        device=args.device, progress=True,
+    )
+    losses, motion = metrics["losses"], metrics["motion"]
+    print(f"held-out loss: video {losses['video/mean']:.4f}, frames independent {losses['independent/mean']:.4f}, "
+          f"base {losses['base/mean']:.4f}; warping error real {motion['real']['warp_error']:.4f}, video "
+          f"{motion['video']['warp_error']:.4f}, independent {motion['independent']['warp_error']:.4f}")
+    print(Path(args.out) / "report.md")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # keep the terminal to progress bars and our own lines
     handlers = dict(prepare=run_prepare, train=run_train, sample=run_sample, interpolate=run_interpolate,
-                    demo=run_demo)
+                    demo=run_demo, eval=run_eval)
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError) as err:  # bad input: one line, no traceback

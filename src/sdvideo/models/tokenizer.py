@@ -88,19 +88,19 @@ def find_clip_bpe_file() -> Path | None:
     return None
 
 
-def clip_bpe_tokenizer(folder: str | Path | None = None) -> CLIPTokenizer | None:
+def clip_bpe_tokenizer(folder: str | Path | None = None, bpe_file: str | Path | None = None) -> CLIPTokenizer | None:
     """OpenAI CLIP's 49408-token BPE tokenizer rebuilt from a locally installed merges file.
 
     The vocabulary is built exactly as OpenAI CLIP does: merges = lines[1 : 49152 - 256 - 2 + 1]
     of the file; vocab = 256 byte chars + the same with `</w>` + the concatenation of each merge
     + [`<|startoftext|>` (49406), `<|endoftext|>` (49407)]. This is the tokenizer of SD 1.x
     (CLIP ViT-L/14) and SD 2.x (OpenCLIP ViT-H/14). Returns None when no installed package ships
-    the merges file.
+    the merges file (or `bpe_file`, a merges file in the same gzip format, when given).
     """
-    path = find_clip_bpe_file()
+    path = Path(bpe_file) if bpe_file is not None else find_clip_bpe_file()
     if path is None:
         return None
     lines = gzip.open(path, "rt", encoding="utf-8").read().split("\n")
-    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1] if line.strip()]
     vocab = _byte_tokens() + ["".join(merge) for merge in merges] + [BOS, EOS]
     return _make(vocab, merges, folder)  # type: ignore[arg-type]

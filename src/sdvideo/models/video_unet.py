@@ -25,6 +25,7 @@ from torch import nn
 
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
+from .lean_conv import make_convs_lean
 from .temporal_attention import TemporalTransformer
 from .temporal_conv import TemporalConv
 from .temporal_wrappers import FpsConditionedTimeEmbedding, FrameContext, PseudoConv3d, SpatioTemporalTransformer
@@ -116,6 +117,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
             self.unet.time_embedding = FpsConditionedTimeEmbedding(te, dim, self.frame_context).to(ref.device, ref.dtype)
         if cfg.condition_channels:
             install_frame_conditioning(self, cfg.condition_channels)
+        make_convs_lean(self.unet)  # frozen convs keep no activations for backward
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -179,6 +181,24 @@ class VideoUNet(ModelMixin, ConfigMixin):
             self.unet.enable_gradient_checkpointing()
         else:
             self.unet.disable_gradient_checkpointing()
+
+    def compile_regions(self, **compile_options: Any) -> "VideoUNet":
+        """`torch.compile` every repeated block in place: resnets (with their temporal convs), spatial
+        transformers and temporal transformers.
+
+        Regional compilation: blocks of one class and shape share compiled code, so compiling takes
+        seconds rather than the minutes a whole-UNet graph takes, and names and state dict are
+        unchanged. A new frame count or resolution recompiles the blocks once.
+        """
+        import torch._dynamo
+
+        # One code object (e.g. ResnetBlock2D.forward) serves every block, and SD's blocks come in
+        # ~20 channel/resolution shapes: above dynamo's default limit of 8 it would fall back to eager.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        for module in self.modules():
+            if isinstance(module, (ResnetBlock2D, Transformer2DModel, TemporalTransformer)):
+                module.compile(**compile_options)
+        return self
 
     # ------------------------------------------------------------------ parameters
     def temporal_modules(self) -> Iterator[tuple[str, nn.Module]]:

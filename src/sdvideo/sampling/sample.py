@@ -54,7 +54,7 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool) 
         pipe.set_scheduler(scheduler)
     else:
         pipe = VideoPipeline.from_run(run, scheduler, dev, dtype)
-    pipe.set_progress_bar_config(disable=not progress, leave=False)
+    pipe.set_progress_bar_config(disable=not progress, leave=False, desc="denoise")
     return pipe
 
 

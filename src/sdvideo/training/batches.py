@@ -8,13 +8,15 @@ single frames ("images", trained with the temporal layers off: joint image-video
 
 from __future__ import annotations
 
+import bisect
 import random
 from typing import Any, Callable, Iterator
 
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset, default_collate
 
-from ..data.dataset import ClipDataset
+from ..data.cache import load_cache_info
+from ..data.dataset import ClipDataset, ClipKey
 from .config import TrainConfig
 
 
@@ -32,13 +34,32 @@ def _split(dataset: ClipDataset, holdout: float, part: str) -> list[int]:
     return keep
 
 
+def _latent_crop(cfg: TrainConfig) -> int | None:
+    """`random_crop` (pixels) in latent units, checked against the cache; None when off."""
+    pixels = int(getattr(cfg, "random_crop", 0) or 0)
+    if not pixels:
+        return None
+    info = load_cache_info(cfg.data)
+    size, latent = int(info["size"]), int(info["latent_shape"][-1])
+    factor = size // latent  # VAE downsampling (8 for SD)
+    if pixels % factor or not 0 < pixels <= size:
+        raise ValueError(f"--random-crop {pixels} must be a multiple of {factor} px (the VAE's downsampling) "
+                         f"and at most the cache's size {size}; prepare at a larger --size to crop more")
+    return pixels // factor
+
+
 def clip_set(cfg: TrainConfig, part: str, frames: int | None = None) -> Dataset:
-    """Training or held-out clips over every configured stride (multi-frame-rate training)."""
+    """Training or held-out clips over every configured stride (multi-frame-rate training).
+    Training clips get the augmentations (random crop, flip); held-out clips are whole."""
     strides = cfg.strides or [cfg.stride]
+    train = part == "train"
+    crop = _latent_crop(cfg) if train else None
+    flip = bool(getattr(cfg, "flip", False)) and train
     parts = []
     for stride in strides:
         try:
-            ds = ClipDataset(cfg.data, frames=frames or cfg.frames, stride=stride)
+            ds = ClipDataset(cfg.data, frames=frames or cfg.frames, stride=stride, random_crop=crop, flip=flip,
+                             seed=cfg.seed)
         except ValueError:
             if len(strides) > 1 and stride != strides[0]:
                 continue  # a longer stride may not fit short videos; the others still train
@@ -73,10 +94,11 @@ def training_batches(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Callabl
         if images is not None and random.Random(f"{cfg.seed}-image-{k}").random() < cfg.image_ratio:
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed * 7919 + k))
             picks = order[rank * image_batch : (rank + 1) * image_batch] % len(images)
-            return _collate([images[int(i)] for i in picks], is_image=True)
+            return _collate([_item(images, int(i), k) for i in picks], is_image=True)
         order = torch.randperm(len(videos), generator=torch.Generator().manual_seed(cfg.seed * 104729 + epoch))
         start = (j * world + rank) * cfg.batch_size
-        return _collate([videos[int(i)] for i in order[start : start + cfg.batch_size]], is_image=False)
+        return _collate([_item(videos, int(i), epoch) for i in order[start : start + cfg.batch_size]],
+                        is_image=False)
 
     def batches(consumed: int) -> Iterator[dict[str, Any]]:
         if cfg.num_workers > 0:
@@ -88,6 +110,16 @@ def training_batches(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Callabl
             k += 1
 
     return batches
+
+
+def _item(clips: ConcatDataset, i: int, epoch: int) -> dict[str, Any]:
+    """Clip i of `clip_set`'s dataset with the random choices of `epoch` (caption among the video's
+    captions, crop, flip): the same clip gets fresh draws each epoch, batch k stays a pure function
+    of k (and no shared dataset state changes, so the reading threads cannot race)."""
+    d = bisect.bisect_right(clips.cumulative_sizes, i)
+    j = i - (clips.cumulative_sizes[d - 1] if d else 0)
+    part: Subset = clips.datasets[d]  # type: ignore[assignment]
+    return part.dataset[ClipKey(int(part.indices[j]), epoch)]
 
 
 def _collate(items: list[dict[str, Any]], is_image: bool) -> dict[str, Any]:

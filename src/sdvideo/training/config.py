@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from .frame_masks import check_task
+
 GRADIENT_CHECKPOINTING = ("none", "temporal", "attention", "blocks", "full")
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -25,6 +27,8 @@ class TrainConfig:
     strides: list[int] | None = None  # several strides: multi-frame-rate training (overrides stride)
     image_ratio: float = 0.0  # share of batches that are single frames with temporal layers off
     val_holdout: float = 0.1  # share of each video's frames (its end) kept out of training
+    random_crop: int = 0  # pixels: train on random square crops of this size of the cached frames (0: off)
+    flip: bool = False  # mirror training clips horizontally with probability 1/2
     # optimisation
     batch_size: int = 2
     grad_accum: int = 1
@@ -79,6 +83,7 @@ class TrainConfig:
             raise ValueError(f"--gradient-checkpointing must be one of {', '.join(GRADIENT_CHECKPOINTING)}")
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
+        check_task(cfg.task)
         if cfg.frames < 1 or cfg.batch_size < 1 or cfg.steps < 0 or cfg.grad_accum < 1:
             raise ValueError("frames, batch size and gradient accumulation must be at least 1, steps at least 0")
         if not 0 <= cfg.image_ratio < 1 or not 0 <= cfg.val_holdout < 1:

@@ -32,6 +32,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, sav
 from .config import TrainConfig
 from .diffusion_loss import diffusion_loss
 from .ema import EMA
+from .frame_masks import condition_channels_for, make_frame_condition
 from .loss_plot import write_loss_plot
 from .optim import make_optimizer, resolve_optimizer
 from .progress_samples import write_progress_samples
@@ -41,9 +42,14 @@ from .validation import Validator
 def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
     """The base's UNet inflated with the configured temporal layers (trainable set applied), and the base."""
     base = base or load_base(config.base)
-    video = inflate(base.unet, **config.temporal)
+    # --task: extra input channels for known frames' latents + mask (zero-initialised, so the model
+    # starts as the plain one); they are new layers and train with the temporal ones.
+    channels = condition_channels_for(config.task, base.unet.config.in_channels)
+    video = inflate(base.unet, **config.temporal, condition_channels=channels)
     if config.train != "all":
         video.freeze_spatial()
+        if channels:
+            video.frame_conditioning.requires_grad_(True)
         extra = config.train.partition("+")[2]
         for name in filter(None, extra.split(",")):
             modules = [m for n, m in video.unet.named_modules() if n == name or n.endswith("." + name)]
@@ -152,10 +158,12 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         text = torch.where(drop[:, None, None], empty_text.to(text.dtype), text)
         fps = batch["fps"].to(accelerator.device)
         enable_time = not bool(batch.get("is_image", False))  # images pass with temporal layers off
+        # --task: (b, c + 1, frames, h, w) known frames' clean latents + mask, drawn per clip
+        known = make_frame_condition(latents, cfg.task, generator) if cfg.task != "none" else None
 
         with accelerator.accumulate(video), accelerator.autocast():
             loss = diffusion_loss(
-                lambda noisy, t: video(noisy, t, text, fps=fps, enable_time=enable_time).sample,
+                lambda noisy, t: video(noisy, t, text, fps=fps, enable_time=enable_time, conditioning=known).sample,
                 noise_schedule, latents, generator, offset_noise=cfg.offset_noise, min_snr_gamma=cfg.min_snr_gamma,
             )
             finite = bool(accelerator.gather(torch.isfinite(loss.detach()).float()[None]).min().item())

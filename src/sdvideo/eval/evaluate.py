@@ -1,0 +1,223 @@
+"""`sdvideo eval`: does a training run's temporal layers learn motion? Numbers and pictures.
+
+    evaluate("runs/drive", "runs/drive-cache", "runs/drive-eval")  # -> report.md, metrics.json, plots
+
+1. held-out clips: the run's validation tail when --data is its training cache, every clip of any
+   other cache, or of videos (prepared into OUT/cache first with the run's base);
+2. held-out denoising loss by timestep bucket for the video model, the same weights with the
+   temporal layers off, and the base image model (`loss_buckets.py`);
+3. samples with the same prompts and seeds, temporal layers on and off; motion statistics of
+   them and of the real clips decoded from the cache with the base VAE (`flow.py`);
+4. the ego-motion check on samples of the driving-scene prompt (`ego_motion.py`);
+5. optional CLIP score (`clip_score.py`) with a local CLIP folder;
+6. report.md, metrics.json, plots and frame grids (`report.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..data.cache import load_cache_info
+from ..models.base import load_base
+from ..sampling.export import to_uint8_frames
+from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators
+from ..sampling.sample import grid_columns, resolve_device
+from ..sampling.sampler import decode_latents, make_scheduler
+from ..training.batches import clip_set
+from ..training.config import TrainConfig, load_run_config
+from . import driving_scene
+from .ego_motion import MIN_EXPANSION, MIN_PARALLAX, agreement_rate
+from .flow import summarize
+from .loss_buckets import bucket_losses, image_predictor, video_predictor
+from .report import plot_flow, plot_losses, write_frame_grid, write_metrics, write_report
+
+
+def run_config(run: str | Path, data: str | Path) -> TrainConfig:
+    """The run's TrainConfig (extra keys of config.json dropped) pointed at the cache `data`."""
+    saved = load_run_config(run)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in names})
+    same = Path(str(saved.get("data", ""))).resolve() == Path(data).resolve()
+    # another cache than the one trained on: every clip is unseen, so all of them are held out
+    return dataclasses.replace(cfg, data=str(data), val_holdout=cfg.val_holdout if same else 0.0)
+
+
+def held_out_cache(data: str | Path, out: Path, config: dict[str, Any], base: Any, caption: str) -> Path:
+    """`data` when it is a latent cache; otherwise prepare the videos at `data` into out/cache."""
+    path = Path(data)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such cache or video; pass a cache folder from `sdvideo prepare` "
+                                "or video files/folders")
+    if (path / "cache.json").is_file():
+        return path
+    from ..data.prepare import prepare
+
+    cache = out / "cache"
+    summary = prepare([path], cache, base, fps=float(config["cache_fps"]), size=int(config["cache_size"]),
+                      caption=caption, overwrite=True, progress=False, clip_frames=int(config.get("frames", 5)))
+    if summary.used == 0:
+        reasons = "; ".join(r for _, r in summary.skipped) or "no videos found"
+        raise ValueError(f"{path}: no usable video to evaluate on ({reasons})")
+    return cache
+
+
+def pick_clips(dataset, count: int) -> list[dict[str, Any]]:
+    """`count` evenly spaced items of a dataset (all when it holds fewer): deterministic."""
+    n = len(dataset)
+    picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(min(count, n))})
+    return [dataset[i] for i in picks]
+
+
+def plan_samples(prompts: Sequence[str], seeds: Sequence[int], samples: int | None,
+                 captions: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Prompt and seed of every sample: prompts (default: the held-out captions) cycled to `samples`;
+    one seed means seed + i, else one seed per sample."""
+    pool = [p for p in prompts] or [c for c in dict.fromkeys(captions) if c] or [""]
+    n = samples if samples is not None else len(pool)
+    if n < 1:
+        raise ValueError(f"--samples must be at least 1, got {n}")
+    chosen = [pool[i % len(pool)] for i in range(n)]
+    seeds = list(seeds) or [0]
+    if len(seeds) == 1:
+        seeds = [seeds[0] + i for i in range(n)]
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} samples; pass one seed or one per sample")
+    return chosen, seeds
+
+
+def generate(pipe: VideoPipeline, prompts: list[str], seeds: list[int], frames: int, steps: int,
+             guidance_scale: float, enable_time: bool, batch: int = 8) -> list[np.ndarray]:
+    """uint8 (frames, H, W, 3) per (prompt, seed): the same noise with temporal layers on or off."""
+    videos: list[np.ndarray] = []
+    for i in range(0, len(prompts), batch):
+        out = pipe(prompts[i : i + batch], num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale,
+                   generator=seed_generators(seeds[i : i + batch], len(prompts[i : i + batch])),
+                   enable_time=enable_time).frames  # (b, frames, 3, H, W) in [0, 1]
+        videos += [to_uint8_frames(v) for v in out]
+    return videos
+
+
+def evaluate(
+    run: str | Path,
+    data: str | Path,
+    out: str | Path,
+    prompts: Sequence[str] = (),
+    seeds: Sequence[int] = (0,),
+    samples: int | None = 4,
+    frames: int | None = None,
+    steps: int = 25,
+    guidance_scale: float = 3.0,
+    clips: int = 8,
+    buckets: int = 5,
+    per_bucket: int = 2,
+    ego_prompt: str | None = None,
+    caption: str = "",
+    clip_model: str | Path | None = None,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate `run` on held-out `data` into `out`; returns the metrics (also in out/metrics.json)."""
+    started = time.time()
+    config = load_run_config(run)  # one-line error for a folder without config.json
+    if not (Path(run) / "unet" / "config.json").is_file():
+        raise FileNotFoundError(f"{run}: no trained model in {Path(run) / 'unet'}; did `sdvideo train` finish?")
+    if not Path(data).exists():
+        raise FileNotFoundError(f"{data}: no such cache or video; pass a cache folder from `sdvideo prepare` "
+                                "or video files/folders")
+    if clip_model is not None and not Path(clip_model).is_dir():
+        raise FileNotFoundError(f"{clip_model}: no such CLIP model folder (--clip takes a local folder)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    base = load_base(config["base"], device=dev)
+    cache = held_out_cache(data, out, config, base, caption)
+    cfg = run_config(run, cache)
+    frames = frames or cfg.frames
+    info = load_cache_info(cache)
+
+    # ---- held-out clips: latents (n, c, f, h, w), their caption embeddings and fps
+    items = pick_clips(clip_set(cfg, "val"), clips)
+    latents = torch.stack([it["latents"] for it in items])
+    text = torch.stack([it["text"] for it in items])
+    fps = torch.tensor([float(it["fps"]) for it in items])
+    captions = [info["captions"][(info["videos"][it["video"]].get("captions") or [0])[0]] for it in items]
+
+    # ---- (1) loss by timestep bucket: video, independent, base, on the same noise
+    unet = load_video_unet(run, dev, torch.float32)
+    predictors = {"video": video_predictor(unet, True), "independent": video_predictor(unet, False),
+                  "base": image_predictor(base.unet.to(dev, torch.float32).eval())}
+    losses = bucket_losses(predictors, base.scheduler, latents, text, fps, buckets, per_bucket, device=dev,
+                           autocast=dev.type == "cuda")
+    del predictors, unet
+
+    # ---- (2) real clips through the base VAE, samples with temporal layers on and off
+    with torch.no_grad():
+        real = [to_uint8_frames(v) for v in decode_latents(base.vae, latents.to(dev))]
+    pipe = VideoPipeline.from_run(run, "ddim", dev, torch.float16 if dev.type == "cuda" else torch.float32)
+    pipe.set_progress_bar_config(disable=not progress, leave=False)
+    sample_prompts, sample_seeds = plan_samples(prompts, seeds, samples, captions)
+    video_samples = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, True)
+    independent = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, False)
+    motion = {"real": summarize(real), "video": summarize(video_samples), "independent": summarize(independent)}
+
+    # ---- (3) ego-motion check on the driving-scene prompt
+    ego_prompt = ego_prompt or (driving_scene.CAPTION if driving_scene.CAPTION in info["captions"] else None)
+    ego: dict[str, Any]
+    ego_rows: list[tuple[str, np.ndarray]] = []
+    if ego_prompt is None:
+        ego = {"skipped": f"no --ego-prompt and the cache has no clip captioned \"{driving_scene.CAPTION}\""}
+    else:
+        n = len(sample_seeds)
+        ego_video = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, True)
+        ego_indep = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, False)
+        # the check on a rendered scene at the samples' size (at least 64 px: tiny test frames hold no flow)
+        reference = driving_scene.render_driving_scene(seed=10_000, frames=max(frames, 3),
+                                                       size=max(64, int(real[0].shape[1])), fps=float(fps[0]))
+        real_drive = [r for r, c in zip(real, captions) if c == ego_prompt]
+        ego = dict(prompt=ego_prompt, thresholds=dict(expansion=MIN_EXPANSION, parallax=MIN_PARALLAX),
+                   reference=agreement_rate([reference]), reference_reversed=agreement_rate([reference[::-1]]),
+                   real=agreement_rate(real_drive), video=agreement_rate(ego_video),
+                   independent=agreement_rate(ego_indep))
+        ego_rows = [("rendered scene", reference)] + [(f"real held-out {i}", r) for i, r in enumerate(real_drive[:2])]
+        for i, (v, d) in enumerate(zip(ego_video[:3], ego_indep[:3])):
+            ego_rows += [(f"seed {sample_seeds[i]}: video model (agrees: {ego['video']['per_clip'][i]['agrees']})", v),
+                         (f"seed {sample_seeds[i]}: frames independent", d)]
+    del pipe
+
+    clip_result = None
+    if clip_model is not None:
+        from .clip_score import clip_scores
+
+        clip_result = {}
+        for key, vids in (("video", video_samples), ("independent", independent)):
+            values = clip_scores(vids, sample_prompts, clip_model, dev)
+            clip_result[key] = dict(mean=float(np.mean(values)), per_sample=values)
+
+    # ---- (4) the report
+    grid_rows = [(f"real: {c}", r) for r, c in list(zip(real, captions))[:4]]
+    for i, (p, s) in enumerate(zip(sample_prompts, sample_seeds)):
+        if i >= 4:
+            break
+        grid_rows += [(f"video model, seed {s}: {p}", video_samples[i]), (f"frames independent, seed {s}", independent[i])]
+    figures = {
+        "losses": plot_losses(losses, out / "loss_by_timestep.png"),
+        "flow": plot_flow(motion, out / "flow_statistics.png"),
+        "grid": write_frame_grid([(label, grid_columns(v)) for label, v in grid_rows], out / "grid.png"),
+        "ego_grid": write_frame_grid([(label, grid_columns(v)) for label, v in ego_rows], out / "ego_grid.png"),
+    }
+    metrics: dict[str, Any] = dict(
+        run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, steps=steps,
+        guidance_scale=guidance_scale, prompts=sample_prompts, seeds=sample_seeds, losses=losses, motion=motion,
+        ego_motion=ego, clip_score=clip_result,
+        files={k: str(v) for k, v in figures.items() if v is not None},
+    )
+    metrics["seconds"] = time.time() - started
+    write_metrics(metrics, out)
+    write_report(metrics, out, figures)
+    return metrics

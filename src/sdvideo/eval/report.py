@@ -1,0 +1,169 @@
+"""Writing the evaluation: metrics.json for machines, report.md with tables, plots and frame grids."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..sampling.export import write_grid
+
+LOSS_NAMES = {"video": "video model (temporal on)", "independent": "same weights, temporal off",
+              "base": "base image model"}
+GROUP_NAMES = {"real": "real held-out clips", "video": "video model samples",
+               "independent": "frame-independent samples"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    _pyplot().close(fig)
+    os.replace(tmp, path)
+
+
+def plot_losses(losses: dict[str, Any], path: Path) -> Path:
+    """Loss per timestep bucket, one line per model."""
+    plt = _pyplot()
+    centers = [(lo + hi) / 2 for lo, hi in losses["buckets"]]
+    fig, ax = plt.subplots(figsize=(6.5, 3.5), dpi=100)
+    for key, label in LOSS_NAMES.items():
+        if key in losses:
+            ax.plot(centers, losses[key], marker="o", label=label)
+    ax.set_xlabel("timestep (bucket centre)")
+    ax.set_ylabel("held-out denoising loss")
+    ax.set_title("held-out loss by timestep (same clips, same noise)")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def plot_flow(motion: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Bars of warp error, flicker and mean flow for each group of clips (error bars: std over clips)."""
+    plt = _pyplot()
+    keys = [("warp_error", "warping error"), ("flicker", "flicker"), ("flow_magnitude", "mean flow (px/frame)")]
+    groups = [g for g in GROUP_NAMES if g in motion]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), dpi=100)
+    for ax, (key, title) in zip(axes, keys):
+        values = [motion[g][key] for g in groups]
+        errors = [motion[g][f"{key}_std"] for g in groups]
+        ax.bar(range(len(groups)), values, yerr=errors, color=["#4c72b0", "#55a868", "#c44e52"][: len(groups)])
+        ax.set_xticks(range(len(groups)), [g for g in groups], rotation=0)
+        ax.set_title(title)
+    fig.suptitle("motion statistics (Farnebäck optical flow)")
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def write_frame_grid(rows: list[tuple[str, np.ndarray]], path: Path) -> Path | None:
+    """A grid with one labelled row per uint8 (T, H, W, 3) clip; None when there is nothing to show."""
+    if not rows:
+        return None
+    return write_grid([r for _, r in rows], path, labels=[label for label, _ in rows])
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else f"{x:.4f}"
+    return str(x)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def write_metrics(metrics: dict[str, Any], out: Path) -> Path:
+    path = out / "metrics.json"
+    tmp = path.with_name("metrics.json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | None]) -> Path:
+    """report.md from `metrics` (see `evaluate`) and the figure files (relative links)."""
+    lines = [f"# Evaluation of {metrics['run']}", "",
+             f"Held-out data: `{metrics['data']}` ({metrics['losses']['clips']} clips of {metrics['frames']} "
+             f"frames). Device: {metrics['device']}. Seconds: {metrics['seconds']:.1f}.", ""]
+    losses = metrics["losses"]
+    lines += ["## Held-out denoising loss by timestep", "",
+              "Same clips, same timesteps and same noise for every model (seed "
+              f"{losses['seed']}); lower is better.", ""]
+    header = ["timesteps"] + [LOSS_NAMES[k] for k in LOSS_NAMES if k in losses]
+    rows = [[f"{lo}-{hi}"] + [losses[k][i] for k in LOSS_NAMES if k in losses]
+            for i, (lo, hi) in enumerate(losses["buckets"])]
+    rows.append(["**mean**"] + [losses[f"{k}/mean"] for k in LOSS_NAMES if k in losses])
+    lines += _table(header, rows)
+    gap = losses["independent/mean"] - losses["video/mean"]
+    lines += [f"Temporal layers lower the held-out loss by {gap:+.4f} "
+              f"({100 * gap / max(losses['independent/mean'], 1e-12):+.1f}% of the frame-independent loss).", ""]
+    if figures.get("losses"):
+        lines += ["![loss by timestep](loss_by_timestep.png)", ""]
+
+    motion = metrics["motion"]
+    lines += ["## Motion statistics", "",
+              "Farnebäck optical flow between consecutive frames: warping error (mean |next - warped previous|, "
+              "intensities in [0, 1]), flicker (|mean of that residual|), mean flow in pixels per frame. "
+              "Samples use the same prompts and seeds with the temporal layers on and off.", ""]
+    rows = [[GROUP_NAMES[g], motion[g]["clips"], motion[g]["warp_error"], motion[g]["flicker"],
+             motion[g]["flow_magnitude"]] for g in GROUP_NAMES if g in motion]
+    lines += _table(["clips", "n", "warping error", "flicker", "mean flow"], rows)
+    if "real" in motion and "video" in motion and "independent" in motion:
+        dv = abs(motion["video"]["warp_error"] - motion["real"]["warp_error"])
+        di = abs(motion["independent"]["warp_error"] - motion["real"]["warp_error"])
+        closer = "closer to" if dv < di else "not closer to"
+        lines += [f"The video model's warping error is {closer} the real clips' than frame-independent "
+                  f"sampling's ({dv:.4f} vs {di:.4f} away).", ""]
+    if figures.get("flow"):
+        lines += ["![flow statistics](flow_statistics.png)", ""]
+    if figures.get("grid"):
+        lines += ["Frames (rows: real held-out clips, then each prompt with the temporal layers on and off):", "",
+                  "![frame grid](grid.png)", ""]
+
+    ego = metrics.get("ego_motion")
+    lines += ["## Ego-motion check", ""]
+    if not ego or ego.get("skipped"):
+        lines += [f"Skipped: {ego.get('skipped') if ego else 'not run'}.", ""]
+    else:
+        lines += [f"Prompt: \"{ego['prompt']}\". A clip agrees when at least {ego['thresholds']['expansion']:.0%} "
+                  "of its (magnitude-weighted) flow points away from the focus of expansion and the outer part "
+                  f"of the frame moves at least {ego['thresholds']['parallax']}x faster than the inner part.", ""]
+        rows = []
+        for key, label in (("reference", "rendered scene (forward)"), ("reference_reversed", "rendered scene played backwards"),
+                           ("real", "real held-out driving clips"), ("video", "video model samples"),
+                           ("independent", "frame-independent samples")):
+            if key in ego and ego[key]["clips"]:
+                per = ego[key]["per_clip"]
+                rows.append([label, ego[key]["clips"], ego[key]["rate"], float(np.mean([p["expansion"] for p in per])),
+                             float(np.mean([p["parallax"] for p in per]))])
+        lines += _table(["clips", "n", "agreement rate", "mean expansion", "mean parallax"], rows)
+        if figures.get("ego_grid"):
+            lines += ["![ego-motion samples](ego_grid.png)", ""]
+    optional = metrics.get("clip_score")
+    if optional:
+        lines += ["## CLIP score", "", *_table(["samples", "CLIP score"],
+                                              [[k, v["mean"]] for k, v in optional.items()])]
+    lines += ["Machine-readable numbers: `metrics.json`.", ""]
+    path = out / "report.md"
+    tmp = path.with_name("report.md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
+    return path
