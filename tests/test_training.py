@@ -171,3 +171,41 @@ def test_two_processes_hold_identical_weights(tmp_path, tiny_cache, tiny_base_di
     w_single = torch.cat([p.detach().flatten() for p in single["model"].temporal_parameters()])
     assert not torch.equal(w0, w_single)  # the two processes saw other data than one process alone
     assert read_losses(out)[-1][0] == 4
+
+
+def test_8bit_adamw_falls_back_to_adamw_with_a_warning():
+    import warnings
+
+    from sdvideo.training.optim import make_optimizer, resolve_optimizer
+
+    assert resolve_optimizer("auto", "cpu") == "adamw"
+    with pytest.raises(ValueError, match="--optimizer"):
+        resolve_optimizer("sgd", "cpu")
+    param = torch.nn.Parameter(torch.zeros(3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        optimizer, built = make_optimizer([param], "adamw8bit", 1e-3, 0.0, "cpu")
+    assert built == "adamw" and type(optimizer) is torch.optim.AdamW
+    assert any("falling back to AdamW" in str(w.message) for w in caught)
+
+
+def test_checkpoint_keeps_tensor_valued_optimizer_settings(tmp_path):
+    # torchao's 8-bit AdamW holds `lr` as a tensor in its param groups (and the LR schedule copies it).
+    from sdvideo.training.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=torch.tensor(1e-3), foreach=False)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    schedule.step()
+    path = save_checkpoint(tmp_path, 1, model, optimizer, dict(lr_schedule=schedule.state_dict()), None, {})
+    fresh = torch.nn.Linear(3, 2)
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=torch.tensor(1e-3), foreach=False)
+    state, _ = load_checkpoint(path, fresh, fresh_optimizer, torch.device("cpu"))
+    lr = fresh_optimizer.param_groups[0]["lr"]
+    assert isinstance(lr, torch.Tensor) and torch.equal(lr, optimizer.param_groups[0]["lr"])
+    assert torch.equal(fresh.weight, model.weight)
+    fresh_schedule = torch.optim.lr_scheduler.LambdaLR(fresh_optimizer, lambda step: 0.5)
+    fresh_schedule.load_state_dict(state["lr_schedule"])
+    assert fresh_schedule.last_epoch == schedule.last_epoch

@@ -141,3 +141,13 @@ def test_unreadable_file_is_a_one_line_video_error(tmp_path, monkeypatch):
     with pytest.raises(VideoError, match="permission denied") as err:
         decode_video(path, size=16)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name,codec", [("a.mov", "libx264"), ("a.avi", "ffv1"), ("a.webm", "libvpx-vp9"),
+                                        ("a.mkv", "ffv1")])
+def test_every_container_decodes(tmp_path, name, codec):
+    # The containers `prepare` accepts besides mp4 and gif, each written with a codec it commonly holds.
+    path = media.write_video(tmp_path / name, frames=30, fps=30, width=48, height=36, codec=codec)
+    v = decode_video(path, fps=10, size=16)
+    assert v.frames.shape == (10, 16, 16, 3) and v.source_fps == 30.0
+    assert np.abs(np.array(indices(v.frames)) - np.arange(0, 30, 3)).max() <= 1

@@ -24,6 +24,24 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 
+def _json_default(value: Any) -> Any:
+    """Tensors inside JSON state (torchao's 8-bit AdamW keeps `lr` as a tensor) -> tagged lists."""
+    if isinstance(value, torch.Tensor):
+        return {"__tensor__": value.detach().cpu().tolist(), "dtype": str(value.dtype).removeprefix("torch.")}
+    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's state.json")
+
+
+def _json_object(obj: dict[str, Any]) -> Any:
+    if "__tensor__" in obj:
+        return torch.tensor(obj["__tensor__"], dtype=getattr(torch, obj["dtype"]))
+    return obj
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """A checkpoint's state.json, tensors restored."""
+    return json.loads((path / "state.json").read_text(), object_hook=_json_object)
+
+
 def checkpoint_dirs(run: str | Path) -> list[Path]:
     root = Path(run) / "checkpoints"
     if not root.is_dir():
@@ -78,7 +96,7 @@ def save_checkpoint(
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     for rank, gens in rng_states.items():
         save_file(gens, tmp / f"rng-rank{rank}.safetensors")
-    (tmp / "state.json").write_text(json.dumps({**state, "optimizer": meta, "step": step}))
+    (tmp / "state.json").write_text(json.dumps({**state, "optimizer": meta, "step": step}, default=_json_default))
     for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -94,7 +112,7 @@ def load_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """Restore weights and optimizer in place; returns (state.json contents, EMA tensors or None)."""
-    state = json.loads((path / "state.json").read_text())
+    state = read_state(path)
     weights = load_file(path / "trainable.safetensors")
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in weights]

@@ -49,6 +49,7 @@ class TrainConfig:
     train: str = "temporal"  # "temporal" (frozen image model), "all", or "temporal+NAME,NAME" (module names)
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
     gradient_checkpointing: str = "none"  # none | temporal | attention | blocks | full
+    compile: bool = False  # torch.compile the repeated blocks (VideoUNet.compile_regions)
     temporal: dict[str, Any] = field(default_factory=dict)  # VideoUNet temporal options
     # bookkeeping
     seed: int = 0

@@ -102,6 +102,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         num_warmup_steps=cfg.warmup_steps, num_training_steps=max(1, cfg.steps),
     )
     video.to(accelerator.device)
+    if cfg.compile:
+        video.compile_regions()  # after the move and the dtype changes: compiled code is specialised to them
     ema = EMA(video, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     # ---- resume: weights, optimizer, EMA, LR schedule, RNG, data position and loss history
