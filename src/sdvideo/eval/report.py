@@ -161,6 +161,12 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
     if optional:
         lines += ["## CLIP score", "", *_table(["samples", "CLIP score"],
                                               [[k, v["mean"]] for k, v in optional.items()])]
+    fvd = metrics.get("fvd")
+    if fvd:
+        lines += ["## FVD (held-out clips vs samples; lower is closer)", "",
+                  *_table(["samples", "FVD"], [["video model", fvd["video"]], ["frames independent", fvd["independent"]]]),
+                  f"{fvd['videos']['real']} real and {fvd['videos']['generated']} generated videos: with so few, FVD is "
+                  "noisy; compare runs with the same counts.", ""]
     lines += ["Machine-readable numbers: `metrics.json`.", ""]
     path = out / "report.md"
     tmp = path.with_name("report.md.tmp")

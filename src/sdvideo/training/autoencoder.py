@@ -23,26 +23,30 @@ def fit_autoencoder(
     kl_weight: float = 1e-6,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> list[float]:
     """Train the VAE to reconstruct `frames` (L1 + a small KL term), then set its scaling factor.
 
     The scaling factor is chosen as SD's 0.18215 was: 1 / std of the latents, so that scaled
-    latents have unit variance, which the noise schedule assumes.
+    latents have unit variance, which the noise schedule assumes. On CUDA the steps run under bf16
+    autocast; the VAE is returned on the CPU either way.
     """
-    data = frames_to_tensor(frames)
+    device = torch.device(device)
+    data = frames_to_tensor(frames).to(device)  # (n, 3, H, W), all frames at once: a few hundred at most
     gen = torch.Generator().manual_seed(seed)
+    vae.to(device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=lr * 0.1)
-    vae.train()
     losses = []
-    for _ in tqdm(range(steps), desc="autoencoder", disable=not progress):
-        idx = torch.randint(0, len(data), (batch_size,), generator=gen)
+    for _ in tqdm(range(steps), desc="autoencoder", disable=not progress, mininterval=1):
+        idx = torch.randint(0, len(data), (batch_size,), generator=gen).to(device)
         x = data[idx]
         if torch.rand((), generator=gen) < 0.5:
             x = x.flip(-1)  # mirror: more variety from one clip
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator=gen)).sample
-        loss = F.l1_loss(recon, x) + kl_weight * posterior.kl().mean()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample(generator=gen if device.type == "cpu" else None)).sample
+            loss = F.l1_loss(recon.float(), x) + kl_weight * posterior.kl().float().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -52,4 +56,5 @@ def fit_autoencoder(
     with torch.no_grad():
         means = torch.cat([vae.encode(chunk).latent_dist.mean for chunk in data.split(32)])
     vae.register_to_config(scaling_factor=float(1.0 / means.std()))
+    vae.to("cpu")
     return losses

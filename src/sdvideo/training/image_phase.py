@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.dataset import ClipDataset, empty_text_embedding
+from ..data.dataset import ClipDataset, ClipKey, empty_text_embedding
 from .diffusion_loss import diffusion_loss
 
 
@@ -21,24 +20,36 @@ def train_image_unet(
     caption_dropout: float = 0.1,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> list[float]:
-    """Fit every UNet weight to the cached frames as independent images. Returns the loss per step."""
+    """Fit every UNet weight to the cached frames as independent images. Returns the loss per step.
+
+    Every cached frame is loaded onto `device` once (this phase stands in for a pretrained image
+    model, so its data is one clip or a few): reading batches through a DataLoader made it data-bound
+    on a GPU. On CUDA the steps run under bf16 autocast; the UNet is returned on the CPU.
+    """
+    device = torch.device(device)
     dataset = ClipDataset(cache_dir, frames=1)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) >= batch_size,
-                        generator=torch.Generator().manual_seed(seed))
-    empty = empty_text_embedding(cache_dir)
-    gen = torch.Generator().manual_seed(seed)
+    items = [dataset[ClipKey(j, 0, True)] for j in range(dataset.num_images)]
+    all_latents = torch.stack([it["latents"][:, 0] for it in items]).to(device)  # (N, c, h, w)
+    all_text = torch.stack([it["text"] for it in items]).to(device)  # (N, 77, dim)
+    empty = empty_text_embedding(cache_dir).to(device)  # (77, dim)
+    order_gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    unet.to(device).train()
     opt = torch.optim.AdamW(unet.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.05)
-    unet.train()
     losses: list[float] = []
-    bar = tqdm(total=steps, desc="image phase", disable=not progress)
+    bar = tqdm(total=steps, desc="image phase", disable=not progress, mininterval=1)
+    full = max(batch_size, len(all_latents) - len(all_latents) % batch_size)  # drop the last partial batch
     while len(losses) < steps:
-        for batch in loader:
-            latents = batch["latents"][:, :, 0]  # (b, c, h, w): one frame per sample
-            text = batch["text"]
-            text[torch.rand(text.shape[0], generator=gen) < caption_dropout] = empty
-            loss = diffusion_loss(lambda noisy, t: unet(noisy, t, text).sample, scheduler, latents, gen)
+        for pick in torch.randperm(len(all_latents), generator=order_gen)[:full].split(batch_size):
+            pick = pick.to(device)
+            latents, text = all_latents[pick], all_text[pick]  # (b, c, h, w), (b, 77, dim)
+            drop = torch.rand(len(pick), generator=gen, device=device) < caption_dropout
+            text = torch.where(drop[:, None, None], empty, text)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = diffusion_loss(lambda noisy, t: unet(noisy, t, text).sample, scheduler, latents, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -46,9 +57,9 @@ def train_image_unet(
             sched.step()
             losses.append(loss.item())
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
             if len(losses) >= steps:
                 break
     bar.close()
-    unet.eval()
+    unet.eval().to("cpu")
     return losses
