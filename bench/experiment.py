@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from sdvideo.data.prepare import prepare  # noqa: E402
 from sdvideo.data.video_io import decode_video, find_sample_clip  # noqa: E402
 from sdvideo.demo import CAPTION as BIKES_CAPTION  # noqa: E402
-from sdvideo.eval.driving_scene import CAPTION as DRIVING_CAPTION  # noqa: E402
 from sdvideo.eval.driving_scene import write_driving_scene  # noqa: E402
 from sdvideo.eval.evaluate import evaluate  # noqa: E402
 from sdvideo.models.base import build_base  # noqa: E402

@@ -7,7 +7,6 @@ them, so `sdvideo train --dry-run` shows exactly what `sdvideo.training.train(..
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence

@@ -21,11 +21,9 @@ caches (one safetensors file per video) are refused with a message to rerun prep
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +31,9 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
+from sdvideo.atomic_files import atomic_path
 from sdvideo.data.journal import JOURNAL_FILE, read_journal
-from sdvideo.data.shards import LATENTS_DIR, ShardReader, fsync_dir, verify_entry
+from sdvideo.data.shards import LATENTS_DIR, ShardReader, verify_entry
 
 CACHE_VERSION = 2
 INDEX_FILE = "cache.json"
@@ -43,23 +42,6 @@ TEXT_KEY = "embeddings"
 __all__ = ["CACHE_VERSION", "INDEX_FILE", "TEXT_FILE", "JOURNAL_FILE", "LATENTS_DIR", "load_cache_info",
            "check_cache_matches", "check_cache_matches_identity", "empty_text_embedding",
            "load_text_embeddings", "load_video_latents", "verify_cache"]
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield `<path>.tmp` to write to; on success it is fsynced and renamed over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -63,7 +63,7 @@ class Journal:
 
     def compact(self) -> None:
         """Rewrite with one line per key (tmp file, fsync, rename): the file stops growing across runs."""
-        from sdvideo.data.cache import atomic_path  # cache imports this module
+        from sdvideo.atomic_files import atomic_path
 
         os.close(self.fd)
         with atomic_path(self.path) as tmp:

@@ -24,26 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from sdvideo.atomic_files import fsync_dir
+
 LATENTS_DIR = "latents"
 _SHARD_RE = re.compile(r"^shard-(\d{5,})\.bin$")
 
 
 def shard_name(i: int) -> str:
     return f"{LATENTS_DIR}/shard-{i:05d}.bin"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a file creation/rename in `path` durable (POSIX; a no-op where directories can't be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ShardWriter:

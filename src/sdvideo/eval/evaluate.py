@@ -28,7 +28,7 @@ from ..models.base import load_base
 from ..sampling.export import to_uint8_frames
 from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators
 from ..sampling.sample import grid_columns, resolve_device
-from ..sampling.sampler import decode_latents, make_scheduler
+from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
 from . import driving_scene

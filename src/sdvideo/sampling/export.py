@@ -7,9 +7,7 @@ then `os.replace`, so a crash never leaves a half-written file under the final n
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,19 +16,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling path `<path>.tmp`; on success move it onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+from ..atomic_files import atomic_path
 
 
 def to_uint8_frames(x: Any) -> np.ndarray:
@@ -79,7 +65,7 @@ def write_mp4(frames: Any, path: str | Path, fps: float, crf: int = 18) -> Path:
     if ph or pw:  # yuv420p needs even sizes
         x = np.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=False) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as out:
             stream = out.add_stream("libx264", rate=_rate(fps))
             stream.width, stream.height = w + pw, h + ph
@@ -99,7 +85,7 @@ def write_gif(frames: Any, path: str | Path, fps: float) -> Path:
     x = to_uint8_frames(frames)
     images = [Image.fromarray(f) for f in x]
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=False) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=1000.0 / _rate(fps), loop=0, disposal=1)
     return path
@@ -145,7 +131,7 @@ def write_grid(rows: Sequence[Any], path: str | Path, labels: Sequence[str] | No
                                                 (ch - frame.shape[0]) // 2))
             grid.paste(cell, (pad + c * (cw + pad), y + label_h))
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=False) as tmp:
         grid.save(tmp, format="PNG")
     return path
 
