@@ -157,12 +157,22 @@ torch.save(flat, f"{out}/weights-rank{dist.get_rank()}.pt")
 """
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_processes_hold_identical_weights(tmp_path, tiny_cache, tiny_base_dir):
     script = tmp_path / "two.py"
     script.write_text(TWO_PROCESS_SCRIPT)
     out = tmp_path / "ddp"
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(script), str(tiny_cache), str(tiny_base_dir), str(out)],
+    # `accelerate launch`, as a user runs several GPUs (--multi_gpu here means DDP; on CPUs it runs on gloo).
+    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+                          str(_free_port()), str(script), str(tiny_cache), str(tiny_base_dir), str(out)],
                          env=ENV, capture_output=True, text=True)
     assert run.returncode == 0, "\n".join(l for l in run.stderr.splitlines() if "rank1" in l or "Error" in l)[-4000:]
     w0, w1 = torch.load(out / "weights-rank0.pt"), torch.load(out / "weights-rank1.pt")

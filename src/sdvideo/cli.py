@@ -7,6 +7,7 @@ them, so `sdvideo train --dry-run` shows exactly what `sdvideo.training.train(..
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -236,8 +237,9 @@ def run_train(args: argparse.Namespace) -> int:
     from .training.train import train
 
     result = train(config)
-    print(f"trained {result['steps']} steps in {result['seconds']:.0f} s; final loss {result['final_loss']:.4f}; "
-          f"model in {Path(args.out) / 'unet'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under `accelerate launch`, one summary line, not one per process
+        print(f"trained {result['steps']} steps in {result['seconds']:.0f} s; final loss {result['final_loss']:.4f}; "
+              f"model in {Path(args.out) / 'unet'}")
     return 0
 
 
