@@ -38,8 +38,9 @@ from sdvideo.data.video_io import decode_video, find_sample_clip  # noqa: E402
 from sdvideo.demo import CAPTION as BIKES_CAPTION  # noqa: E402
 from sdvideo.eval.driving_scene import write_driving_scene  # noqa: E402
 from sdvideo.eval.evaluate import evaluate  # noqa: E402
-from sdvideo.models.base import build_base  # noqa: E402
+from sdvideo.models.base import build_base, load_base  # noqa: E402
 from sdvideo.training.autoencoder import fit_autoencoder  # noqa: E402
+from sdvideo.training.checkpoint import latest_checkpoint  # noqa: E402
 from sdvideo.training.config import TrainConfig  # noqa: E402
 from sdvideo.training.image_phase import train_image_unet  # noqa: E402
 from sdvideo.training.loss_plot import write_loss_plot  # noqa: E402
@@ -77,7 +78,7 @@ def render_scenes(folder: Path, seeds: int, frames: int, size: int, fps: float) 
     return paths
 
 
-def run(out: Path, scale: str, clip: str | None, steps: dict[str, int | None]) -> dict:
+def run(out: Path, scale: str, clip: str | None, steps: dict[str, int | None], resume: bool = False) -> dict:
     smoke = scale == "smoke"
     s = dict(SIZES[scale])
     s.update({k: v for k, v in steps.items() if v is not None})
@@ -85,13 +86,19 @@ def run(out: Path, scale: str, clip: str | None, steps: dict[str, int | None]) -
     if smoke:
         torch.set_num_threads(1)  # tiny tensors: one thread is far faster than two contending ones
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    started = time.time()
+    # Stages done by an earlier, interrupted call (--resume): a GPU call is limited to 10 minutes, the
+    # full run may take longer. OUT/stages.json keeps each finished stage's time and final loss.
+    stages_file = out / "stages.json"
+    done: dict[str, dict] = json.loads(stages_file.read_text()) if resume and stages_file.exists() else {}
+    timings: dict[str, float] = {k: v["seconds"] for k, v in done.items()}
+    started = time.time() - sum(timings.values())
     t = time.time()
 
-    def mark(stage: str) -> None:
+    def mark(stage: str, **facts) -> None:
         nonlocal t
         timings[stage] = round(time.time() - t, 1)
+        done[stage] = dict(seconds=timings[stage], **facts)
+        stages_file.write_text(json.dumps(done, indent=2, default=float))
         print(f"[experiment] {stage}: {timings[stage]} s (total {time.time() - started:.0f} s)", flush=True)
         t = time.time()
 
@@ -101,40 +108,45 @@ def run(out: Path, scale: str, clip: str | None, steps: dict[str, int | None]) -
     frames = np.concatenate([decode_video(p, fps=s["fps"], size=s["size"]).frames for p in [bikes, *drives]])
     mark("data")
 
-    # 2. autoencoder
-    torch.manual_seed(0)
-    base = build_base(s["preset"], seed=0, overrides=s["overrides"])
-    vae_losses = fit_autoencoder(base.vae, frames, s["vae_steps"], batch_size=16, device=device)
-    write_loss_plot(range(1, len(vae_losses) + 1), vae_losses, out / "loss_autoencoder.png", "autoencoder loss")
-    base_dir = out / "base"
-    base.save(base_dir)
-    mark("autoencoder")
+    base_dir, cache = out / "base", out / "cache"
+    if "image phase" in done:  # autoencoder, cache and image phase came from an earlier call
+        base = load_base(base_dir)
+        print("[experiment] resumed after the image phase", flush=True)
+    else:
+        # 2. autoencoder
+        torch.manual_seed(0)
+        base = build_base(s["preset"], seed=0, overrides=s["overrides"])
+        vae_losses = fit_autoencoder(base.vae, frames, s["vae_steps"], batch_size=16, device=device)
+        write_loss_plot(range(1, len(vae_losses) + 1), vae_losses, out / "loss_autoencoder.png", "autoencoder loss")
+        base.save(base_dir)
+        mark("autoencoder", final_loss=vae_losses[-1])
 
-    # 3. prepare
-    cache = out / "cache"
-    summary = prepare([bikes, *drives], cache, base, fps=s["fps"], size=s["size"], caption=BIKES_CAPTION,
-                      overwrite=True, progress=False, clip_frames=s["frames"])
-    if summary.used != 1 + len(drives):
-        raise RuntimeError(f"prepare used {summary.used} of {1 + len(drives)} videos: {summary.skipped}")
-    mark("prepare")
+        # 3. prepare
+        summary = prepare([bikes, *drives], cache, base, fps=s["fps"], size=s["size"], caption=BIKES_CAPTION,
+                          overwrite=True, progress=False, clip_frames=s["frames"])
+        if summary.used != 1 + len(drives):
+            raise RuntimeError(f"prepare used {summary.used} of {1 + len(drives)} videos: {summary.skipped}")
+        mark("prepare")
 
-    # 4. image phase
-    image_losses = train_image_unet(base.unet, base.scheduler, str(cache), s["image_steps"],
-                                    batch_size=4 * s["batch"], device=device)
-    write_loss_plot(range(1, len(image_losses) + 1), image_losses, out / "loss_image.png", "image phase loss")
-    base.save(base_dir)
-    mark("image phase")
+        # 4. image phase
+        image_losses = train_image_unet(base.unet, base.scheduler, str(cache), s["image_steps"],
+                                        batch_size=4 * s["batch"], device=device)
+        write_loss_plot(range(1, len(image_losses) + 1), image_losses, out / "loss_image.png", "image phase loss")
+        base.save(base_dir)
+        mark("image phase", final_loss=image_losses[-1])
 
     # 5. video phase: temporal layers only, on clips of `frames` frames
     run_dir = out / "run"
     config = TrainConfig(
         data=str(cache), base=str(base_dir), out=str(run_dir), frames=s["frames"], batch_size=s["batch"],
         steps=s["video_steps"], lr=5e-4, warmup_steps=min(100, s["video_steps"] // 10), ema_decay=0.995,
-        optimizer="adamw", device=device.type, checkpoint_every=max(1, s["video_steps"]), log_every=50,
+        optimizer="adamw", device=device.type, checkpoint_every=max(1, min(500, s["video_steps"])), log_every=50,
         num_workers=4 if device.type == "cuda" else 0, val_holdout=0.1,
+        resume=resume and latest_checkpoint(run_dir) is not None,
     )
-    result = train(config, progress=True)
-    mark("video phase")
+    if "video phase" not in done:
+        result = train(config, progress=True)
+        mark("video phase", final_loss=result["final_loss"], parameters=result["parameters"])
 
     # 6. eval on the held-out tail of every video
     metrics = evaluate(run_dir, cache, out / "eval", samples=s["eval_samples"], steps=s["eval_steps"],
@@ -145,8 +157,8 @@ def run(out: Path, scale: str, clip: str | None, steps: dict[str, int | None]) -
         device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", scale=scale,
         settings={k: v for k, v in s.items() if k != "overrides"}, overrides=s["overrides"],
         timings=timings, total_seconds=round(time.time() - started, 1),
-        final_losses=dict(autoencoder=vae_losses[-1], image=image_losses[-1], video=result["final_loss"]),
-        parameters=result["parameters"], clip=str(bikes),
+        final_losses={k: done[k].get("final_loss") for k in ("autoencoder", "image phase", "video phase")},
+        parameters=done["video phase"]["parameters"], clip=str(bikes),
         held_out_loss={k: metrics["losses"][f"{k}/mean"] for k in ("video", "independent", "base")},
         warp_error={k: metrics["motion"][k]["warp_error"] for k in ("real", "video", "independent")},
         ego_motion_agreement={k: metrics["ego_motion"][k]["rate"] for k in
@@ -171,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae-steps", type=int, default=None)
     p.add_argument("--image-steps", type=int, default=None)
     p.add_argument("--video-steps", type=int, default=None)
+    p.add_argument("--resume", action="store_true",
+                   help="skip the stages OUT/stages.json lists as done; continue the video phase from its checkpoint")
     args = p.parse_args(argv)
     try:
         run(Path(args.out), "smoke" if args.smoke else args.scale, args.clip,
-            dict(vae_steps=args.vae_steps, image_steps=args.image_steps, video_steps=args.video_steps))
+            dict(vae_steps=args.vae_steps, image_steps=args.image_steps, video_steps=args.video_steps), args.resume)
     except (FileNotFoundError, ValueError) as err:
         print(f"experiment: error: {err}", file=sys.stderr)
         return 2
