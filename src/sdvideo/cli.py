@@ -205,9 +205,8 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_prepare(args: argparse.Namespace) -> int:
     from .data.prepare import prepare
-    from .models.base import load_base
-
     from .data.scenes import DEFAULT_SCENE_THRESHOLD
+    from .models.base import load_base
 
     base = load_base(args.base)
     threshold = DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold
