@@ -101,17 +101,9 @@ def run_demo(out: str | Path = "runs/demo", quick: bool = False, size: int = 96,
 
 def _frame_independent_sample(run_dir: Path, steps: int) -> torch.Tensor:
     """The same run sampled with its temporal layers off (same seed): the baseline to compare with."""
-    from .models.base import load_base
-    from .sampling.sample import load_video_unet, make_scheduler
-    from .sampling.sampler import decode_latents, denoise_video
+    from .sampling.pipeline import VideoPipeline
 
-    config = json.loads((run_dir / "config.json").read_text())
-    base = load_base(config["base"])
-    unet = load_video_unet(run_dir, torch.device("cpu"), torch.float32)
-    down = 2 ** (len(base.vae.config.block_out_channels) - 1)
-    side = config["cache_size"] // down
-    latents = denoise_video(
-        unet, make_scheduler("ddim", base.scheduler.config), base.encode_text([CAPTION]), base.encode_text([""]),
-        8, (side, side), steps, 3.0, config["cache_fps"], torch.Generator().manual_seed(0), enable_time=False,
-    )
-    return decode_latents(base.vae, latents)
+    pipe = VideoPipeline.from_run(run_dir, "ddim", "cpu", torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe([CAPTION], num_frames=8, num_inference_steps=steps, guidance_scale=3.0, seed=0,
+                enable_time=False).frames  # (1, 8, 3, H, W) in [0, 1]
