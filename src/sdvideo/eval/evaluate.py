@@ -31,6 +31,7 @@ from ..sampling.sample import grid_columns, resolve_device
 from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
+from ..training.validation import evenly_spaced_items
 from . import driving_scene
 from .ego_motion import MIN_EXPANSION, MIN_PARALLAX, agreement_rate
 from .flow import summarize
@@ -65,13 +66,6 @@ def held_out_cache(data: str | Path, out: Path, config: dict[str, Any], base: An
         reasons = "; ".join(r for _, r in summary.skipped) or "no videos found"
         raise ValueError(f"{path}: no usable video to evaluate on ({reasons})")
     return cache
-
-
-def pick_clips(dataset, count: int) -> list[dict[str, Any]]:
-    """`count` evenly spaced items of a dataset (all when it holds fewer): deterministic."""
-    n = len(dataset)
-    picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(min(count, n))})
-    return [dataset[i] for i in picks]
 
 
 def plan_samples(prompts: Sequence[str], seeds: Sequence[int], samples: int | None,
@@ -145,7 +139,7 @@ def evaluate(
     info = load_cache_info(cache)
 
     # ---- held-out clips: latents (n, c, f, h, w), their caption embeddings and fps
-    items = pick_clips(clip_set(cfg, "val"), clips)
+    items = evenly_spaced_items(clip_set(cfg, "val"), clips)
     latents = torch.stack([it["latents"] for it in items])
     text = torch.stack([it["text"] for it in items])
     fps = torch.tensor([float(it["fps"]) for it in items])

@@ -12,15 +12,12 @@ and the same noise (one generator seeded by (seed, timestep, batch) per measurem
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from ..training.diffusion_loss import diffusion_loss
-
-# predict(noisy (b, c, f, h, w), t (b,), text (b, 77, d), fps (b,)) -> (b, c, f, h, w)
-Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from ..training.validation import Predictor, fixed_noise_losses
 
 
 def bucket_timesteps(num_train_timesteps: int, buckets: int = 5, per_bucket: int = 2) -> list[list[int]]:
@@ -78,22 +75,11 @@ def bucket_losses(
         "seed": seed,
     }
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    mixed = functools.partial(torch.autocast, device.type, dtype=dtype) if autocast else None
     for name, predict in predictors.items():
-        per_bucket_loss = []
-        for bucket in steps:
-            total = 0.0
-            for t in bucket:
-                for s in range(0, len(latents), batch_size):
-                    lat = latents[s : s + batch_size].to(device)
-                    txt = text[s : s + batch_size].to(device)
-                    rate = fps[s : s + batch_size].to(device)
-                    gen = torch.Generator(device=device).manual_seed(seed + 7919 * t + s)
-                    ts = torch.full((lat.shape[0],), t, device=device, dtype=torch.long)
-                    with torch.autocast(device.type, dtype=dtype, enabled=autocast):
-                        loss = diffusion_loss(lambda x, tt: predict(x, tt, txt, rate), scheduler, lat, gen,
-                                              timesteps=ts)
-                    total += loss.item() * lat.shape[0]
-            per_bucket_loss.append(total / (len(bucket) * len(latents)))
+        per_t = fixed_noise_losses(predict, scheduler, latents, text, fps, [t for b in steps for t in b], seed,
+                                   batch_size, device, mixed)
+        per_bucket_loss = [sum(per_t[i * per_bucket : (i + 1) * per_bucket]) / per_bucket for i in range(buckets)]
         result[name] = per_bucket_loss
         result[f"{name}/mean"] = sum(per_bucket_loss) / len(per_bucket_loss)
     return result

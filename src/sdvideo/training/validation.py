@@ -2,11 +2,13 @@
 
 The gap between the video model's loss and the frame-independent loss (same weights, temporal
 layers off) is the first sign that the temporal layers learn something about motion.
+`fixed_noise_losses` is the measurement itself; `sdvideo eval` uses it too (eval/loss_buckets.py).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Any, Callable, ContextManager, Sequence
 
 import torch
 from diffusers import DDPMScheduler
@@ -16,17 +18,50 @@ from .diffusion_loss import diffusion_loss
 
 DEFAULT_TIMESTEPS = (50, 200, 400, 600, 800, 950)
 
+# predict(noisy (b, c, f, h, w), t (b,), text (b, 77, d), fps (b,)) -> (b, c, f, h, w)
+Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def evenly_spaced_items(dataset: Dataset, count: int) -> list[dict[str, Any]]:
+    """`count` evenly spaced items of a dataset (all when it holds fewer): deterministic."""
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("no held-out clips for validation; lower --val-holdout or add videos")
+    picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(min(count, n))})
+    return [dataset[i] for i in picks]
+
+
+@torch.no_grad()
+def fixed_noise_losses(predict: Predictor, scheduler: DDPMScheduler, latents: torch.Tensor, text: torch.Tensor,
+                       fps: torch.Tensor, timesteps: Sequence[int], seed: int, batch_size: int,
+                       device: torch.device, autocast: Callable[[], ContextManager] | None = None) -> list[float]:
+    """Mean loss over the clips latents (n, c, f, h, w), text (n, 77, d), fps (n,) at each timestep.
+
+    The noise of timestep t for the clips starting at s comes from a generator seeded with
+    seed + 7919 t + s, so any model measured with the same arguments sees exactly the same noise.
+    """
+    losses = []
+    for t in timesteps:
+        total = 0.0
+        for s in range(0, len(latents), batch_size):
+            lat = latents[s : s + batch_size].to(device)
+            txt = text[s : s + batch_size].to(device)
+            rate = fps[s : s + batch_size].to(device)
+            gen = torch.Generator(device=device).manual_seed(seed + 7919 * t + s)
+            ts = torch.full((lat.shape[0],), t, device=device, dtype=torch.long)
+            with autocast() if autocast else contextlib.nullcontext():
+                loss = diffusion_loss(lambda x, tt: predict(x, tt, txt, rate), scheduler, lat, gen, timesteps=ts)
+            total += loss.item() * lat.shape[0]
+        losses.append(total / len(latents))
+    return losses
+
 
 class Validator:
     """Holds a fixed set of held-out clips; every call measures the loss on exactly the same noise."""
 
     def __init__(self, dataset: Dataset, clips: int = 8, timesteps: Sequence[int] = DEFAULT_TIMESTEPS,
                  seed: int = 1234, batch_size: int = 2) -> None:
-        n = len(dataset)
-        if n == 0:
-            raise ValueError("no held-out clips for validation; lower --val-holdout or add videos")
-        picks = sorted({round(i * (n - 1) / max(1, clips - 1)) for i in range(min(clips, n))})
-        items = [dataset[i] for i in picks]
+        items = evenly_spaced_items(dataset, clips)
         self.latents = torch.stack([it["latents"] for it in items])  # (n, c, f, h, w)
         self.text = torch.stack([it["text"] for it in items])  # (n, 77, dim)
         self.fps = torch.tensor([float(it["fps"]) for it in items])
@@ -41,24 +76,11 @@ class Validator:
         model.eval()
         results: dict[str, float] = {}
         for mode, enable_time in (("video", True), ("independent", False)):
-            per_t = []
-            for t in self.timesteps:
-                gen = torch.Generator(device=device).manual_seed(self.seed + t)
-                losses = []
-                for s in range(0, len(self.latents), self.batch_size):
-                    lat = self.latents[s : s + self.batch_size].to(device)
-                    txt = self.text[s : s + self.batch_size].to(device)
-                    fps = self.fps[s : s + self.batch_size].to(device)
-                    ts = torch.full((lat.shape[0],), t, device=device, dtype=torch.long)
-                    with autocast() if autocast else torch.autocast(device.type, enabled=False):
-                        loss = diffusion_loss(
-                            lambda x, tt: model(x, tt, txt, fps=fps, enable_time=enable_time).sample,
-                            scheduler, lat, gen, timesteps=ts,
-                        )
-                    losses.append(loss.item() * lat.shape[0])
-                value = sum(losses) / len(self.latents)
-                results[f"{mode}/t{t}"] = value
-                per_t.append(value)
+            per_t = fixed_noise_losses(
+                lambda x, t, txt, fps: model(x, t, txt, fps=fps, enable_time=enable_time).sample, scheduler,
+                self.latents, self.text, self.fps, self.timesteps, self.seed, self.batch_size, device, autocast,
+            )
+            results.update({f"{mode}/t{t}": value for t, value in zip(self.timesteps, per_t)})
             results[mode] = sum(per_t) / len(per_t)
         results["gap"] = results["independent"] - results["video"]
         model.train(was_training)
