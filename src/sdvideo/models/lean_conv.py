@@ -13,6 +13,8 @@ without autograd, takes the ordinary path.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,15 +51,13 @@ class LeanConv2d(nn.Conv2d):
         if not lean or torch.compiler.is_compiling():
             return super()._conv_forward(input, weight, bias)
         device = input.device.type
-        if device in ("cuda", "cpu") and torch.is_autocast_enabled(device):  # what autocast does to F.conv2d
+        autocast = device in ("cuda", "cpu") and torch.is_autocast_enabled(device)
+        if autocast:  # do what autocast does to F.conv2d's inputs, then keep it off inside the Function
             dtype = torch.get_autocast_dtype(device)
             input, weight = input.to(dtype), weight.to(dtype)
             bias = bias.to(dtype) if bias is not None else None
-            with torch.autocast(device, enabled=False):
-                return _FrozenConv2dFunction.apply(
-                    input, weight, bias, self.stride, self.padding, self.dilation, self.groups
-                )
-        return _FrozenConv2dFunction.apply(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
+            return _FrozenConv2dFunction.apply(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 def make_convs_lean(module: nn.Module) -> nn.Module:

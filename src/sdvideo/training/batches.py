@@ -36,7 +36,7 @@ def _split(dataset: ClipDataset, holdout: float, part: str) -> list[int]:
 
 def _latent_crop(cfg: TrainConfig) -> int | None:
     """`random_crop` (pixels) in latent units, checked against the cache; None when off."""
-    pixels = int(getattr(cfg, "random_crop", 0) or 0)
+    pixels = int(cfg.random_crop or 0)
     if not pixels:
         return None
     info = load_cache_info(cfg.data)
@@ -54,7 +54,7 @@ def clip_set(cfg: TrainConfig, part: str, frames: int | None = None) -> Dataset:
     strides = cfg.strides or [cfg.stride]
     train = part == "train"
     crop = _latent_crop(cfg) if train else None
-    flip = bool(getattr(cfg, "flip", False)) and train
+    flip = cfg.flip and train
     parts = []
     for stride in strides:
         try:
