@@ -23,6 +23,7 @@ from diffusers.optimization import get_scheduler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from ..data.cache import check_cache_matches_identity
 from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
 from ..models.video_unet import VideoUNet, inflate
@@ -238,11 +239,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
 def _check_cache(cfg: TrainConfig, cache: dict[str, Any], base) -> None:
     """Refuse a cache made with another base model (its latents would mean something else)."""
-    from ..data import cache as cache_module
-
-    check = getattr(cache_module, "check_cache_matches", None)
-    if check is not None:
-        check(cfg.data, base)
+    check_cache_matches_identity(cache, base.identity(), str(cfg.data))  # `cache`: already-read cache info
     if base.unet.config.in_channels != cache["latent_shape"][0]:
         raise ValueError(
             f"{cfg.data}: cached latents have {cache['latent_shape'][0]} channels but the base UNet takes "
