@@ -27,7 +27,7 @@ from ..data.cache import load_cache_info
 from ..models.base import load_base
 from ..sampling.export import to_uint8_frames
 from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators
-from ..sampling.sample import grid_columns, resolve_device
+from ..sampling.sample import grid_columns, load_pipeline, resolve_device
 from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
@@ -156,8 +156,7 @@ def evaluate(
     # ---- (2) real clips through the base VAE, samples with temporal layers on and off
     with torch.no_grad():
         real = [to_uint8_frames(v) for v in decode_latents(base.vae, latents.to(dev))]
-    pipe = VideoPipeline.from_run(run, "ddim", dev, torch.float16 if dev.type == "cuda" else torch.float32)
-    pipe.set_progress_bar_config(disable=not progress, leave=False)
+    pipe = load_pipeline(run, "ddim", str(dev), progress)  # fp16 on CUDA, as `sdvideo sample`
     sample_prompts, sample_seeds = plan_samples(prompts, seeds, samples, captions)
     video_samples = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, True)
     independent = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, False)
