@@ -48,9 +48,12 @@ class PrepareSummary:
     encoded: int = 0  # videos encoded by this run (the rest were already in the cache)
     names: list[str] = field(default_factory=list)  # cache names of the used videos
     clips: int = 0  # clips of `clip_frames` consecutive frames within one shot, in the cache
-    hours: float = 0.0  # seconds / 3600
     clip_frames: int = 5
     warnings: list[str] = field(default_factory=list)  # every warning line of this run
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
 
     def line(self) -> str:
         """The end-of-run summary, one line."""
@@ -146,7 +149,7 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
     frames = sum(int(v["frames"]) for v in done)
     return PrepareSummary(used=len(done), skipped=skipped, frames=frames, seconds=frames / fps, out=out,
                           encoded=encoded, names=[v["name"] for v in done],
-                          clips=count_clips(done, clip_frames), hours=frames / fps / 3600,
+                          clips=count_clips(done, clip_frames),
                           clip_frames=clip_frames, warnings=warnings)
 
 
