@@ -23,6 +23,13 @@ def pick_device(device: str | torch.device | None = None,
     return device, dtype
 
 
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [-1, 1], the VAE's input range."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.shape}")
+    return torch.tensor(np.asarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+
+
 @torch.inference_mode()
 def encode_frames(vae: Any, frames: np.ndarray, device: torch.device, dtype: torch.dtype,
                   scaling_factor: float) -> torch.Tensor:

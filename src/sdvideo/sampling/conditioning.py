@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..data.encoder import frames_to_tensor
 from ..data.video_io import resize_center_crop
 from ..models.frame_conditioning import pack_condition
 
@@ -125,14 +126,6 @@ def interpolation_condition(video: torch.Tensor, factor: int) -> FrameCondition:
 
 
 # ---------------------------------------------------------------------- pixels <-> latents
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (T, 3, H, W) in [-1, 1]."""
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.shape}")
-    return torch.tensor(np.asarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-
-
-@torch.no_grad()
 def encode_frames(vae: Any, frames: np.ndarray, frames_per_slice: int = 8) -> torch.Tensor:
     """uint8 (T, H, W, 3) frames -> (1, c, T, h, w) VAE-scaled latents (the posterior mode).
 

@@ -8,10 +8,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
-
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (n, H, W, 3) -> float (n, 3, H, W) in [-1, 1], the VAE's input range."""
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+from ..data.encoder import frames_to_tensor
 
 
 def fit_autoencoder(
