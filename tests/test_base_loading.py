@@ -142,7 +142,9 @@ def test_sd15_unet_size() -> None:
 def test_encode_text(tiny: BaseModel) -> None:
     emb = tiny.encode_text(["a cat", "a dog", "a cat"])
     assert emb.shape == (3, 77, 32) and not emb.requires_grad
-    assert torch.equal(emb[0], emb[2]) and not torch.allclose(emb[0], emb[1])
+    # Same caption, same embedding (to float rounding: batched CPU kernels may differ by one ulp per row).
+    torch.testing.assert_close(emb[0], emb[2], rtol=0, atol=1e-6)
+    assert not torch.allclose(emb[0], emb[1], atol=1e-3)
 
 
 def test_tokenizers() -> None:
