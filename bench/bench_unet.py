@@ -295,7 +295,8 @@ def main() -> None:
 
                         row["estimate_gib"] = estimate_training_memory(
                             preset("sd15")["unet"], options.get("temporal", {}), b, f, 64, optimizer="adamw",
-                            gradient_checkpointing=options.get("checkpointing", "none"))["total_gib"]
+                            gradient_checkpointing=options.get("checkpointing", "none"),
+                            compiled=bool(options.get("compile")))["total_gib"]
                 except torch.OutOfMemoryError:
                     row["error"] = "out of memory"
                 except Exception as err:  # e.g. AnimateDiff's 32-frame position table

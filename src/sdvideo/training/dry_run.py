@@ -23,7 +23,7 @@ def describe(config: TrainConfig) -> str:
         dict(video.unet.config), cfg.temporal, cfg.batch_size, cfg.frames, cache["latent_shape"][-1],
         mixed_precision="bf16" if precision == "fp32" and cfg.device == "cuda" else precision,
         optimizer=optimizer, train="temporal" if cfg.train != "all" else "all",
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing=cfg.gradient_checkpointing, compiled=cfg.compile,
     )
     lines = [
         json.dumps(cfg.to_dict(), indent=2),
@@ -31,8 +31,9 @@ def describe(config: TrainConfig) -> str:
         f"estimated peak GPU memory per process: {memory['total_gib']:.1f} GiB "
         f"(weights {memory['weights_gib']:.1f}, gradients {memory['gradients_gib']:.1f}, optimizer "
         f"{memory['optimizer_gib']:.1f} [{optimizer}], activations {memory['activations_gib']:.1f}, "
-        f"transient {memory['transient_gib']:.1f}) for batch {cfg.batch_size} x {cfg.frames} frames of "
+        f"recompute {memory['recompute_gib']:.1f}, transient {memory['transient_gib']:.1f}) for batch {cfg.batch_size} x {cfg.frames} frames of "
         f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {precision}, "
-        f"gradient checkpointing {cfg.gradient_checkpointing}",
+        f"gradient checkpointing {cfg.gradient_checkpointing}{', compiled' if cfg.compile else ''}; "
+        "gradients fill in as backward frees activations, so the total is not the sum of the parts",
     ]
     return "\n".join(lines)

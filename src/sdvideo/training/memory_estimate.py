@@ -5,14 +5,24 @@ saved-tensor hooks, which see every activation autograd keeps for backward. Atte
 flash attention keeps it (inputs, output and a log-sum-exp row, never the score matrix). To that come
 the weights (frozen ones in half precision), gradients and optimizer states of the trainable ones,
 and a transient term for the largest backward temporaries.
+
+Eager mixed precision keeps more than the half-precision arithmetic suggests: CUDA autocast runs
+norms in float32 (their float32 outputs are what SiLU and the next cast save) and gives every matmul
+its own half-precision copy of a float32 input. Autocast does not run on meta tensors, so the trace
+repeats its casts (`_AutocastOnMeta`). A compiled model (`--compile`) fuses those casts and norms and
+recomputes them in backward, so it is traced in plain half precision.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
 
 GiB = 1024**3
 
@@ -32,30 +42,110 @@ class _FlashLikeAttention(torch.autograd.Function):
         raise NotImplementedError
 
 
+# CUDA autocast's lists (torch/csrc/autocast_mode.cpp), as far as a UNet calls them.
+_HALF_OPS = {F.linear, F.conv1d, F.conv2d, F.conv3d, torch.matmul, torch.bmm, torch.baddbmm, torch.mm,
+             torch.addmm, torch.Tensor.__matmul__, torch.einsum}
+_FLOAT32_OPS = {F.group_norm, F.layer_norm, torch.softmax, F.softmax, torch.Tensor.softmax, torch.exp, torch.rsqrt}
+
+
+class _AutocastOnMeta(TorchFunctionMode):
+    """The dtype casts CUDA autocast would make, on meta tensors (where autocast itself is off)."""
+
+    def __init__(self, dtype: torch.dtype):
+        super().__init__()
+        self.dtype = dtype
+        self.weight_casts: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+
+    def cast(self, t: Any, dtype: torch.dtype) -> Any:
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dtype == dtype:
+            return t
+        if t.is_leaf and t.requires_grad:  # autocast casts a trainable weight once per forward
+            key = (id(t), dtype)
+            if key not in self.weight_casts:
+                self.weight_casts[key] = t.to(dtype)
+            return self.weight_casts[key]
+        return t.to(dtype)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        target = self.dtype if func in _HALF_OPS else torch.float32 if func in _FLOAT32_OPS else None
+        if target is not None:
+            args, kwargs = tree_map(lambda t: self.cast(t, target), (args, kwargs))
+        return func(*args, **kwargs)
+
+
+_active_autocast: list[_AutocastOnMeta] = []
+
+
 def _sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_: Any):
+    if _active_autocast:  # SDPA is on autocast's half-precision list too
+        q, k, v = (_active_autocast[-1].cast(t, _active_autocast[-1].dtype) for t in (q, k, v))
     return _FlashLikeAttention.apply(q, k, v)
 
 
-def saved_activation_bytes(model: torch.nn.Module, inputs: dict[str, Any]) -> int:
-    """Bytes of distinct tensors autograd saves during `model(**inputs)` (meta tensors)."""
-    seen: dict[int, int] = {}
+class _Region:
+    """Saved-tensor bytes of one checkpointed region, and the largest recompute nested inside it."""
 
-    def pack(t: torch.Tensor):
-        if t.requires_grad and isinstance(t, torch.nn.Parameter):
-            return t  # parameters are counted with the weights
-        key = id(t.untyped_storage()) if t.device.type != "meta" else id(t)
-        nbytes = t.numel() * t.element_size()
-        seen[key] = max(seen.get(key, 0), nbytes)
+    def __init__(self) -> None:
+        self.saved: dict[int, int] = {}
+        self.largest_child = 0
+
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        if not (t.requires_grad and isinstance(t, torch.nn.Parameter)):  # parameters count as weights
+            self.saved[id(t)] = max(self.saved.get(id(t), 0), t.numel() * t.element_size())
         return t
 
-    original = F.scaled_dot_product_attention
-    F.scaled_dot_product_attention = _sdpa
+    @property
+    def recompute_bytes(self) -> int:  # backward of this region holds its own tensors, then a child's
+        return sum(self.saved.values()) + self.largest_child
+
+
+def saved_activation_bytes(
+    model: torch.nn.Module, inputs: dict[str, Any], autocast_dtype: torch.dtype | None = None
+) -> tuple[int, int]:
+    """Bytes of distinct tensors autograd keeps through `model(**inputs)` (meta tensors), and the
+    bytes the largest checkpointed region stores again while backward recomputes it.
+
+    Activation checkpointing is traced, not run: each region's saved tensors are counted apart (its
+    inputs stay with the enclosing region, as `checkpoint` keeps them for the recompute). With
+    `autocast_dtype`, the trace makes the casts CUDA autocast would make.
+    """
+    stack = [_Region()]
+
+    def traced_checkpoint(fn, *args, use_reentrant=None, **kwargs):
+        region = _Region()
+        stack.append(region)
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(region.pack, lambda t: t):
+                out = fn(*args, **kwargs)
+        finally:
+            stack.pop()
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                stack[-1].pack(arg)
+        stack[-1].largest_child = max(stack[-1].largest_child, region.recompute_bytes)
+        return out
+
+    from ..models import temporal_wrappers
+
+    patches = [(F, "scaled_dot_product_attention", _sdpa), (torch.utils.checkpoint, "checkpoint", traced_checkpoint),
+               (temporal_wrappers, "checkpoint", traced_checkpoint)]
+    originals = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    autocast = _AutocastOnMeta(autocast_dtype) if autocast_dtype is not None else None
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            model(**inputs)
+        for obj, name, value in patches:
+            setattr(obj, name, value)
+        if autocast is not None:
+            _active_autocast.append(autocast)
+        with torch.autograd.graph.saved_tensors_hooks(stack[0].pack, lambda t: t):
+            with autocast if autocast is not None else contextlib.nullcontext():
+                model(**inputs)
     finally:
-        F.scaled_dot_product_attention = original
-    return sum(seen.values())
+        for obj, name, value in originals:
+            setattr(obj, name, value)
+        if autocast is not None:
+            _active_autocast.remove(autocast)
+    return sum(stack[0].saved.values()), stack[0].largest_child
 
 
 def estimate_training_memory(
@@ -69,12 +159,19 @@ def estimate_training_memory(
     optimizer: str = "adamw8bit",
     train: str = "temporal",
     gradient_checkpointing: str = "none",
+    compiled: bool = False,
 ) -> dict[str, float]:
-    """Peak allocated GPU memory (GiB) of one training step, and its parts."""
+    """Peak allocated GPU memory (GiB) of one training step, and its parts.
+
+    `compiled`: the step runs `VideoUNet.compile_regions()` (fused casts and norms, traced in plain
+    half precision); otherwise eager autocast is traced with its float32 norms and cast copies.
+    """
     from ..models.video_unet import VideoUNet
 
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
-    act_dtype = half or torch.float32
+    emulate_autocast = half is not None and not compiled
+    # Eager autocast: float32 master weights and inputs, cast by the trace. Compiled: half throughout.
+    act_dtype = torch.float32 if emulate_autocast or half is None else half
     with torch.device("meta"):
         model = VideoUNet(unet_config=unet_config, **temporal)
         if train == "temporal":
@@ -86,27 +183,31 @@ def estimate_training_memory(
         if half is not None:
             for p in frozen:
                 p.data = p.data.to(half)
-        # Under autocast the matmuls run in half precision: trace with half weights and inputs.
         for p in trainable:
             p.data = p.data.to(act_dtype)
         sample = torch.empty(batch_size, unet_config.get("in_channels", 4), frames, latent_size, latent_size, dtype=act_dtype)
         text = torch.empty(batch_size, text_tokens, unet_config["cross_attention_dim"], dtype=act_dtype)
-        activations = saved_activation_bytes(
+        activations, recompute = saved_activation_bytes(
             model, dict(sample=sample, timestep=torch.zeros(batch_size, dtype=torch.long), encoder_hidden_states=text,
-                        fps=torch.ones(batch_size))
+                        fps=torch.ones(batch_size)),
+            autocast_dtype=half if emulate_autocast else None,
         )
     n_train = sum(p.numel() for p in trainable)
     n_frozen = sum(p.numel() for p in frozen)
     weight_bytes = n_frozen * (2 if half is not None else 4) + n_train * 4
     grad_bytes = n_train * 4
     optimizer_bytes = n_train * (2 + 0.1 if optimizer.startswith("adamw8bit") else 8)
-    # Backward holds a layer's input gradients and recomputed temporaries at once: about the largest
-    # single activation, a few times over, on top of what forward saved.
-    largest_activation = batch_size * frames * unet_config["block_out_channels"][0] * latent_size**2 * act_dtype.itemsize
+    # Backward holds a layer's input gradients and temporaries at once: about the largest single
+    # activation, a few times over, on top of what forward saved and what a recompute stores again.
+    itemsize = (half or torch.float32).itemsize
+    largest_activation = batch_size * frames * unet_config["block_out_channels"][0] * latent_size**2 * itemsize
     transient = 4 * largest_activation
-    total = weight_bytes + grad_bytes + optimizer_bytes + activations + transient
+    # The peak comes early in backward (the last block's recompute, every activation still held),
+    # before most gradients exist: they fill in as activations are freed. With little activation
+    # memory the optimizer step, with every gradient allocated, is the peak instead.
+    total = weight_bytes + optimizer_bytes + max(activations + recompute + transient, grad_bytes)
     return dict(
         total_gib=total / GiB, weights_gib=weight_bytes / GiB, gradients_gib=grad_bytes / GiB,
-        optimizer_gib=optimizer_bytes / GiB, activations_gib=activations / GiB, transient_gib=transient / GiB,
-        trainable_params=n_train, frozen_params=n_frozen,
+        optimizer_gib=optimizer_bytes / GiB, activations_gib=activations / GiB, recompute_gib=recompute / GiB,
+        transient_gib=transient / GiB, trainable_params=n_train, frozen_params=n_frozen,
     )

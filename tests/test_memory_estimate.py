@@ -1,0 +1,81 @@
+"""`sdvideo train --dry-run`'s memory estimate, against peaks measured on an H100 (bench/results)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sdvideo.models.base import preset
+from sdvideo.training.memory_estimate import _AutocastOnMeta, estimate_training_memory, saved_activation_bytes
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "2026-11-25"
+# (result file, variant as named in the file, compiled?): run 2's "compiled" rows ran eagerly (see BENCHMARKS.md).
+MEASURED_RUNS = [
+    ("run1-sdvideo-eager.json", "eager", "none", False),
+    ("run2-sdvideo-ckpt-attention-compile-inactive.json", "compiled-ckpt-attention", "attention", False),
+    ("run3-sdvideo-compiled-ckpt-attention.jsonl", "compiled-ckpt-attention", "attention", True),
+]
+
+
+def measured_peaks() -> list[tuple[str, bool, int, int, float]]:
+    """(checkpointing, compiled, batch, frames, measured peak GiB) for every recorded sdvideo step."""
+    cases = []
+    for name, variant, checkpointing, compiled in MEASURED_RUNS:
+        text = (RESULTS / name).read_text()
+        rows = json.loads(text)["rows"] if name.endswith(".json") else [json.loads(line) for line in text.splitlines()]
+        for row in rows:
+            if row.get("variant") == variant and row.get("peak_gib") and "x" in row["case"]:
+                batch, frames = map(int, row["case"].split("x"))
+                cases.append((checkpointing, compiled, batch, frames, row["peak_gib"]))
+    return cases
+
+
+def test_reference_runs_are_there() -> None:
+    cases = measured_peaks()
+    assert len(cases) == 6 and {c[3] for c in cases} == {5, 16, 64}
+
+
+@pytest.mark.parametrize("checkpointing,compiled,batch,frames,peak", measured_peaks())
+def test_estimate_within_15_percent_of_the_measured_peak(checkpointing, compiled, batch, frames, peak) -> None:
+    # The benchmark's setting: SD 1.5 with default temporal layers, 64x64 latents, bf16, fused fp32 AdamW.
+    estimate = estimate_training_memory(preset("sd15")["unet"], {}, batch, frames, 64, optimizer="adamw",
+                                        gradient_checkpointing=checkpointing, compiled=compiled)
+    assert abs(estimate["total_gib"] / peak - 1) <= 0.15, (estimate, peak)
+
+
+def test_eager_autocast_keeps_more_than_compiled_half_precision() -> None:
+    tiny = preset("tiny")["unet"]
+    eager = estimate_training_memory(tiny, {}, 1, 3, 16, compiled=False)
+    compiled = estimate_training_memory(tiny, {}, 1, 3, 16, compiled=True)
+    assert eager["activations_gib"] > 1.2 * compiled["activations_gib"]
+    recompute = estimate_training_memory(tiny, {}, 1, 3, 16, gradient_checkpointing="attention")
+    assert recompute["activations_gib"] < eager["activations_gib"] and recompute["recompute_gib"] > 0
+    assert eager["recompute_gib"] == 0
+
+
+def test_autocast_on_meta_casts_like_cuda_autocast() -> None:
+    with torch.device("meta"):
+        x = torch.empty(4, 8)
+        weight = torch.nn.Parameter(torch.empty(8, 8))
+        with _AutocastOnMeta(torch.bfloat16) as autocast:
+            y = F.linear(x, weight)
+            z = F.group_norm(y.view(4, 8, 1), 2)
+            F.linear(x, weight)
+        assert y.dtype == torch.bfloat16 and z.dtype == torch.float32
+        assert len(autocast.weight_casts) == 1  # a weight is cast once per forward, like autocast's cache
+
+
+def test_saved_bytes_of_a_linear_under_emulated_autocast() -> None:
+    # Autocast saves the bf16 copy of the float32 input (2 bytes x 4 x 8) for the weight's gradient
+    # and, when the input needs a gradient too, the bf16 copy of the weight (2 x 8 x 8).
+    with torch.device("meta"):
+        layer = torch.nn.Linear(8, 8)
+        x = torch.empty(4, 8)
+        assert saved_activation_bytes(layer, dict(input=x), autocast_dtype=torch.bfloat16) == (2 * 4 * 8, 0)
+        x.requires_grad_(True)
+        assert saved_activation_bytes(layer, dict(input=x), autocast_dtype=torch.bfloat16) == (2 * 4 * 8 + 2 * 8 * 8, 0)
+        assert saved_activation_bytes(layer, dict(input=x)) == (4 * 4 * 8 + 4 * 8 * 8, 0)  # float32, no autocast
