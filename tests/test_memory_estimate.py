@@ -79,3 +79,29 @@ def test_saved_bytes_of_a_linear_under_emulated_autocast() -> None:
         x.requires_grad_(True)
         assert saved_activation_bytes(layer, dict(input=x), autocast_dtype=torch.bfloat16) == (2 * 4 * 8 + 2 * 8 * 8, 0)
         assert saved_activation_bytes(layer, dict(input=x)) == (4 * 4 * 8 + 4 * 8 * 8, 0)  # float32, no autocast
+
+
+def test_largest_frame_count_is_the_boundary() -> None:
+    from sdvideo.training.memory_estimate import largest_frame_count
+
+    options = dict(unet_config=preset("tiny")["unet"], temporal={}, latent_size=16)
+    per_frame = [estimate_training_memory(batch_size=1, frames=f, **options)["total_gib"] for f in (6, 7)]
+    budget = (per_frame[0] + per_frame[1]) / 2  # between 6 and 7 frames' peaks
+    assert largest_frame_count(budget, **options) == 6
+    assert largest_frame_count(per_frame[0] / 100, **options) == 0
+    assert largest_frame_count(1e6, limit=50, **options) == 50
+
+
+@pytest.mark.parametrize("start,most_trials", [(1, 16), (30, 7), (37, 4), (38, 5), (45, 7), (90, 8), (400, 12)])
+def test_max_frames_search_finds_the_threshold(monkeypatch, start, most_trials) -> None:
+    # bench/max_frames.py's search on a GPU stand-in where 37 frames is the most that trains.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import max_frames
+
+    monkeypatch.setattr(max_frames, "trains", lambda model, call, frames, latent: (frames <= 37, 0.0, 0.0))
+    rows: list[dict] = []
+    assert max_frames.search(None, None, 64, start, max_trials=16, emit=rows.append) == 37
+    assert len(rows) == len({row["frames"] for row in rows})  # no frame count is trained twice
+    assert len(rows) <= most_trials  # few trials when the estimate is close

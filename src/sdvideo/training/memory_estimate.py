@@ -211,3 +211,20 @@ def estimate_training_memory(
         optimizer_gib=optimizer_bytes / GiB, activations_gib=activations / GiB, recompute_gib=recompute / GiB,
         transient_gib=transient / GiB, trainable_params=n_train, frozen_params=n_frozen,
     )
+
+
+def largest_frame_count(budget_gib: float, batch_size: int = 1, limit: int = 4096, **estimate_options: Any) -> int:
+    """The most frames whose estimated training peak stays within `budget_gib` (0 if one frame
+    does not fit). `estimate_options` are `estimate_training_memory`'s other arguments."""
+
+    def fits(frames: int) -> bool:
+        return estimate_training_memory(batch_size=batch_size, frames=frames, **estimate_options)["total_gib"] <= budget_gib
+
+    fitting, failing = 0, 1
+    while failing <= limit and fits(failing):  # the peak grows with the frame count: double, then bisect
+        fitting, failing = failing, failing * 2
+    failing = min(failing, limit + 1)
+    while failing - fitting > 1:
+        middle = (fitting + failing) // 2
+        fitting, failing = (middle, failing) if fits(middle) else (fitting, middle)
+    return fitting
