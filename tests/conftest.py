@@ -10,6 +10,18 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/media.py
 import media  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and steady when other processes share the cores.
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory) -> Path:
     from sdvideo.models.base import build_base

@@ -13,12 +13,7 @@ from sdvideo.models.video_unet import inflate
 from sdvideo.training.config import TrainConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_run(folder, cache, base_dir, perturb=True):

@@ -9,7 +9,9 @@ from PIL import Image
 
 from sdvideo.cli import main
 from sdvideo.sampling.sample import sample
-from test_sampling_pipeline import make_run, one_thread  # noqa: F401  (fixture)
+from test_sampling_pipeline import make_run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 COMMON = ["--steps", "2", "--device", "cpu"]
 

@@ -15,8 +15,10 @@ from sdvideo.sampling.conditioning import (
     interpolation_condition,
 )
 from sdvideo.training.frame_masks import TASKS, condition_channels_for, known_frames, make_frame_condition
-from test_sampling_pipeline import load, make_run, one_thread  # noqa: F401  (fixture)
+from test_sampling_pipeline import load, make_run
 from test_video_unet import frame_by_frame, tiny_unet
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------- training masks

@@ -8,7 +8,9 @@ from PIL import Image
 
 from sdvideo.cli import main
 from sdvideo.sampling.sampler import decode_latents
-from test_sampling_pipeline import load, make_run, one_thread  # noqa: F401  (fixture)
+from test_sampling_pipeline import load, make_run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

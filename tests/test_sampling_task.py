@@ -12,7 +12,8 @@ from sdvideo.cli import main
 from sdvideo.models.base import load_base
 from sdvideo.models.video_unet import VideoUNet
 from sdvideo.training.config import TrainConfig
-from test_sampling_pipeline import one_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

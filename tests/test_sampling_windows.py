@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from sdvideo.sampling.windows import window_starts, window_weights, windowed_prediction
-from test_sampling_pipeline import load, make_run, one_thread  # noqa: F401  (fixture)
+from test_sampling_pipeline import load, make_run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
