@@ -135,3 +135,45 @@ def test_ranks_get_disjoint_shards_that_cover_the_epoch(cache_dir, drop_last):
     assert [k.index for b in first.plan() for k in b] != order0  # a new order per epoch
     assert np.all(np.diff([k.index for b in ClipBatchSampler(ds, 4, shuffle=False, image_ratio=0).plan()
                            for k in b]) == 1)
+
+
+def test_held_out_part_keeps_every_stride_and_image_on_its_side(cache_dir, full):
+    # Videos of 20, 14 and 12 frames; holdout 0.25 of 3-frame clips: tails of 5, 4 (round 3.5) and 3 frames.
+    boundaries = [15, 10, 9]
+    train = ClipDataset(cache_dir, frames=3, strides=[1, 2, 4], image_ratio=0.5, seed=2, holdout=0.25, part="train")
+    val = ClipDataset(cache_dir, frames=3, strides=[1, 2, 4], seed=2, holdout=0.25, part="val")
+    assert len(train) == (15 - 2) + (10 - 2) + (9 - 2) and len(val) == (5 - 2) + (4 - 2) + (3 - 2)
+    for epoch in (0, 1):
+        for part, inside in ((train, lambda v, a, b: b <= boundaries[v]), (val, lambda v, a, b: a >= boundaries[v])):
+            part.set_epoch(epoch)
+            for i in range(len(part)):
+                item = part[i]
+                end = item["start"] + 2 * item["stride"] + 1
+                assert inside(item["video"], item["start"], end), (item["video"], item["start"], item["stride"])
+                assert torch.equal(item["latents"], clip_of(full, item))
+    assert train.num_images == 15 + 10 + 9
+    for j in range(train.num_images):
+        item = train[ClipKey(j, 0, True)]
+        assert item["start"] < boundaries[item["video"]]
+        assert torch.equal(item["latents"][:, 0], full[item["video"]][item["start"]])
+    everything = ClipDataset(cache_dir, frames=3, holdout=0.0, part="val")  # no holdout: every clip
+    assert len(everything) == len(ClipDataset(cache_dir, frames=3)) == 18 + 12 + 10
+    with pytest.raises(ValueError, match="no held-out clip of 12 frames.*--val-holdout 0") as err:
+        ClipDataset(cache_dir, frames=12, holdout=0.5, part="val")  # every video too short to split
+    assert "\n" not in str(err.value)
+
+
+def test_from_batch_resumes_the_epoch_plans(cache_dir):
+    ds = ClipDataset(cache_dir, frames=5, image_ratio=0.25)
+    sampler = ClipBatchSampler(ds, 2, image_batch_size=6, seed=4)
+    n = len(sampler)
+    plans = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        plans += sampler.plan()
+    stream = ClipBatchSampler(ds, 2, image_batch_size=6, seed=4).from_batch(0)
+    assert [next(stream) for _ in range(3 * n)] == plans
+    resumed = ClipBatchSampler(ds, 2, image_batch_size=6, seed=4).from_batch(n + 3)
+    assert [next(resumed) for _ in range(n)] == plans[n + 3 : 2 * n + 3]
+    sizes = {(b[0].image, len(b)) for b in plans}
+    assert sizes == {(False, 2), (True, 6)}

@@ -14,9 +14,14 @@ split videos into shots, see `scenes.py`) is an anchor; len(dataset) = anchors. 
 clip is placed at the same relative position in its shot (or the largest stride that fits is used
 when the shot is too short), and carries fps = cache fps / stride for fps conditioning.
 
-Images. Keys with image=True index every cached frame (`num_images`); `ClipBatchSampler` makes a
+Images. Keys with image=True index every frame of the part's shots (`num_images`); `ClipBatchSampler` makes a
 share `image_ratio` of the batches all-image (so shapes in a batch agree) for joint image-video
 training. Plain integer indexing (e.g. a DataLoader with shuffle=True) gives video items only.
+
+Held-out part. With `holdout=h` and `part="train"` or `"val"`, each video's last h share of frames
+(at least one base-stride clip; none when the video is too short to spare one) belongs to "val",
+the rest to "train": the part's shots are cut at that boundary, so clips of every stride and image
+items stay on their side of it. `holdout=0` or `part="all"`: every frame.
 
 Augmentation. Random crops happen on latents, so cache at a larger size and crop: `random_crop=c`
 takes a random c x c latent window (c * 8 px for SD) of the cached h x w latents; `flip=True`
@@ -59,7 +64,10 @@ class ClipDataset(Dataset):
 
     def __init__(self, cache_dir: str | Path, frames: int = 5, stride: int = 1, *,
                  strides: Sequence[int] | None = None, image_ratio: float = 0.0,
-                 random_crop: int | None = None, flip: bool = False, seed: int = 0) -> None:
+                 random_crop: int | None = None, flip: bool = False, seed: int = 0,
+                 holdout: float = 0.0, part: str = "all") -> None:
+        if part not in ("all", "train", "val") or not 0.0 <= holdout < 1.0:
+            raise ValueError(f"part must be all, train or val and holdout in [0, 1), got {part!r}, {holdout}")
         self.strides = sorted({int(s) for s in strides}) if strides else [int(stride)]
         if frames < 1 or self.strides[0] < 1:
             raise ValueError(f"frames and stride must be >= 1, got frames={frames}, strides={self.strides}")
@@ -92,22 +100,43 @@ class ClipDataset(Dataset):
         self._cap_ptr = np.cumsum([0] + [len(c) for c in caps]).astype(np.int64)
         self._cap_ids = np.array([j for c in caps for j in c], np.int64)
         segs = [(i, a, b - a) for i, v in enumerate(videos) for a, b in v.get("segments") or [[0, v["frames"]]]]
-        seg = np.array(segs, np.int64).reshape(-1, 3)
+        if part != "all" and holdout > 0:
+            segs = self._part_of(segs, holdout, part)
+        seg = np.array(segs, np.int64).reshape(-1, 3)  # (shot, [video, start, length]) of this part
         counts = np.maximum(0, seg[:, 2] - self.span + 1)
         keep = counts > 0
         self._seg_video, self._seg_start, self._seg_len = seg[keep, 0], seg[keep, 1], seg[keep, 2]
         self._anchor_cum = np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64)
-        self._frame_cum = np.concatenate([[0], np.cumsum(self._v_frames)]).astype(np.int64)
-        self.num_images = int(self._frame_cum[-1])
+        # Image items: every frame of the part's shots, short shots included.
+        self._img_video, self._img_start = seg[:, 0], seg[:, 1]
+        self._img_cum = np.concatenate([[0], np.cumsum(seg[:, 2])]).astype(np.int64)
+        self.num_images = int(self._img_cum[-1])
+        if len(self) == 0 and part == "val":
+            raise ValueError(
+                f"cache {self.cache_dir} has no held-out clip of {frames} frames: no video's last {holdout:.0%} "
+                f"holds one with {self.span} frames to spare before it; use fewer --frames, a larger --val-holdout, "
+                "longer videos or --val-holdout 0 (validate on training clips)")
         if len(self) == 0:
             longest = int(seg[:, 2].max()) if len(seg) else 0
             raise ValueError(
-                f"cache {self.cache_dir} has no shot long enough for clips of {frames} frames with "
-                f"stride {self.stride} ({self.span} frames needed, longest shot has {longest}); use "
-                "fewer --frames, a smaller stride, longer videos or a higher --scene-threshold")
+                f"cache {self.cache_dir} has no shot long enough for clips of {frames} frames with stride "
+                f"{self.stride} ({self.span} frames needed, longest {'training ' if part == 'train' else ''}shot has "
+                f"{longest}); use fewer --frames, a smaller stride, longer videos or a higher --scene-threshold")
         self._reader = ShardReader(self.cache_dir)
         self._text: Any = None
         self._pid = os.getpid()
+
+    def _part_of(self, segs: list[tuple[int, int, int]], holdout: float, part: str) -> list[tuple[int, int, int]]:
+        """The shots (video, start, length) cut to this part's side of each video's held-out boundary."""
+        out = []
+        for v, start, length in segs:
+            total = int(self._v_frames[v])
+            tail = max(self.span, int(round(total * holdout)))  # at least one whole held-out clip
+            boundary = total - tail if total - tail >= self.span else total  # too short to split: all train
+            lo, hi = (start, min(start + length, boundary)) if part == "train" else (max(start, boundary), start + length)
+            if hi > lo:
+                out.append((v, lo, hi - lo))
+        return out
 
     def video_frames(self, v: int) -> int:
         """Number of cached frames of video v."""
@@ -160,8 +189,8 @@ class ClipDataset(Dataset):
         j = key.index
         if not 0 <= j < self.num_images:
             raise IndexError(f"image index {j} out of range for {self.num_images} frames")
-        v = int(np.searchsorted(self._frame_cum, j, side="right")) - 1
-        t = j - int(self._frame_cum[v])
+        g = int(np.searchsorted(self._img_cum, j, side="right")) - 1
+        v, t = int(self._img_video[g]), int(self._img_start[g]) + j - int(self._img_cum[g])
         rng = np.random.default_rng([self.seed, key.epoch, 1, j])
         return dict(latents=self._read(v, t, 1, 1, rng), text=self._caption(v, rng), fps=self.cache_fps,
                     video=v, start=t, stride=1, is_image=True)
