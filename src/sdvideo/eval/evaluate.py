@@ -25,9 +25,9 @@ import torch
 
 from ..data.cache import load_cache_info
 from ..models.base import load_base
-from ..sampling.export import to_uint8_frames
+from ..sampling.export import grid_columns, to_uint8_frames
 from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators
-from ..sampling.sample import grid_columns, load_pipeline, resolve_device
+from ..sampling.sample import load_pipeline, resolve_device
 from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config

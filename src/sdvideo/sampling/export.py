@@ -136,6 +136,29 @@ def write_grid(rows: Sequence[Any], path: str | Path, labels: Sequence[str] | No
     return path
 
 
+def grid_columns(video: np.ndarray, limit: int = 16) -> np.ndarray:
+    """At most `limit` evenly spaced frames of a uint8 (T, H, W, 3) video, for the grid figure."""
+    if len(video) <= limit:
+        return video
+    return video[np.linspace(0, len(video) - 1, limit).round().astype(int)]
+
+
+def write_videos(videos: Any, folder: str | Path, names: Sequence[str], fps: float,
+                 labels: Sequence[str] | None = None) -> tuple[list[Path], list[np.ndarray]]:
+    """`<name>.mp4` and `<name>.gif` per video (float (n, T, 3, H, W) in [0, 1] or uint8) and a
+    `grid.png` of them all, one labelled row each. Returns the files and the grid rows (uint8
+    (T', H, W, 3), at most 16 frames each: the figure for TensorBoard)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files, rows = [], []
+    for name, video in zip(names, videos, strict=True):
+        frames = to_uint8_frames(video)
+        files += [write_mp4(frames, folder / f"{name}.mp4", fps), write_gif(frames, folder / f"{name}.gif", fps)]
+        rows.append(grid_columns(frames))
+    files.append(write_grid(rows, folder / "grid.png", labels=labels))
+    return files, rows
+
+
 def read_video_frames(path: str | Path) -> tuple[np.ndarray, float]:
     """Every frame of a video or gif as uint8 (T, H, W, 3) and its average frame rate."""
     with av.open(str(path)) as container:

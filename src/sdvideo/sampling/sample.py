@@ -16,7 +16,7 @@ import torch
 
 from ..data.video_io import decode_video, probe_video
 from .conditioning import check_factor, load_image, open_image
-from .export import to_uint8_frames, write_gif, write_grid, write_mp4
+from .export import to_uint8_frames, write_mp4, write_videos
 from .pipeline import VideoPipeline, load_video_unet, seed_generators
 from .sampler import SCHEDULERS, make_scheduler
 
@@ -56,13 +56,6 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool) 
         pipe = VideoPipeline.from_run(run, scheduler, dev, dtype)
     pipe.set_progress_bar_config(disable=not progress, leave=False, desc="denoise")
     return pipe
-
-
-def grid_columns(video: np.ndarray, limit: int = 16) -> np.ndarray:
-    """At most `limit` evenly spaced frames of a uint8 (T, H, W, 3) video, for the grid figure."""
-    if len(video) <= limit:
-        return video
-    return video[np.linspace(0, len(video) - 1, limit).round().astype(int)]
 
 
 def sample(
@@ -151,20 +144,9 @@ def sample(
         original = torch.from_numpy(source).permute(0, 3, 1, 2).float().div(255)  # (T, 3, H, W)
         videos = torch.cat([original.expand(len(prompts), -1, -1, -1, -1), new], dim=1)
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-    rows = []
-    for i, (prompt, video) in enumerate(zip(prompts, videos)):
-        frames_u8 = to_uint8_frames(video)
-        name = f"{i:02d}-{slug(prompt)}"
-        write_mp4(frames_u8, out / f"{name}.mp4", fps)
-        write_gif(frames_u8, out / f"{name}.gif", fps)
-        written += [str(out / f"{name}.mp4"), str(out / f"{name}.gif")]
-        rows.append(grid_columns(frames_u8))
-    write_grid(rows, out / "grid.png", labels=list(prompts))
-    written.append(str(out / "grid.png"))
-    return dict(files=written, fps=fps, frames=int(videos.shape[1]), size=size, videos=videos)
+    names = [f"{i:02d}-{slug(prompt)}" for i, prompt in enumerate(prompts)]
+    written, _ = write_videos(videos, out, names, fps, labels=list(prompts))
+    return dict(files=[str(f) for f in written], fps=fps, frames=int(videos.shape[1]), size=size, videos=videos)
 
 
 def interpolate_video(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..sampling.export import to_uint8_frames, write_gif, write_grid, write_mp4
+from ..sampling.export import write_videos
 from ..sampling.sampler import decode_latents, denoise_video
 
 
@@ -32,15 +32,9 @@ def write_progress_samples(model, base, prompts: torch.Tensor, cfg, cache: dict[
             7.5, fps, torch.Generator().manual_seed(cfg.seed), progress=False,
         )
     model.train(was_training)
-    videos = decode_latents(vae, latents.float())
-    folder.mkdir(parents=True, exist_ok=True)
-    rows, files = [], []
-    for i, video in enumerate(videos):
-        frames = to_uint8_frames(video)
-        rows.append(frames)
-        files += [write_mp4(frames, folder / f"{i:02d}.mp4", fps), write_gif(frames, folder / f"{i:02d}.gif", fps)]
-    files.append(write_grid(rows, folder / "grid.png", labels=cfg.sample_prompts))
+    videos = decode_latents(vae, latents.float())  # (n, frames, 3, H, W) in [0, 1]
+    files, rows = write_videos(videos, folder, [f"{i:02d}" for i in range(len(videos))], fps, labels=cfg.sample_prompts)
     if writer is not None:
         grid = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)  # (H*n, W*f, 3)
         writer.add_image("samples/grid", grid, step, dataformats="HWC")
-    return [Path(f) for f in files]
+    return files
