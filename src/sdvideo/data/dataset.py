@@ -14,9 +14,10 @@ split videos into shots, see `scenes.py`) is an anchor; len(dataset) = anchors. 
 clip is placed at the same relative position in its shot (or the largest stride that fits is used
 when the shot is too short), and carries fps = cache fps / stride for fps conditioning.
 
-Images. Keys with image=True index every frame of the part's shots (`num_images`); `ClipBatchSampler` makes a
-share `image_ratio` of the batches all-image (so shapes in a batch agree) for joint image-video
-training. Plain integer indexing (e.g. a DataLoader with shuffle=True) gives video items only.
+Images. Keys with image=True index every frame of the part's shots (`num_images`);
+`ClipBatchSampler` makes a share `image_ratio` of the batches all-image (so shapes in a batch agree)
+for joint image-video training. Plain integer indexing (e.g. a DataLoader with shuffle=True) gives
+video items only.
 
 Held-out part. With `holdout=h` and `part="train"` or `"val"`, each video's last h share of frames
 (at least one base-stride clip; none when the video is too short to spare one) belongs to "val",
@@ -133,7 +134,10 @@ class ClipDataset(Dataset):
             total = int(self._v_frames[v])
             tail = max(self.span, int(round(total * holdout)))  # at least one whole held-out clip
             boundary = total - tail if total - tail >= self.span else total  # too short to split: all train
-            lo, hi = (start, min(start + length, boundary)) if part == "train" else (max(start, boundary), start + length)
+            if part == "train":
+                lo, hi = start, min(start + length, boundary)
+            else:
+                lo, hi = max(start, boundary), start + length
             if hi > lo:
                 out.append((v, lo, hi - lo))
         return out

@@ -1,14 +1,14 @@
 """`ClipBatchSampler`: homogeneous, deterministic, rank-sharded batches of `ClipKey`s for `ClipDataset`.
 
-Each batch is all-video (B clips of `frames` frames, stride drawn per item) or all-image (B_img single
-frames; B_img = `image_batch_size`, default B), so default collation works. Per epoch, every rank computes the same global plan from
-(seed, epoch) and takes its own part:
+Each batch is all-video (B clips of `frames` frames, stride drawn per item) or all-image (B_img
+single frames; B_img = `image_batch_size`, default B), so default collation works. Per epoch, every
+rank computes the same global plan from (seed, epoch) and takes its own part:
 
   video steps: a permutation of the anchors, cut (drop_last) or wrapped (not drop_last) to a multiple
                of B * world_size, reshaped to (steps, world_size, B); rank r takes [:, r].
   image steps: round(video steps * image_ratio / (1 - image_ratio)) steps of B_img frames drawn the
-               same way from a permutation of the dataset's frames (image_ratio = 1: image steps only, one pass over the
-               frames). So `image_ratio` is the share of image batches.
+               same way from a permutation of the dataset's frames (image_ratio = 1: image steps
+               only, one pass over the frames). So `image_ratio` is the share of image batches.
   order:       video and image steps shuffled together (the same order on every rank, so all ranks
                run image batches at the same step and every rank has the same number of batches).
 

@@ -31,7 +31,8 @@ def describe(config: TrainConfig) -> str:
         f"estimated peak GPU memory per process: {memory['total_gib']:.1f} GiB "
         f"(weights {memory['weights_gib']:.1f}, gradients {memory['gradients_gib']:.1f}, optimizer "
         f"{memory['optimizer_gib']:.1f} [{optimizer}], activations {memory['activations_gib']:.1f}, "
-        f"recompute {memory['recompute_gib']:.1f}, transient {memory['transient_gib']:.1f}) for batch {cfg.batch_size} x {cfg.frames} frames of "
+        f"recompute {memory['recompute_gib']:.1f}, transient {memory['transient_gib']:.1f}) "
+        f"for batch {cfg.batch_size} x {cfg.frames} frames of "
         f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {precision}, "
         f"gradient checkpointing {cfg.gradient_checkpointing}{', compiled' if cfg.compile else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",

@@ -218,7 +218,8 @@ def largest_frame_count(budget_gib: float, batch_size: int = 1, limit: int = 409
     does not fit). `estimate_options` are `estimate_training_memory`'s other arguments."""
 
     def fits(frames: int) -> bool:
-        return estimate_training_memory(batch_size=batch_size, frames=frames, **estimate_options)["total_gib"] <= budget_gib
+        estimate = estimate_training_memory(batch_size=batch_size, frames=frames, **estimate_options)
+        return estimate["total_gib"] <= budget_gib
 
     fitting, failing = 0, 1
     while failing <= limit and fits(failing):  # the peak grows with the frame count: double, then bisect
