@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_unet import build_sdvideo  # noqa: E402
 
 from sdvideo.models.presets import preset  # noqa: E402
-from sdvideo.training.memory_estimate import largest_frame_count  # noqa: E402
+from sdvideo.training.memory_estimate import largest_fitting, largest_frame_count  # noqa: E402
 from sdvideo.training.optim import make_optimizer  # noqa: E402
 
 GiB = 1024**3
@@ -63,32 +63,14 @@ def trains(model, call, frames: int, latent: int, steps: int = 2) -> tuple[bool,
 
 
 def search(model, call, latent: int, start: int, max_trials: int, emit) -> int:
-    """Largest frame count that trains: bracket from `start` by steps of 15 %, doubling the step each
-    time the bracket is not found (the estimate is usually close), then bisect."""
-    tried: dict[int, bool] = {}
+    """Largest frame count that trains, searched from `start` (the estimate) with real steps."""
 
     def trial(frames: int) -> bool:
-        if frames not in tried:
-            fits, peak, step_s = trains(model, call, frames, latent)
-            tried[frames] = fits
-            emit(dict(frames=frames, fits=fits, peak_gib=round(peak, 2), step_s=round(step_s, 3)))
-        return tried[frames]
+        fits, peak, step_s = trains(model, call, frames, latent)
+        emit(dict(frames=frames, fits=fits, peak_gib=round(peak, 2), step_s=round(step_s, 3)))
+        return fits
 
-    frames, step = max(start, 1), 0.15
-    if trial(frames):
-        fitting, failing = frames, None
-        while failing is None and len(tried) < max_trials:
-            frames, step = max(frames + 1, int(frames * (1 + step))), step * 2
-            fitting, failing = (frames, None) if trial(frames) else (fitting, frames)
-    else:
-        fitting, failing = 0, frames
-        while fitting == 0 and frames > 1 and len(tried) < max_trials:
-            frames, step = min(frames - 1, int(frames / (1 + step))), step * 2
-            fitting, failing = (frames, failing) if trial(frames) else (0, frames)
-    while failing is not None and failing - fitting > 1 and len(tried) < max_trials:
-        middle = (fitting + failing) // 2
-        fitting, failing = (middle, failing) if trial(middle) else (fitting, middle)
-    return fitting
+    return largest_fitting(trial, start=start, max_trials=max_trials)
 
 
 def main() -> None:

@@ -71,14 +71,26 @@ def test_autocast_on_meta_casts_like_cuda_autocast() -> None:
 
 def test_saved_bytes_of_a_linear_under_emulated_autocast() -> None:
     # Autocast saves the bf16 copy of the float32 input (2 bytes x 4 x 8) for the weight's gradient
-    # and, when the input needs a gradient too, the bf16 copy of the weight (2 x 8 x 8).
+    # and, when the input needs a gradient too, the bf16 copy of the weight (2 x 8 x 8): a cast copy is
+    # memory beyond the weights, the float32 parameter itself is not.
     with torch.device("meta"):
         layer = torch.nn.Linear(8, 8)
         x = torch.empty(4, 8)
         assert saved_activation_bytes(layer, dict(input=x), autocast_dtype=torch.bfloat16) == (2 * 4 * 8, 0)
         x.requires_grad_(True)
         assert saved_activation_bytes(layer, dict(input=x), autocast_dtype=torch.bfloat16) == (2 * 4 * 8 + 2 * 8 * 8, 0)
-        assert saved_activation_bytes(layer, dict(input=x)) == (4 * 4 * 8 + 4 * 8 * 8, 0)  # float32, no autocast
+        assert saved_activation_bytes(layer, dict(input=x)) == (4 * 4 * 8, 0)  # float32, no autocast
+        # A frozen weight is saved for the input's gradient but counted with the weights, not here.
+        layer.requires_grad_(False)
+        assert saved_activation_bytes(layer, dict(input=x)) == (0, 0)
+
+
+def test_estimate_is_deterministic() -> None:
+    # Tensors a checkpointed region keeps for its recompute are held through the trace (no id reuse).
+    options = dict(unet_config=preset("tiny")["unet"], temporal={}, batch_size=1, frames=5, latent_size=16)
+    for checkpointing in ("attention", "full"):
+        first = estimate_training_memory(gradient_checkpointing=checkpointing, **options)
+        assert all(estimate_training_memory(gradient_checkpointing=checkpointing, **options) == first for _ in range(3))
 
 
 def test_largest_frame_count_is_the_boundary() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from ..data.dataset import load_cache_info
 from .config import TrainConfig
-from .memory_estimate import estimate_training_memory
+from .memory_estimate import GiB, estimate_training_memory, largest_frame_count
 from .optim import resolve_optimizer
 
 
@@ -19,12 +21,17 @@ def describe(config: TrainConfig) -> str:
     video, _ = build_video_unet(cfg)
     optimizer = resolve_optimizer(cfg.optimizer, "cuda")
     precision = cfg.mixed_precision if cfg.mixed_precision != "no" else "fp32"
-    memory = estimate_training_memory(
-        dict(video.unet.config), cfg.temporal, cfg.batch_size, cfg.frames, cache["latent_shape"][-1],
+    options = dict(
+        unet_config=dict(video.unet.config), temporal=cfg.temporal, latent_size=cache["latent_shape"][-1],
         mixed_precision="bf16" if precision == "fp32" and cfg.device == "cuda" else precision,
         optimizer=optimizer, train="temporal" if cfg.train != "all" else "all",
         gradient_checkpointing=cfg.gradient_checkpointing, compiled=cfg.compile,
     )
+    memory = estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)
+    # What fits this GPU, or a 24 GB consumer card when there is none here.
+    budget, card = ((torch.cuda.get_device_properties(0).total_memory / GiB, torch.cuda.get_device_name(0))
+                    if torch.cuda.is_available() else (24.0, "a 24 GiB card"))
+    most = largest_frame_count(budget, batch_size=cfg.batch_size, **options)
     lines = [
         json.dumps(cfg.to_dict(), indent=2),
         video.format_parameter_summary(),
@@ -36,5 +43,6 @@ def describe(config: TrainConfig) -> str:
         f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {precision}, "
         f"gradient checkpointing {cfg.gradient_checkpointing}{', compiled' if cfg.compile else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",
+        f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}): {most}",
     ]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ recomputes them in backward, so it is traced in plain half precision.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -88,11 +89,14 @@ class _Region:
 
     def __init__(self) -> None:
         self.saved: dict[int, int] = {}
+        self.held: list[torch.Tensor] = []  # alive until the trace ends, so no id is reused
         self.largest_child = 0
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
-        if not (t.requires_grad and isinstance(t, torch.nn.Parameter)):  # parameters count as weights
+        if not isinstance(t, torch.nn.Parameter) and not isinstance(t._base, torch.nn.Parameter):
+            # (parameters and views of them, e.g. a linear layer's transposed weight, count as weights)
             self.saved[id(t)] = max(self.saved.get(id(t), 0), t.numel() * t.element_size())
+            self.held.append(t)
         return t
 
     @property
@@ -213,19 +217,45 @@ def estimate_training_memory(
     )
 
 
+def largest_fitting(fits: Callable[[int], bool], start: int = 1, limit: int = 4096,
+                    max_trials: int | None = None) -> int:
+    """The largest n in 1..limit with `fits(n)` (0 if none), for a `fits` that turns false once n is
+    large enough: brackets the boundary from `start` in steps of 15 %, doubling the step each time the
+    bracket is not found (so a close `start` takes a few tries), then bisects. Every n is tried once;
+    with `max_trials` the search stops early and returns the largest n known to fit."""
+    tried: dict[int, bool] = {}
+
+    def trial(n: int) -> bool:
+        if n not in tried:
+            tried[n] = fits(n)
+        return tried[n]
+
+    def more() -> bool:
+        return max_trials is None or len(tried) < max_trials
+
+    n, step = min(max(start, 1), limit), 0.15
+    fitting, failing = (n, None) if trial(n) else (0, n)
+    while failing is None and n < limit and more():  # go up until something fails
+        n, step = min(limit, max(n + 1, int(n * (1 + step)))), step * 2
+        fitting, failing = (n, None) if trial(n) else (fitting, n)
+    while fitting == 0 and n > 1 and more():  # go down until something fits
+        n, step = min(n - 1, int(n / (1 + step))), step * 2
+        fitting, failing = (n, failing) if trial(n) else (0, n)
+    while failing is not None and failing - fitting > 1 and more():
+        middle = (fitting + failing) // 2
+        fitting, failing = (middle, failing) if trial(middle) else (fitting, middle)
+    return fitting
+
+
 def largest_frame_count(budget_gib: float, batch_size: int = 1, limit: int = 4096, **estimate_options: Any) -> int:
     """The most frames whose estimated training peak stays within `budget_gib` (0 if one frame
     does not fit). `estimate_options` are `estimate_training_memory`'s other arguments."""
 
-    def fits(frames: int) -> bool:
-        estimate = estimate_training_memory(batch_size=batch_size, frames=frames, **estimate_options)
-        return estimate["total_gib"] <= budget_gib
+    def peak(frames: int) -> float:
+        return estimate_training_memory(batch_size=batch_size, frames=frames, **estimate_options)["total_gib"]
 
-    fitting, failing = 0, 1
-    while failing <= limit and fits(failing):  # the peak grows with the frame count: double, then bisect
-        fitting, failing = failing, failing * 2
-    failing = min(failing, limit + 1)
-    while failing - fitting > 1:
-        middle = (fitting + failing) // 2
-        fitting, failing = (middle, failing) if fits(middle) else (fitting, middle)
-    return fitting
+    # The peak grows about linearly with the frame count: start the search where the line crosses the budget.
+    low, high = peak(8), peak(32)
+    slope = (high - low) / 24
+    start = int(8 + (budget_gib - low) / slope) if slope > 0 else limit
+    return largest_fitting(lambda frames: peak(frames) <= budget_gib, start=max(1, min(start, limit)), limit=limit)
