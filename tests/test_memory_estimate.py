@@ -117,3 +117,20 @@ def test_max_frames_search_finds_the_threshold(monkeypatch, start, most_trials) 
     assert max_frames.search(None, None, 64, start, max_trials=16, emit=rows.append) == 37
     assert len(rows) == len({row["frames"] for row in rows})  # no frame count is trained twice
     assert len(rows) <= most_trials  # few trials when the estimate is close
+
+
+def test_checkpointing_advice_names_the_lightest_level_that_fits() -> None:
+    from sdvideo.training.memory_estimate import checkpointing_advice
+
+    options = dict(unet_config=preset("tiny")["unet"], temporal={}, latent_size=16)
+    peaks = {level: estimate_training_memory(batch_size=2, frames=8, gradient_checkpointing=level, **options)["total_gib"]
+             for level in ("none", "attention", "full")}
+    assert peaks["none"] > peaks["attention"] > peaks["full"]
+    assert checkpointing_advice(peaks["none"] * 1.01, 2, 8, **options) is None
+    advice = checkpointing_advice(peaks["attention"] * 1.01, 2, 8, **options)
+    assert "use --gradient-checkpointing" in advice and "\n" not in advice
+    assert advice.split("use --gradient-checkpointing ")[1].split()[0] in ("temporal", "attention")
+    too_small = checkpointing_advice(peaks["full"] * 0.99, 2, 8, **options)
+    assert "even with --gradient-checkpointing full: use at most" in too_small
+    most = int(too_small.split("use at most ")[1].split()[0])
+    assert 0 < most < 8

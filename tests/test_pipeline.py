@@ -87,6 +87,18 @@ def test_train_dry_run_prints_options_and_counts(workspace, capsys):
     assert not (workspace / "dry" / "unet").exists()
 
 
+def test_memory_warning_names_what_fits(workspace):
+    from sdvideo.training.dry_run import memory_warning
+    from sdvideo.training.train import build_video_unet
+
+    cfg = TrainConfig(data=str(workspace / "cache"), base=str(workspace / "base"), out="unused", frames=5).resolved()
+    video, _ = build_video_unet(cfg)
+    latent = json.loads((workspace / "cache" / "cache.json").read_text())["latent_shape"][-1]
+    assert memory_warning(cfg, video.unet.config, latent, budget_gib=24.0) is None  # `sdvideo train` stays quiet
+    warning = memory_warning(cfg, video.unet.config, latent, budget_gib=1e-3)
+    assert warning.startswith("estimated peak") and "--frames" in warning and "\n" not in warning
+
+
 def test_bad_inputs_give_one_line_errors(workspace, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nope"), "--base", str(workspace / "base"),
                  "--out", str(tmp_path / "r"), "--steps", "1"]) == 2

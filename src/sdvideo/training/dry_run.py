@@ -8,8 +8,33 @@ import torch
 
 from ..data.dataset import load_cache_info
 from .config import TrainConfig
-from .memory_estimate import GiB, estimate_training_memory, largest_frame_count
+from .memory_estimate import GiB, checkpointing_advice, estimate_training_memory, largest_frame_count
 from .optim import resolve_optimizer
+
+
+def memory_options(cfg: TrainConfig, unet_config: dict, latent_size: int) -> dict:
+    """`estimate_training_memory`'s settings for a resolved config, as the run would have them on a GPU."""
+    precision = cfg.mixed_precision if cfg.mixed_precision != "no" else "fp32"
+    return dict(
+        unet_config=dict(unet_config), temporal=cfg.temporal, latent_size=latent_size,
+        mixed_precision="bf16" if precision == "fp32" and cfg.device == "cuda" else precision,
+        optimizer=resolve_optimizer(cfg.optimizer, "cuda"), train="temporal" if cfg.train != "all" else "all",
+        gradient_checkpointing=cfg.gradient_checkpointing, compiled=cfg.compile,
+    )
+
+
+def gpu_budget() -> tuple[float, str]:
+    """(GiB, name) of this machine's first GPU, or of a 24 GB consumer card when there is none."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(0).total_memory / GiB, torch.cuda.get_device_name(0)
+    return 24.0, "a 24 GiB card"
+
+
+def memory_warning(cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None) -> str | None:
+    """One line when the run's estimated peak exceeds `budget_gib` (default: this GPU's memory), naming
+    the checkpointing level or frame count that fits; None when it fits."""
+    options = memory_options(cfg, unet_config, latent_size)
+    return checkpointing_advice(budget_gib or gpu_budget()[0], cfg.batch_size, cfg.frames, **options)
 
 
 def describe(config: TrainConfig) -> str:
@@ -19,19 +44,13 @@ def describe(config: TrainConfig) -> str:
     cfg = config.resolved()
     cache = load_cache_info(cfg.data)
     video, _ = build_video_unet(cfg)
-    optimizer = resolve_optimizer(cfg.optimizer, "cuda")
     precision = cfg.mixed_precision if cfg.mixed_precision != "no" else "fp32"
-    options = dict(
-        unet_config=dict(video.unet.config), temporal=cfg.temporal, latent_size=cache["latent_shape"][-1],
-        mixed_precision="bf16" if precision == "fp32" and cfg.device == "cuda" else precision,
-        optimizer=optimizer, train="temporal" if cfg.train != "all" else "all",
-        gradient_checkpointing=cfg.gradient_checkpointing, compiled=cfg.compile,
-    )
+    options = memory_options(cfg, video.unet.config, cache["latent_shape"][-1])
+    optimizer = options["optimizer"]
     memory = estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)
-    # What fits this GPU, or a 24 GB consumer card when there is none here.
-    budget, card = ((torch.cuda.get_device_properties(0).total_memory / GiB, torch.cuda.get_device_name(0))
-                    if torch.cuda.is_available() else (24.0, "a 24 GiB card"))
+    budget, card = gpu_budget()
     most = largest_frame_count(budget, batch_size=cfg.batch_size, **options)
+    advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], budget)
     lines = [
         json.dumps(cfg.to_dict(), indent=2),
         video.format_parameter_summary(),
@@ -44,5 +63,5 @@ def describe(config: TrainConfig) -> str:
         f"gradient checkpointing {cfg.gradient_checkpointing}{', compiled' if cfg.compile else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",
         f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}): {most}",
-    ]
+    ] + ([advice] if advice else [])
     return "\n".join(lines)

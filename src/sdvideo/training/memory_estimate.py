@@ -259,3 +259,28 @@ def largest_frame_count(budget_gib: float, batch_size: int = 1, limit: int = 409
     slope = (high - low) / 24
     start = int(8 + (budget_gib - low) / slope) if slope > 0 else limit
     return largest_fitting(lambda frames: peak(frames) <= budget_gib, start=max(1, min(start, limit)), limit=limit)
+
+
+def checkpointing_advice(budget_gib: float, batch_size: int, frames: int, **estimate_options: Any) -> str | None:
+    """None when the estimated peak of these settings fits `budget_gib`; otherwise one line naming the
+    lightest `--gradient-checkpointing` level that fits, or the frame count that fits at `full`."""
+    from ..models.video_unet import VideoUNet
+
+    levels = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
+    current = estimate_options.pop("gradient_checkpointing", "none")
+
+    def peak(level: str, n: int = frames) -> float:
+        options = dict(estimate_options, gradient_checkpointing=level)
+        return estimate_training_memory(batch_size=batch_size, frames=n, **options)["total_gib"]
+
+    needed = peak(current)
+    if needed <= budget_gib:
+        return None
+    head = (f"estimated peak {needed:.1f} GiB for batch {batch_size} x {frames} frames with --gradient-checkpointing "
+            f"{current} exceeds {budget_gib:.1f} GiB")
+    for level in levels[levels.index(current) + 1 :]:
+        if (estimate := peak(level)) <= budget_gib:
+            return f"{head}: use --gradient-checkpointing {level} (estimated {estimate:.1f} GiB)"
+    most = largest_frame_count(budget_gib, batch_size=batch_size, gradient_checkpointing="full", **estimate_options)
+    return (f"{head}, even with --gradient-checkpointing full: use at most {most} --frames at this batch size, "
+            "a smaller --batch-size or a smaller --size")

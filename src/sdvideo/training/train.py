@@ -31,6 +31,7 @@ from .batches import training_batches, validation_set
 from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, save_checkpoint
 from .config import TrainConfig
 from .diffusion_loss import diffusion_loss
+from .dry_run import memory_warning
 from .ema import EMA
 from .frame_masks import condition_channels_for, make_frame_condition
 from .loss_plot import write_loss_plot
@@ -85,6 +86,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     # ---- model: only the temporal layers train unless --train says more
     video, base = build_video_unet(cfg, base)
+    if accelerator.device.type == "cuda" and accelerator.is_main_process:  # say so before running out of memory
+        advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1])
+        if advice:
+            warnings.warn(advice, stacklevel=2)
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
     if accelerator.device.type == "cuda" and cfg.mixed_precision in ("fp16", "bf16") and not sharded:
         # Frozen weights in half precision: no fp32 copy, no per-step casts. Trainable stay fp32.
