@@ -166,14 +166,31 @@ def test_held_out_part_keeps_every_stride_and_image_on_its_side(cache_dir, full)
 def test_from_batch_resumes_the_epoch_plans(cache_dir):
     ds = ClipDataset(cache_dir, frames=5, image_ratio=0.25)
     sampler = ClipBatchSampler(ds, 2, image_batch_size=6, seed=4)
-    n = len(sampler)
     plans = []
     for epoch in range(3):
         sampler.set_epoch(epoch)
         plans += sampler.plan()
+    n = len(plans) // 3
     stream = ClipBatchSampler(ds, 2, image_batch_size=6, seed=4).from_batch(0)
-    assert [next(stream) for _ in range(3 * n)] == plans
+    assert [next(stream) for _ in range(len(plans))] == plans
     resumed = ClipBatchSampler(ds, 2, image_batch_size=6, seed=4).from_batch(n + 3)
     assert [next(resumed) for _ in range(n)] == plans[n + 3 : 2 * n + 3]
     sizes = {(b[0].image, len(b)) for b in plans}
     assert sizes == {(False, 2), (True, 6)}
+
+
+def test_a_small_image_ratio_on_few_clips_still_gets_image_batches(cache_dir):
+    # 34 clips / batch 8 = 4 video steps per epoch; ratio 0.1 -> 0.44 image steps per epoch on average.
+    ds = ClipDataset(cache_dir, frames=5, image_ratio=0.1)
+    sampler = ClipBatchSampler(ds, 8, seed=1)
+    plans = []
+    for epoch in range(9):
+        sampler.set_epoch(epoch)
+        plans.append(sampler.plan())
+        assert len(plans[-1]) == len(sampler)
+    images = sum(b[0].image for plan in plans for b in plan)
+    assert images == round(9 * 4 * 0.1 / 0.9) == 4
+    flat = [b for plan in plans for b in plan]
+    for start in (0, 3, 5, 13, 21, 30):
+        stream = ClipBatchSampler(ds, 8, seed=1).from_batch(start)
+        assert [next(stream) for _ in range(len(flat) - start)] == flat[start:]

@@ -6,9 +6,10 @@ rank computes the same global plan from (seed, epoch) and takes its own part:
 
   video steps: a permutation of the anchors, cut (drop_last) or wrapped (not drop_last) to a multiple
                of B * world_size, reshaped to (steps, world_size, B); rank r takes [:, r].
-  image steps: round(video steps * image_ratio / (1 - image_ratio)) steps of B_img frames drawn the
-               same way from a permutation of the dataset's frames (image_ratio = 1: image steps
-               only, one pass over the frames). So `image_ratio` is the share of image batches.
+  image steps: video steps * image_ratio / (1 - image_ratio) steps of B_img frames on average,
+               rounded on the running total over epochs (so a small dataset still gets its share),
+               drawn the same way from a permutation of the dataset's frames (image_ratio = 1: image
+               steps only, one pass over the frames). So `image_ratio` is the share of image batches.
   order:       video and image steps shuffled together (the same order on every rank, so all ranks
                run image batches at the same step and every rank has the same number of batches).
 
@@ -63,12 +64,24 @@ class ClipBatchSampler(Sampler[list[ClipKey]]):
         per_step = batch_size * self.world_size
         return n // per_step if self.drop_last else math.ceil(n / per_step)
 
-    def _counts(self) -> tuple[int, int]:
-        """(video steps, image steps) per epoch; the same on every rank."""
+    def _rates(self) -> tuple[int, float]:
+        """(video steps, image steps) per epoch on average; the same on every rank."""
         if self.image_ratio >= 1.0:
             return 0, self._steps(self.dataset.num_images, self.image_batch_size)
         video = self._steps(len(self.dataset), self.batch_size)
-        return video, round(video * self.image_ratio / (1.0 - self.image_ratio))
+        return video, video * self.image_ratio / (1.0 - self.image_ratio)
+
+    def _batches_before(self, epoch: int) -> int:
+        """Batches in epochs 0 .. epoch - 1. Image steps are counted over all epochs so far, so a small
+        dataset with a small image_ratio still gets its share of image batches (in some epochs)."""
+        video, images = self._rates()
+        return epoch * video + math.floor(epoch * images + 0.5)
+
+    def _counts(self) -> tuple[int, int]:
+        """(video steps, image steps) of the current epoch."""
+        video, _ = self._rates()
+        total = self._batches_before(self.epoch + 1) - self._batches_before(self.epoch)
+        return video, total - video
 
     def __len__(self) -> int:
         return sum(self._counts())
@@ -101,7 +114,13 @@ class ClipBatchSampler(Sampler[list[ClipKey]]):
     def from_batch(self, consumed: int) -> Iterator[list[ClipKey]]:
         """This rank's batches from global batch number `consumed` on, epoch after epoch, forever
         (batch k is the same whether reached by iterating or by starting here at k)."""
-        epoch, skip = divmod(int(consumed), len(self))
+        video, images = self._rates()
+        epoch = int(consumed // (video + images))
+        while self._batches_before(epoch + 1) <= consumed:
+            epoch += 1
+        while self._batches_before(epoch) > consumed:
+            epoch -= 1
+        skip = int(consumed) - self._batches_before(epoch)
         while True:
             self.set_epoch(epoch)
             yield from self.plan()[skip:]
