@@ -55,6 +55,7 @@ def trains(model, call, frames: int, latent: int, steps: int = 2) -> tuple[bool,
     except torch.OutOfMemoryError:
         fits = False
     peak = torch.cuda.max_memory_allocated() / GiB
+    x = out = None  # noqa: F841  (free the activations before the next trial)
     model.zero_grad(set_to_none=True)
     del optimizer
     gc.collect()
