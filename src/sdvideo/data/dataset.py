@@ -131,7 +131,7 @@ class ClipDataset(Dataset):
         """The shots (video, start, length) cut to this part's side of each video's held-out boundary."""
         out = []
         for v, start, length in segs:
-            total = int(self._v_frames[v])
+            total = self.video_frames(v)
             tail = max(self.span, int(round(total * holdout)))  # at least one whole held-out clip
             boundary = total - tail if total - tail >= self.span else total  # too short to split: all train
             if part == "train":

@@ -70,8 +70,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         mixed_precision=cfg.mixed_precision, cpu=cfg.device == "cpu", gradient_accumulation_steps=cfg.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
-    resume_from = latest_checkpoint(out) if cfg.resume else None
-    if not cfg.resume and latest_checkpoint(out) is not None:
+    existing = latest_checkpoint(out)
+    resume_from = existing if cfg.resume else None
+    if not cfg.resume and existing is not None:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue it or choose a new --out")
     accelerator.wait_for_everyone()  # every rank has looked at `out` before the main one writes to it
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 lambda noisy, t: video(noisy, t, text, fps=fps, enable_time=enable_time, conditioning=known).sample,
                 noise_schedule, latents, generator, offset_noise=cfg.offset_noise, min_snr_gamma=cfg.min_snr_gamma,
             )
-            finite = bool(accelerator.gather(torch.isfinite(loss.detach()).float()[None]).min().item())
+            losses = accelerator.gather(loss.detach()[None])  # (processes,): one collective per batch
+            finite = bool(torch.isfinite(losses).all())
             if finite:
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.grad_clip > 0:
@@ -182,7 +184,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 optimizer.zero_grad(set_to_none=True)
             else:  # skip: no update from a NaN/inf loss; several in a row stop the run
                 optimizer.zero_grad(set_to_none=True)
-        step_loss.append(accelerator.gather(loss.detach()[None]).mean().item() if finite else float("nan"))
+        step_loss.append(losses.mean().item() if finite else float("nan"))
         if not accelerator.sync_gradients:
             continue
 
