@@ -50,11 +50,9 @@ def run_config(run: str | Path, data: str | Path) -> TrainConfig:
 
 
 def held_out_cache(data: str | Path, out: Path, config: dict[str, Any], base: Any, caption: str) -> Path:
-    """`data` when it is a latent cache; otherwise prepare the videos at `data` into out/cache."""
+    """`data` (which exists: `evaluate` checks before loading models) when it is a latent cache;
+    otherwise prepare the videos at `data` into out/cache."""
     path = Path(data)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such cache or video; pass a cache folder from `sdvideo prepare` "
-                                "or video files/folders")
     if (path / "cache.json").is_file():
         return path
     from ..data.prepare import prepare
