@@ -109,7 +109,13 @@ VARIANTS = {
         "compiled": {"compile": True},
         "compiled-cl": {"compile": True, "channels_last": True},
         "compiled-ckpt-attention": {"compile": True, "checkpointing": "attention"},
+        "compiled-ckpt-attention-cl": {"compile": True, "checkpointing": "attention", "channels_last": True},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
+        # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
+        # about half of what the compiled step without checkpointing stores.
+        "compiled-budget": {"compile": True, "memory_budget": 0.5},
+        # CUDA graphs (torch.compile's "reduce-overhead" mode): for sampling (`--cases none --sample`).
+        "compiled-graphs": {"compile": True, "compile_mode": "reduce-overhead"},
     },
     "animatediff": {"eager": {}, "frozen-bf16": {"frozen_bf16": True},
                     "frozen-bf16-compiled": {"frozen_bf16": True, "compile": True}},
@@ -117,10 +123,14 @@ VARIANTS = {
 }
 
 
-def compile_regions(name: str, model: torch.nn.Module) -> None:
+def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
     """Regional torch.compile: sdvideo's own method; the same block types for the peers."""
+    if "memory_budget" in options:
+        import torch._functorch.config
+
+        torch._functorch.config.activation_memory_budget = options["memory_budget"]
     if name == "sdvideo":
-        model.compile_regions()
+        model.compile_regions(**({"mode": options["compile_mode"]} if "compile_mode" in options else {}))
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D
@@ -215,7 +225,7 @@ def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int 
         torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    run(False)  # warm-up
+    run(vae is not None)  # warm-up, VAE decode included (its first call autotunes cuDNN)
     unet_only = run(False)
     end_to_end = run(True) if vae is not None else float("nan")
     return dict(sample_unet_s=unet_only, sample_end_to_end_s=end_to_end)
@@ -225,7 +235,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="sdvideo,animatediff,modelscope")
     ap.add_argument("--variants", default="", help="comma list of variant names to keep (default: all)")
-    ap.add_argument("--cases", default="2x16,2x5,1x64", help="batch x frames")
+    ap.add_argument("--cases", default="2x16,2x5,1x64", help="batch x frames; none: sampling only")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
@@ -244,6 +254,7 @@ def main() -> None:
 
         vae = AutoencoderKL(**preset("sd15")["vae"]).to("cuda", torch.bfloat16).eval()
     keep = set(filter(None, args.variants.split(",")))
+    cases = [] if args.cases == "none" else args.cases.split(",")
     rows = []
 
     def emit(row: dict[str, Any]) -> None:  # print and keep each row as soon as it exists
@@ -262,7 +273,7 @@ def main() -> None:
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
             flops = {}  # counted on the eager model, before any compilation (same math)
-            for case in args.cases.split(","):
+            for case in cases:
                 b, f = map(int, case.split("x"))
                 try:
                     flops[case] = forward_flops(model, call, torch.randn(b, 4, f, 64, 64, device="cuda"),
@@ -273,8 +284,8 @@ def main() -> None:
                 gc.collect()
                 torch.cuda.empty_cache()
             if options.get("compile"):
-                compile_regions(name, model)
-            for case in args.cases.split(","):
+                compile_regions(name, model, options)
+            for case in cases:
                 b, f = map(int, case.split("x"))
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
@@ -290,7 +301,7 @@ def main() -> None:
                     row.update(time_training(model, call, x, t, c, args.steps, args.warmup))
                     row["frames_per_s"] = b * f / row["step_s"]
                     row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / peak
-                    if name == "sdvideo":  # how close `sdvideo train --dry-run`'s estimate comes
+                    if name == "sdvideo" and "memory_budget" not in options:  # how close `sdvideo train --dry-run`'s estimate comes
                         from sdvideo.training.memory_estimate import estimate_training_memory
 
                         row["estimate_gib"] = estimate_training_memory(

@@ -2,6 +2,7 @@
 # Source on the GPU machine: installs the carried wheels (.whl/<group>) the image lacks, sets PYTHONPATH.
 #   source bench/device_setup.sh core av
 set -e
+rm -rf /tmp/site  # a warm machine keeps the last call's install: start clean
 for group in "$@"; do
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/"$group"/*.whl
 done

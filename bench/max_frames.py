@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,8 +34,9 @@ from sdvideo.training.optim import make_optimizer  # noqa: E402
 GiB = 1024**3
 
 
-def trains(model, call, frames: int, latent: int, steps: int = 2) -> tuple[bool, float, float]:
-    """Whether `steps` training steps of 1 x `frames` run within the cap: (fits, peak GiB, last step s)."""
+def trains(model, call, frames: int, latent: int, steps: int = 2) -> tuple[bool, float, float, float]:
+    """Whether `steps` training steps of 1 x `frames` run within the cap:
+    (fits, peak allocated GiB, peak reserved GiB, last step s)."""
     optimizer, _ = make_optimizer([p for p in model.parameters() if p.requires_grad], "adamw8bit", 1e-5, 0.0, "cuda")
     torch.cuda.reset_peak_memory_stats()
     fits, step_s = True, float("nan")
@@ -55,20 +57,22 @@ def trains(model, call, frames: int, latent: int, steps: int = 2) -> tuple[bool,
     except torch.OutOfMemoryError:
         fits = False
     peak = torch.cuda.max_memory_allocated() / GiB
+    reserved = torch.cuda.max_memory_reserved() / GiB  # what the cap limits: allocated + fragmentation
     x = out = None  # noqa: F841  (free the activations before the next trial)
     model.zero_grad(set_to_none=True)
     del optimizer
     gc.collect()
     torch.cuda.empty_cache()
-    return fits, peak, step_s
+    return fits, peak, reserved, step_s
 
 
 def search(model, call, latent: int, start: int, max_trials: int, emit) -> int:
     """Largest frame count that trains, searched from `start` (the estimate) with real steps."""
 
     def trial(frames: int) -> bool:
-        fits, peak, step_s = trains(model, call, frames, latent)
-        emit(dict(frames=frames, fits=fits, peak_gib=round(peak, 2), step_s=round(step_s, 3)))
+        fits, peak, reserved, step_s = trains(model, call, frames, latent)
+        emit(dict(frames=frames, fits=fits, peak_gib=round(peak, 2), reserved_gib=round(reserved, 2),
+                  step_s=round(step_s, 3)))
         return fits
 
     return largest_fitting(trial, start=start, max_trials=max_trials)
@@ -107,7 +111,8 @@ def main() -> None:
 
             measured = search(model, call, latent, estimate, args.max_trials, tagged)
             emit(dict(size=size, checkpointing=checkpointing, cap_gib=args.cap_gib, estimated_frames=estimate,
-                      measured_frames=measured, gpu=torch.cuda.get_device_name(), summary=True))
+                      measured_frames=measured, gpu=torch.cuda.get_device_name(),
+                      alloc_conf=os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), summary=True))
         del model
         gc.collect()
         torch.cuda.empty_cache()

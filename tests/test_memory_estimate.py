@@ -18,7 +18,11 @@ MEASURED_RUNS = [
     ("run1-sdvideo-eager.json", "eager", "none", False),
     ("run2-sdvideo-ckpt-attention-compile-inactive.json", "compiled-ckpt-attention", "attention", False),
     ("run3-sdvideo-compiled-ckpt-attention.jsonl", "compiled-ckpt-attention", "attention", True),
+    ("run9-unet-side-by-side.jsonl", "eager", "none", False),
+    ("run9-unet-side-by-side.jsonl", "compiled-ckpt-attention", "attention", True),
 ]
+# bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
+MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
 
 
 def measured_peaks() -> list[tuple[str, bool, int, int, float]]:
@@ -28,15 +32,24 @@ def measured_peaks() -> list[tuple[str, bool, int, int, float]]:
         text = (RESULTS / name).read_text()
         rows = json.loads(text)["rows"] if name.endswith(".json") else [json.loads(line) for line in text.splitlines()]
         for row in rows:
-            if row.get("variant") == variant and row.get("peak_gib") and "x" in row["case"]:
+            if (row.get("model", "sdvideo") == "sdvideo" and row.get("variant") == variant and row.get("peak_gib")
+                    and "x" in row["case"]):
                 batch, frames = map(int, row["case"].split("x"))
                 cases.append((checkpointing, compiled, batch, frames, row["peak_gib"]))
     return cases
 
 
+def max_frames_peaks() -> list[tuple[str, int, int, float]]:
+    """(checkpointing, pixel size, frames, measured peak GiB) for every max_frames trial that trained."""
+    rows = [json.loads(line) for name in MAX_FRAMES_RUNS for line in (RESULTS / name).read_text().splitlines()]
+    return sorted({(r["checkpointing"], r["size"], r["frames"], r["peak_gib"]) for r in rows
+                   if not r.get("summary") and r["fits"]})
+
+
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 6 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 9 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(max_frames_peaks()) == 18
 
 
 @pytest.mark.parametrize("checkpointing,compiled,batch,frames,peak", measured_peaks())
@@ -44,6 +57,14 @@ def test_estimate_within_15_percent_of_the_measured_peak(checkpointing, compiled
     # The benchmark's setting: SD 1.5 with default temporal layers, 64x64 latents, bf16, fused fp32 AdamW.
     estimate = estimate_training_memory(preset("sd15")["unet"], {}, batch, frames, 64, optimizer="adamw",
                                         gradient_checkpointing=checkpointing, compiled=compiled)
+    assert abs(estimate["total_gib"] / peak - 1) <= 0.15, (estimate, peak)
+
+
+@pytest.mark.parametrize("checkpointing,size,frames,peak", max_frames_peaks())
+def test_estimate_within_15_percent_at_the_24_gib_boundary(checkpointing, size, frames, peak) -> None:
+    # bench/max_frames.py's setting: batch 1, torchao 8-bit AdamW (2 bytes of state per trainable parameter).
+    estimate = estimate_training_memory(preset("sd15")["unet"], {}, 1, frames, size // 8, optimizer="adamw8bit",
+                                        gradient_checkpointing=checkpointing)
     assert abs(estimate["total_gib"] / peak - 1) <= 0.15, (estimate, peak)
 
 
@@ -112,7 +133,7 @@ def test_max_frames_search_finds_the_threshold(monkeypatch, start, most_trials) 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     import max_frames
 
-    monkeypatch.setattr(max_frames, "trains", lambda model, call, frames, latent: (frames <= 37, 0.0, 0.0))
+    monkeypatch.setattr(max_frames, "trains", lambda model, call, frames, latent: (frames <= 37, 0.0, 0.0, 0.0))
     rows: list[dict] = []
     assert max_frames.search(None, None, 64, start, max_trials=16, emit=rows.append) == 37
     assert len(rows) == len({row["frames"] for row in rows})  # no frame count is trained twice

@@ -1,6 +1,7 @@
 """The trainer: exact resume after a kill, NaN handling, validation, progress samples, several processes."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -11,10 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdvideo.training.batches import training_batches
+from sdvideo.models.base import load_base
+from sdvideo.sampling.pipeline import is_run_folder, load_video_unet
+from sdvideo.training.batches import training_batches, validation_set
 from sdvideo.training.checkpoint import checkpoint_dirs
 from sdvideo.training.config import TrainConfig
 from sdvideo.training.train import train
+from sdvideo.training.validation import Validator
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
@@ -102,8 +106,9 @@ def test_validation_and_progress_samples(tmp_path, tiny_cache, tiny_base_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "r"
-    train(config(tiny_cache, tiny_base_dir, run, steps=4, val_every=2, val_clips=2, sample_every=4,
-                 sample_prompts=["a moving square"], sample_frames=5, sample_steps=2), progress=False)
+    cfg = config(tiny_cache, tiny_base_dir, run, steps=4, val_every=2, val_clips=2, sample_every=4,
+                 sample_prompts=["a moving square"], sample_frames=5, sample_steps=2, keep_best=True)
+    train(cfg, progress=False)
     assert (run / "samples" / "step-0000004" / "grid.png").exists()
     assert (run / "samples" / "step-0000004" / "00.mp4").stat().st_size > 0
     events = EventAccumulator(str(run / "logs"))
@@ -111,6 +116,21 @@ def test_validation_and_progress_samples(tmp_path, tiny_cache, tiny_base_dir):
     tags = events.Tags()["scalars"]
     assert {"train/loss", "val/video", "val/independent", "val/gap"} <= set(tags)
     assert len(events.Scalars("val/video")) == 2
+
+    # --keep-best: RUN/best is a run folder holding the weights of the lowest validation loss
+    best = json.loads((run / "best" / "best.json").read_text())
+    lowest = min(events.Scalars("val/video"), key=lambda e: e.value)
+    assert best["step"] == lowest.step and best["video"] == pytest.approx(lowest.value, rel=1e-6)
+    model = load_video_unet(run / "best")
+    scores = Validator(validation_set(cfg.resolved()), clips=2)(model, load_base(tiny_base_dir).scheduler,
+                                                                 torch.device("cpu"))
+    assert scores["video"] == pytest.approx(best["video"], rel=1e-5)
+    assert is_run_folder(run / "best") and not (run / "best.tmp").exists()
+
+
+def test_keep_best_needs_validation(tiny_cache, tiny_base_dir, tmp_path):
+    with pytest.raises(ValueError, match="--keep-best needs --val-every"):
+        config(tiny_cache, tiny_base_dir, tmp_path, keep_best=True).resolved()
 
 
 def test_batches_are_disjoint_across_ranks_and_resumable(tiny_cache, tiny_base_dir, tmp_path):
@@ -148,6 +168,7 @@ TWO_PROCESS_SCRIPT = """
 import sys, torch
 from sdvideo.training.config import TrainConfig
 from sdvideo.training.train import train
+from sdvideo.training.validation import Validator
 cache, base, out = sys.argv[1:4]
 result = train(TrainConfig(data=cache, base=base, out=out, frames=3, batch_size=2, steps=4, device="cpu",
                            lr=1e-3, checkpoint_every=2), progress=False)

@@ -87,6 +87,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--keep-checkpoints", type=int, default=3)
     g.add_argument("--val-every", type=int, default=0)
     g.add_argument("--val-clips", type=int, default=8)
+    g.add_argument("--keep-best", action="store_true",
+                   help="write RUN/best/ (a run folder) whenever the held-out loss is the lowest so far; needs --val-every")
     g.add_argument("--sample-every", type=int, default=0)
     g.add_argument("--sample-prompt", action="append", default=[], dest="sample_prompts")
     g.add_argument("--sample-frames", type=int, default=8)
@@ -188,7 +190,7 @@ TRAIN_KEYS = (
     "steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "optimizer", "grad_clip", "ema_decay",
     "caption_dropout", "offset_noise", "min_snr_gamma", "task", "train", "mixed_precision", "gradient_checkpointing",
     "compile", "seed", "num_workers", "device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "val_every",
-    "val_clips", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
+    "val_clips", "keep_best", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
 )
 
 

@@ -98,6 +98,18 @@ def write_metrics(metrics: dict[str, Any], out: Path) -> Path:
     return path
 
 
+def loss_verdict(losses: dict[str, Any]) -> str:
+    """One sentence: whether the temporal layers lower or raise the mean held-out loss, and where."""
+    video, independent = losses["video/mean"], losses["independent/mean"]
+    share = 100 * abs(independent - video) / max(independent, 1e-12)
+    lower = [f"{lo}-{hi}" for (lo, hi), v, i in zip(losses["buckets"], losses["video"], losses["independent"]) if v < i]
+    where = ("lower in every timestep bucket" if len(lower) == len(losses["buckets"]) else
+             f"lower only at timesteps {', '.join(lower)}" if lower else "higher in every timestep bucket")
+    verb = "lower" if video < independent else "raise"
+    return (f"Temporal layers {verb} the mean held-out loss by {abs(independent - video):.4f} ({share:.1f}% of the "
+            f"frame-independent loss); the video model's loss is {where}.")
+
+
 def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | None]) -> Path:
     """report.md from `metrics` (see `evaluate`) and the figure files (relative links)."""
     lines = [f"# Evaluation of {metrics['run']}", "",
@@ -112,9 +124,7 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
             for i, (lo, hi) in enumerate(losses["buckets"])]
     rows.append(["**mean**"] + [losses[f"{k}/mean"] for k in LOSS_NAMES if k in losses])
     lines += _table(header, rows)
-    gap = losses["independent/mean"] - losses["video/mean"]
-    lines += [f"Temporal layers lower the held-out loss by {gap:+.4f} "
-              f"({100 * gap / max(losses['independent/mean'], 1e-12):+.1f}% of the frame-independent loss).", ""]
+    lines += [loss_verdict(losses), ""]
     if figures.get("losses"):
         lines += ["![loss by timestep](loss_by_timestep.png)", ""]
 

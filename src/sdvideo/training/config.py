@@ -61,6 +61,7 @@ class TrainConfig:
     resume: bool = False
     val_every: int = 0  # 0: off
     val_clips: int = 8
+    keep_best: bool = False  # RUN/best/: the weights with the lowest held-out loss (needs val_every)
     sample_every: int = 0  # 0: off
     sample_prompts: list[str] = field(default_factory=list)
     sample_frames: int = 8
@@ -93,6 +94,8 @@ class TrainConfig:
             cfg.strides = sorted({int(s) for s in cfg.strides})
         if cfg.sample_every and not cfg.sample_prompts:
             raise ValueError("--sample-every needs at least one --sample-prompt")
+        if cfg.keep_best and not (cfg.val_every and cfg.val_holdout):
+            raise ValueError("--keep-best needs --val-every N and a --val-holdout above 0 (it keeps the best validated weights)")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,7 +27,9 @@ from ..data.cache import check_cache_matches_identity
 from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
 from ..models.video_unet import VideoUNet, inflate
+from .allocator import prefer_expandable_segments
 from .batches import training_batches, validation_set
+from .best_model import best_so_far, save_best
 from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, save_checkpoint
 from .config import TrainConfig
 from .diffusion_loss import diffusion_loss
@@ -66,6 +68,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train into `config.out`: checkpoints/, unet/ (final model), config.json, loss.csv, loss.png, logs/."""
     cfg = config.resolved()
     out = Path(cfg.out)
+    if cfg.device != "cpu":
+        prefer_expandable_segments()  # before CUDA starts: long clips fragment the default allocator
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision, cpu=cfg.device == "cpu", gradient_accumulation_steps=cfg.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
@@ -135,6 +139,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     validator = None
     if cfg.val_every and accelerator.is_main_process:
         validator = Validator(validation_set(cfg), clips=cfg.val_clips)
+    best_val = best_so_far(out) if resume_from is not None else math.inf  # --keep-best
     prompts = base.encode_text(cfg.sample_prompts) if cfg.sample_prompts and accelerator.is_main_process else None
     if accelerator.is_main_process:  # one writer: ranks sharing `out` would race on the rename
         cfg.save(out / "config.json", cache_fps=cache["fps"], cache_size=cache["size"], latent_shape=cache["latent_shape"],
@@ -218,6 +223,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 writer.add_scalar(f"val/{key}", val, step)
             bar.write(f"step {step}: val loss video {scores['video']:.4f}, frames independent "
                       f"{scores['independent']:.4f} (gap {scores['gap']:+.4f})")
+            if cfg.keep_best and scores["video"] < best_val:
+                best_val = scores["video"]
+                save_best(model, out, step, scores)
         if prompts is not None and step % cfg.sample_every == 0:
             write_progress_samples(model, base, prompts, cfg, cache, out / "samples" / f"step-{step:07d}", writer, step)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
