@@ -1,6 +1,6 @@
 """RUN/best/: the weights with the lowest held-out loss so far (`sdvideo train --keep-best`).
 
-A small dataset overfits: the held-out loss falls, then rises while the training loss keeps falling.
+A small dataset can overfit: the held-out loss falls, then rises while the training loss keeps falling.
 With --val-every N --keep-best, each validation that beats the best so far writes RUN/best/ — a run
 folder of its own (config.json, unet/, best.json with the step and its validation losses), so
 `sdvideo sample --run RUN/best` and `sdvideo eval --run RUN/best` take it as they take RUN.

@@ -66,10 +66,10 @@ def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
 
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train into `config.out`: checkpoints/, unet/ (final model), config.json, loss.csv, loss.png, logs/."""
+    if config.device != "cpu":  # before anything starts CUDA (resolved() may): long clips fragment the allocator
+        prefer_expandable_segments()
     cfg = config.resolved()
     out = Path(cfg.out)
-    if cfg.device != "cpu":
-        prefer_expandable_segments()  # before CUDA starts: long clips fragment the default allocator
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision, cpu=cfg.device == "cpu", gradient_accumulation_steps=cfg.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
