@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .training.config import GRADIENT_CHECKPOINTING, LR_SCHEDULES  # the package imports torch already
+
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="decode videos and cache VAE latents and caption embeddings")
@@ -55,7 +57,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--grad-accum", type=int, default=1)
     g.add_argument("--steps", type=int, default=1000)
     g.add_argument("--lr", type=float, default=1e-4)
-    g.add_argument("--lr-schedule", choices=["constant", "cosine", "linear"], default="constant")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant")
     g.add_argument("--warmup-steps", type=int, default=0)
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--optimizer", choices=["auto", "adamw", "adamw8bit"], default="auto")
@@ -71,7 +73,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("model and memory")
     g.add_argument("--train", default="temporal", help="temporal | all | temporal+MODULE,MODULE")
     g.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto")
-    g.add_argument("--gradient-checkpointing", choices=["none", "temporal", "attention", "blocks", "full"],
+    g.add_argument("--gradient-checkpointing", choices=GRADIENT_CHECKPOINTING,
                    default="none")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the repeated blocks (faster and leaner on a GPU; minutes of compiling at SD size)")

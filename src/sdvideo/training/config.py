@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
+from ..models.video_unet import VideoUNet
 from .frame_masks import check_task
 
-GRADIENT_CHECKPOINTING = ("none", "temporal", "attention", "blocks", "full")
+GRADIENT_CHECKPOINTING = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
