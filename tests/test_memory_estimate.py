@@ -155,3 +155,20 @@ def test_checkpointing_advice_names_the_lightest_level_that_fits() -> None:
     assert "even with --gradient-checkpointing full: use at most" in too_small
     most = int(too_small.split("use at most ")[1].split()[0])
     assert 0 < most < 8
+
+
+def measured_maxima() -> list[tuple[str, int, int]]:
+    """(checkpointing, pixel size, most frames that trained) from the max_frames summaries, with the
+    allocator `sdvideo train` uses: full checkpointing only where it ran with expandable segments."""
+    rows = [json.loads(line) for name in MAX_FRAMES_RUNS for line in (RESULTS / name).read_text().splitlines()]
+    return sorted({(r["checkpointing"], r["size"], r["measured_frames"]) for r in rows if r.get("summary")
+                   and (r["checkpointing"] != "full" or "expandable_segments:True" in r.get("alloc_conf", ""))})
+
+
+@pytest.mark.parametrize("checkpointing,size,measured", measured_maxima())
+def test_advised_frame_count_never_exceeds_what_trained(checkpointing, size, measured) -> None:
+    from sdvideo.training.memory_estimate import USABLE_SHARE, largest_frame_count
+
+    advised = largest_frame_count(24.0 * USABLE_SHARE, unet_config=preset("sd15")["unet"], temporal={},
+                                  latent_size=size // 8, optimizer="adamw8bit", gradient_checkpointing=checkpointing)
+    assert 0.9 * measured <= advised <= measured, (advised, measured)

@@ -8,7 +8,7 @@ import torch
 
 from ..data.dataset import load_cache_info
 from .config import TrainConfig
-from .memory_estimate import GiB, checkpointing_advice, estimate_training_memory, largest_frame_count
+from .memory_estimate import USABLE_SHARE, GiB, checkpointing_advice, estimate_training_memory, largest_frame_count
 from .optim import resolve_optimizer
 
 
@@ -31,10 +31,11 @@ def gpu_budget() -> tuple[float, str]:
 
 
 def memory_warning(cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None) -> str | None:
-    """One line when the run's estimated peak exceeds `budget_gib` (default: this GPU's memory), naming
-    the checkpointing level or frame count that fits; None when it fits."""
+    """One line when the run's estimated peak exceeds USABLE_SHARE of `budget_gib` (default: this GPU's
+    memory), naming the checkpointing level or frame count that fits; None when it fits."""
     options = memory_options(cfg, unet_config, latent_size)
-    return checkpointing_advice(budget_gib or gpu_budget()[0], cfg.batch_size, cfg.frames, **options)
+    usable = USABLE_SHARE * (budget_gib or gpu_budget()[0])
+    return checkpointing_advice(usable, cfg.batch_size, cfg.frames, **options)
 
 
 def describe(config: TrainConfig) -> str:
@@ -49,7 +50,7 @@ def describe(config: TrainConfig) -> str:
     optimizer = options["optimizer"]
     memory = estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)
     budget, card = gpu_budget()
-    most = largest_frame_count(budget, batch_size=cfg.batch_size, **options)
+    most = largest_frame_count(USABLE_SHARE * budget, batch_size=cfg.batch_size, **options)
     advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], budget)
     lines = [
         json.dumps(cfg.to_dict(), indent=2),
@@ -62,6 +63,7 @@ def describe(config: TrainConfig) -> str:
         f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {precision}, "
         f"gradient checkpointing {cfg.gradient_checkpointing}{', compiled' if cfg.compile else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",
-        f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}): {most}",
+        f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}; planning for "
+        f"{USABLE_SHARE:.0%} of it, the slack the H100 measurements needed): {most}",
     ] + ([advice] if advice else [])
     return "\n".join(lines)
