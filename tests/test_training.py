@@ -144,6 +144,16 @@ def test_batches_are_disjoint_across_ranks_and_resumable(tiny_cache, tiny_base_d
     assert torch.equal(seq[4]["latents"], next(ranks[0](4))["latents"])
 
 
+def test_read_ahead_threads_give_the_same_batches_in_the_same_order(tiny_cache, tiny_base_dir, tmp_path):
+    # The H100 runs read batches in 4 threads: they must be exactly the batches read in order without them.
+    plain, threaded = (training_batches(config(tiny_cache, tiny_base_dir, tmp_path, num_workers=n, image_ratio=0.25,
+                                               strides=[1, 2]).resolved())(3) for n in (0, 4))
+    for _ in range(12):
+        a, b = next(plain), next(threaded)
+        assert a["is_image"] == b["is_image"] and torch.equal(a["latents"], b["latents"])
+        assert torch.equal(a["text"], b["text"]) and torch.equal(a["fps"], b["fps"])
+
+
 def test_checkpointing_granularities_give_identical_training(tmp_path, tiny_cache, tiny_base_dir):
     losses = {}
     for g in ("none", "full"):
