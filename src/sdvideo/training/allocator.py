@@ -1,7 +1,7 @@
 """CUDA caching-allocator settings for training: expandable segments unless the user chose otherwise.
 
 Long clips allocate activations of many sizes; the default allocator carves them out of fixed
-segments and, near the card's limit, fails on fragmentation while a fifth of the memory is free.
+segments and, near the card's limit, fails on fragmentation with a sixth of the memory unallocated.
 Measured on an H100 capped at 24 GiB (SD 1.5, 512 px, full checkpointing, batch 1;
 bench/results/2026-11-25/run7 and run10): 107 frames trained with the default allocator (out of
 memory at 110 frames with 19.5 GiB allocated), 128 with expandable segments (23.3 GiB allocated).
