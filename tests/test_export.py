@@ -91,3 +91,24 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert path.read_bytes() == b"old" and not (tmp_path / "out.png.tmp").exists()
     write_grid([frames(1)], path)
     assert Image.open(path).size[0] > 0
+
+
+def test_atomic_dir_keeps_old_folder_on_failure_and_replaces_it_on_success(tmp_path):
+    from sdvideo.atomic_files import atomic_dir
+
+    folder = tmp_path / "unet"
+    folder.mkdir()
+    (folder / "old.bin").write_bytes(b"old")
+    (tmp_path / "unet.tmp").mkdir()  # a killed run's leftover
+    (tmp_path / "unet.tmp" / "stale.bin").write_bytes(b"stale")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(folder) as tmp:
+            assert list(tmp.iterdir()) == []  # starts empty: the leftover is cleared
+            (tmp / "half.bin").write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert [p.name for p in folder.iterdir()] == ["old.bin"] and not (tmp_path / "unet.tmp").exists()
+    with atomic_dir(folder, durable=True) as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "new.bin").write_bytes(b"new")
+    assert [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*"))] == ["sub", "sub/new.bin"]
+    assert not (tmp_path / "unet.tmp").exists()

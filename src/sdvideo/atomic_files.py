@@ -1,15 +1,18 @@
-"""Files that appear whole or not at all: write to `<name>.tmp`, then rename over the target.
+"""Files and folders that appear whole or not at all: write to `<name>.tmp`, then rename over the target.
 
 A process killed mid-write leaves the previous file (or none), never a truncated one: the cache,
-its journal, sample videos and grids are all written this way.
+its journal, sample videos and grids, checkpoints, saved models, plots and reports are all written
+this way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(path: Path) -> None:
@@ -43,3 +46,37 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, durable: bool = False) -> Iterator[Path]:
+    """Yield an empty `<path>.tmp/` to fill; on success it replaces the folder `path` (the old one removed
+    first; its files fsynced before the rename when `durable`). A leftover `.tmp` of a killed run is cleared."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if durable:
+            for f in tmp.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """A matplotlib figure written atomically (format from the file's suffix), then closed."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path, durable=False) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return path

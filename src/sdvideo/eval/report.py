@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic_files import atomic_path, save_figure
 from ..sampling.export import write_grid
 
 LOSS_NAMES = {"video": "video model (temporal on)", "independent": "same weights, temporal off",
@@ -27,13 +27,6 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    _pyplot().close(fig)
-    os.replace(tmp, path)
-
-
 def plot_losses(losses: dict[str, Any], path: Path) -> Path:
     """Loss per timestep bucket, one line per model."""
     plt = _pyplot()
@@ -47,7 +40,7 @@ def plot_losses(losses: dict[str, Any], path: Path) -> Path:
     ax.set_title("held-out loss by timestep (same clips, same noise)")
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -65,7 +58,7 @@ def plot_flow(motion: dict[str, dict[str, Any]], path: Path) -> Path:
         ax.set_title(title)
     fig.suptitle("motion statistics (Farnebäck optical flow)")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
@@ -92,9 +85,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def write_metrics(metrics: dict[str, Any], out: Path) -> Path:
     path = out / "metrics.json"
-    tmp = path.with_name("metrics.json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path, durable=False) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     return path
 
 
@@ -179,7 +171,6 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
                   "noisy; compare runs with the same counts.", ""]
     lines += ["Machine-readable numbers: `metrics.json`.", ""]
     path = out / "report.md"
-    tmp = path.with_name("report.md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    with atomic_path(path, durable=False) as tmp:
+        tmp.write_text("\n".join(lines))
     return path

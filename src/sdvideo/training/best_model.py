@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ..atomic_files import atomic_dir
 from ..models.video_unet import VideoUNet
 
 
@@ -28,15 +29,12 @@ def best_so_far(out: Path) -> float:
 
 def save_best(model: VideoUNet, out: Path, step: int, scores: dict[str, float]) -> Path:
     """Write RUN/best/ atomically (a tmp folder renamed into place); weights in fp32 whatever they train in."""
-    tmp, final = out / "best.tmp", out / "best"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "unet").mkdir(parents=True)
-    model.save_config(tmp / "unet")
-    # The model keeps training: copy its weights to the CPU in fp32 instead of converting it in place.
-    state = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in model.state_dict().items()}
-    save_file(state, tmp / "unet" / "diffusion_pytorch_model.safetensors")
-    shutil.copy(out / "config.json", tmp / "config.json")
-    (tmp / "best.json").write_text(json.dumps(dict(step=step, **scores), indent=2) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
+    with atomic_dir(out / "best") as tmp:
+        (tmp / "unet").mkdir()
+        model.save_config(tmp / "unet")
+        # The model keeps training: copy its weights to the CPU in fp32 instead of converting it in place.
+        state = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in model.state_dict().items()}
+        save_file(state, tmp / "unet" / "diffusion_pytorch_model.safetensors")
+        shutil.copy(out / "config.json", tmp / "config.json")
+        (tmp / "best.json").write_text(json.dumps(dict(step=step, **scores), indent=2) + "\n")
+    return out / "best"

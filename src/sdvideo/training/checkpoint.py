@@ -14,7 +14,6 @@ leaves either the previous set or the new one, never a half-written one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ..atomic_files import atomic_dir
 
 
 def _json_default(value: Any) -> Any:
@@ -82,9 +83,16 @@ def save_checkpoint(
     root = Path(run) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:07d}"
-    tmp = root / f"step-{step:07d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    with atomic_dir(final, durable=True) as tmp:
+        _write_checkpoint(tmp, step, model, optimizer, state, ema_state, rng_states)
+    for old in checkpoint_dirs(run)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_checkpoint(tmp: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+                      ema_state: dict[str, torch.Tensor] | None, rng_states: dict[int, dict[str, torch.Tensor]]) -> None:
+    """The files of one checkpoint (see the module docstring), into the folder `tmp`."""
     trainable = {n: p.detach().float().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     save_file(trainable, tmp / "trainable.safetensors")
     if ema_state is not None:
@@ -97,15 +105,6 @@ def save_checkpoint(
     for rank, gens in rng_states.items():
         save_file(gens, tmp / f"rng-rank{rank}.safetensors")
     (tmp / "state.json").write_text(json.dumps({**state, "optimizer": meta, "step": step}, default=_json_default))
-    for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    for old in checkpoint_dirs(run)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def load_checkpoint(

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..atomic_files import atomic_path
 from ..models.video_unet import VideoUNet
 from .frame_masks import check_task
 
@@ -103,10 +104,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path, **extra: Any) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({**self.to_dict(), **extra}, indent=2) + "\n")
-        tmp.replace(path)
+        with atomic_path(path, durable=False) as tmp:
+            tmp.write_text(json.dumps({**self.to_dict(), **extra}, indent=2) + "\n")
 
 
 def load_run_config(run: str | Path) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
+
+from ..atomic_files import save_figure
 
 
 def write_loss_plot(steps: Sequence[int], losses: Sequence[float], path: str | Path, title: str = "training loss") -> None:
@@ -28,7 +29,4 @@ def write_loss_plot(steps: Sequence[int], losses: Sequence[float], path: str | P
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -23,6 +22,7 @@ from diffusers.optimization import get_scheduler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from ..atomic_files import atomic_dir
 from ..data.cache import check_cache_matches_identity
 from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
@@ -237,12 +237,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if ema is not None:  # every process, so that all return the same model
         ema.copy_to(model)
     if accelerator.is_main_process:
-        final = out / "unet"
-        tmp = out / "unet.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.to(torch.float32).save_pretrained(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        with atomic_dir(out / "unet") as tmp:
+            model.to(torch.float32).save_pretrained(tmp)
         with open(out / "loss.csv", "w", newline="") as f:
             csv.writer(f).writerows([("step", "loss"), *history])
         if history:
