@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sdvideo.cli import main
-from sdvideo.eval.loss_buckets import bucket_losses, bucket_timesteps, image_predictor, video_predictor
+from sdvideo.eval.loss_buckets import bucket_losses, bucket_timesteps, image_predictor
+from sdvideo.training.validation import video_predictor
 from sdvideo.models.base import load_base
 from sdvideo.models.video_unet import inflate
 from sdvideo.training.config import TrainConfig

@@ -26,16 +26,16 @@ import torch
 from ..data.cache import load_cache_info
 from ..models.base import load_base
 from ..sampling.export import grid_columns, to_uint8_frames
-from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators
+from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators, trained_unet_folder
 from ..sampling.sample import load_pipeline, resolve_device
 from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
-from ..training.validation import evenly_spaced_items
+from ..training.validation import evenly_spaced_items, stack_clips, video_predictor
 from . import driving_scene
 from .ego_motion import MIN_EXPANSION, MIN_PARALLAX, agreement_rate
 from .flow import summarize
-from .loss_buckets import bucket_losses, image_predictor, video_predictor
+from .loss_buckets import bucket_losses, image_predictor
 from .report import plot_flow, plot_losses, write_frame_grid, write_metrics, write_report
 
 
@@ -118,8 +118,7 @@ def evaluate(
     """Evaluate `run` on held-out `data` into `out`; returns the metrics (also in out/metrics.json)."""
     started = time.time()
     config = load_run_config(run)  # one-line error for a folder without config.json
-    if not (Path(run) / "unet" / "config.json").is_file():
-        raise FileNotFoundError(f"{run}: no trained model in {Path(run) / 'unet'}; did `sdvideo train` finish?")
+    trained_unet_folder(run)  # before any model loads
     if not Path(data).exists():
         raise FileNotFoundError(f"{data}: no such cache or video; pass a cache folder from `sdvideo prepare` "
                                 "or video files/folders")
@@ -138,9 +137,7 @@ def evaluate(
 
     # ---- held-out clips: latents (n, c, f, h, w), their caption embeddings and fps
     items = evenly_spaced_items(clip_set(cfg, "val"), clips)
-    latents = torch.stack([it["latents"] for it in items])
-    text = torch.stack([it["text"] for it in items])
-    fps = torch.tensor([float(it["fps"]) for it in items])
+    latents, text, fps = stack_clips(items)
     captions = [info["captions"][(info["videos"][it["video"]].get("captions") or [0])[0]] for it in items]
 
     # ---- (1) loss by timestep bucket: video, independent, base, on the same noise

@@ -28,11 +28,6 @@ def bucket_timesteps(num_train_timesteps: int, buckets: int = 5, per_bucket: int
     return [[int(b * width + (k + 0.5) * width / per_bucket) for k in range(per_bucket)] for b in range(buckets)]
 
 
-def video_predictor(model, enable_time: bool) -> Predictor:
-    """A `VideoUNet` with its temporal layers on or off."""
-    return lambda x, t, text, fps: model(x, t, text, fps=fps, enable_time=enable_time).sample
-
-
 def image_predictor(unet: UNet2DConditionModel) -> Predictor:
     """A 2-D UNet applied to every frame on its own: (b, c, f, h, w) -> (b*f, c, h, w) and back."""
 

@@ -46,11 +46,16 @@ class VideoPipelineOutput(BaseOutput):
     frames: Any
 
 
-def load_video_unet(run: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> VideoUNet:
+def trained_unet_folder(run: str | Path) -> Path:
+    """RUN/unet, the model `sdvideo train` saves at its end; a one-line error when it is not there."""
     folder = Path(run) / "unet"
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"{run}: no trained model in {folder}; did `sdvideo train` finish?")
-    return VideoUNet.from_pretrained(folder, dtype=dtype).to(device).eval()
+    return folder
+
+
+def load_video_unet(run: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> VideoUNet:
+    return VideoUNet.from_pretrained(trained_unet_folder(run), dtype=dtype).to(device).eval()
 
 
 def is_run_folder(path: str | Path) -> bool:

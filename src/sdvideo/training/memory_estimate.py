@@ -277,9 +277,9 @@ def checkpointing_advice(budget_gib: float, batch_size: int, frames: int, **esti
     levels = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
     current = estimate_options.pop("gradient_checkpointing", "none")
 
-    def peak(level: str, n: int = frames) -> float:
+    def peak(level: str) -> float:
         options = dict(estimate_options, gradient_checkpointing=level)
-        return estimate_training_memory(batch_size=batch_size, frames=n, **options)["total_gib"]
+        return estimate_training_memory(batch_size=batch_size, frames=frames, **options)["total_gib"]
 
     needed = peak(current)
     if needed <= budget_gib:

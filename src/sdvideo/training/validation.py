@@ -22,6 +22,11 @@ DEFAULT_TIMESTEPS = (50, 200, 400, 600, 800, 950)
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def video_predictor(model, enable_time: bool) -> Predictor:
+    """A `VideoUNet` with its temporal layers on or off."""
+    return lambda x, t, text, fps: model(x, t, text, fps=fps, enable_time=enable_time).sample
+
+
 def evenly_spaced_items(dataset: Dataset, count: int) -> list[dict[str, Any]]:
     """`count` evenly spaced items of a dataset (all when it holds fewer): deterministic."""
     n = len(dataset)
@@ -29,6 +34,12 @@ def evenly_spaced_items(dataset: Dataset, count: int) -> list[dict[str, Any]]:
         raise ValueError("no held-out clips for validation; lower --val-holdout or add videos")
     picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(min(count, n))})
     return [dataset[i] for i in picks]
+
+
+def stack_clips(items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dataset items -> latents (n, c, f, h, w), caption embeddings (n, 77, dim), fps (n,)."""
+    return (torch.stack([it["latents"] for it in items]), torch.stack([it["text"] for it in items]),
+            torch.tensor([float(it["fps"]) for it in items]))
 
 
 @torch.no_grad()
@@ -61,10 +72,7 @@ class Validator:
 
     def __init__(self, dataset: Dataset, clips: int = 8, timesteps: Sequence[int] = DEFAULT_TIMESTEPS,
                  seed: int = 1234, batch_size: int = 2) -> None:
-        items = evenly_spaced_items(dataset, clips)
-        self.latents = torch.stack([it["latents"] for it in items])  # (n, c, f, h, w)
-        self.text = torch.stack([it["text"] for it in items])  # (n, 77, dim)
-        self.fps = torch.tensor([float(it["fps"]) for it in items])
+        self.latents, self.text, self.fps = stack_clips(evenly_spaced_items(dataset, clips))
         self.timesteps = list(timesteps)
         self.seed = seed
         self.batch_size = batch_size
@@ -76,10 +84,8 @@ class Validator:
         model.eval()
         results: dict[str, float] = {}
         for mode, enable_time in (("video", True), ("independent", False)):
-            per_t = fixed_noise_losses(
-                lambda x, t, txt, fps: model(x, t, txt, fps=fps, enable_time=enable_time).sample, scheduler,
-                self.latents, self.text, self.fps, self.timesteps, self.seed, self.batch_size, device, autocast,
-            )
+            per_t = fixed_noise_losses(video_predictor(model, enable_time), scheduler, self.latents, self.text,
+                                       self.fps, self.timesteps, self.seed, self.batch_size, device, autocast)
             results.update({f"{mode}/t{t}": value for t, value in zip(self.timesteps, per_t)})
             results[mode] = sum(per_t) / len(per_t)
         results["gap"] = results["independent"] - results["video"]
