@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sdvideo.data.prepare import prepare  # noqa: E402
 from sdvideo.data.video_io import decode_video, find_sample_clip  # noqa: E402
-from sdvideo.demo import CAPTION as BIKES_CAPTION  # noqa: E402
 from sdvideo.eval.driving_scene import write_driving_scene  # noqa: E402
 from sdvideo.eval.evaluate import evaluate  # noqa: E402
 from sdvideo.models.base import build_base, load_base  # noqa: E402
@@ -45,6 +44,10 @@ from sdvideo.training.config import TrainConfig  # noqa: E402
 from sdvideo.training.image_phase import train_image_unet  # noqa: E402
 from sdvideo.training.loss_plot import write_loss_plot  # noqa: E402
 from sdvideo.training.train import train  # noqa: E402
+
+# bikes.mp4 is street footage. (Until 2026-11-25 evening this was the demo's caption, imported from
+# sdvideo.demo, which became the rabbit of bigbuckbunny.mp4 when the demo changed clips.)
+BIKES_CAPTION = "a city street with traffic, cars and bicycles"
 
 # GPU size: demo architecture, wider UNet (22.5 M parameters with the temporal layers) and autoencoder,
 # 128 px -> 32x32 latents.
