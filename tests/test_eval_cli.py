@@ -86,3 +86,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny_cache, tiny_base_dir, capsy
     assert main(["eval", "--run", str(run), "--data", str(missing), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and str(missing) in err and "no such cache or video" in err
+    # --clip is checked as load_clip checks it (config.json), before any model loads or sampling starts
+    assert main(["eval", "--run", str(run), "--data", str(tiny_cache), "--out", str(tmp_path / "o"),
+                 "--clip", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not a CLIP model folder" in err and not (tmp_path / "o" / "report.md").exists()

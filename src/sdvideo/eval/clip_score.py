@@ -15,14 +15,20 @@ import numpy as np
 import torch
 
 
-def load_clip(path: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Any]:
-    """(CLIPModel, CLIPProcessor) from a local folder; a one-line error when it is not one."""
-    from transformers import CLIPModel, CLIPProcessor
-
+def clip_folder(path: str | Path) -> Path:
+    """`path` when it looks like a saved CLIP model folder; a one-line error otherwise."""
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: not a CLIP model folder (no config.json); pass a local folder saved "
                                 "with CLIPModel.save_pretrained plus its processor")
+    return folder
+
+
+def load_clip(path: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Any]:
+    """(CLIPModel, CLIPProcessor) from a local folder; a one-line error when it is not one."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    folder = clip_folder(path)
     try:
         model = CLIPModel.from_pretrained(str(folder), local_files_only=True).to(device).eval()
         processor = CLIPProcessor.from_pretrained(str(folder), local_files_only=True)

@@ -33,8 +33,10 @@ from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
 from ..training.validation import evenly_spaced_items, stack_clips, video_predictor
 from . import driving_scene
+from .clip_score import clip_folder
 from .ego_motion import MIN_EXPANSION, MIN_PARALLAX, agreement_rate
 from .flow import summarize
+from .fvd import detector_file
 from .loss_buckets import bucket_losses, image_predictor
 from .report import plot_flow, plot_losses, write_frame_grid, write_metrics, write_report
 
@@ -122,10 +124,10 @@ def evaluate(
     if not Path(data).exists():
         raise FileNotFoundError(f"{data}: no such cache or video; pass a cache folder from `sdvideo prepare` "
                                 "or video files/folders")
-    if clip_model is not None and not Path(clip_model).is_dir():
-        raise FileNotFoundError(f"{clip_model}: no such CLIP model folder (--clip takes a local folder)")
-    if fvd_model is not None and not Path(fvd_model).is_file():
-        raise FileNotFoundError(f"{fvd_model}: no such I3D TorchScript file (--fvd takes a local i3d_torchscript.pt)")
+    if clip_model is not None:  # the loaders' own checks, before minutes of sampling
+        clip_folder(clip_model)
+    if fvd_model is not None:
+        detector_file(fvd_model)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)

@@ -35,10 +35,16 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(d2.clamp(min=0))
 
 
-def load_detector(path: str | Path, device: torch.device | str = "cpu") -> Any:
+def detector_file(path: str | Path) -> Path:
+    """`path` when it is a file; a one-line error naming what --fvd takes otherwise."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no such I3D TorchScript file (--fvd takes a local i3d_torchscript.pt)")
+    return file
+
+
+def load_detector(path: str | Path, device: torch.device | str = "cpu") -> Any:
+    file = detector_file(path)
     try:
         return torch.jit.load(str(file), map_location=device).eval()
     except RuntimeError as exc:
