@@ -63,9 +63,11 @@ def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
             p.data = p.data.to(torch.bfloat16)
     model.set_gradient_checkpointing(options.get("checkpointing", "none"))
     model = model.cuda()
-    if options.get("channels_last"):
+    fps = lambda x: torch.full((x.shape[0],), 8.0, device=x.device)  # noqa: E731
+    if options.get("channels_last"):  # channels-last weights and input: (b, c, f, h, w) stored as (b, f, h, w, c)
         model = model.to(memory_format=torch.channels_last)
-    return model, lambda m, x, t, c: m(x, t, c, fps=torch.full((x.shape[0],), 8.0, device=x.device)).sample
+        return model, lambda m, x, t, c: m(x.to(memory_format=torch.channels_last_3d), t, c, fps=fps(x)).sample
+    return model, lambda m, x, t, c: m(x, t, c, fps=fps(x)).sample
 
 
 def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
@@ -104,7 +106,9 @@ BUILDERS = dict(sdvideo=build_sdvideo, animatediff=build_animatediff, modelscope
 VARIANTS = {
     "sdvideo": {
         "eager": {},
+        "eager-cl": {"channels_last": True},
         "ckpt-attention": {"checkpointing": "attention"},
+        "ckpt-attention-cl": {"checkpointing": "attention", "channels_last": True},
         "ckpt-full": {"checkpointing": "full"},
         "compiled": {"compile": True},
         "compiled-cl": {"compile": True, "channels_last": True},
@@ -289,8 +293,6 @@ def main() -> None:
                 b, f = map(int, case.split("x"))
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
-                if options.get("channels_last"):
-                    x = x.to(memory_format=torch.channels_last_3d)
                 t = torch.randint(0, 1000, (b,), device="cuda")
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
                 try:

@@ -73,4 +73,9 @@ class TemporalTransformer(nn.Module):
         tokens = tokens + self.attention(self.norm_attn(tokens))
         if self.ff is not None:
             tokens = tokens + self.ff(self.norm_ff(tokens))
-        return tokens.view(b, h * w, num_frames, c).permute(0, 2, 3, 1).reshape(bf, c, h, w)
+        tokens = tokens.view(b, h * w, num_frames, c)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # Channels-last in, channels-last out: one copy to (b, f, h*w, c), then a free view, so
+            # the convolutions after this layer need no layout conversion.
+            return tokens.transpose(1, 2).reshape(bf, h, w, c).permute(0, 3, 1, 2)
+        return tokens.permute(0, 2, 3, 1).reshape(bf, c, h, w)
