@@ -118,3 +118,75 @@ def test_regional_compile_matches_eager() -> None:
     torch.testing.assert_close(out_comp, out_eager, rtol=1e-5, atol=1e-5)
     for name in g_eager:
         torch.testing.assert_close(g_comp[name], g_eager[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "videos,frames,c_in,c_out,kernel",
+    [(2, 5, 6, 6, 3), (3, 1, 4, 6, 3), (1, 7, 5, 3, 5), (2, 2, 4, 4, 3)],  # one frame, fewer frames than taps
+)
+def test_window_temporal_conv_matches_the_3d_convolution(videos, frames, c_in, c_out, kernel) -> None:
+    from sdvideo.models.frame_window_conv import temporal_conv
+    from sdvideo.models.temporal_conv import conv3d_over_frames
+
+    torch.manual_seed(0)
+    x = torch.randn(videos * frames, c_in, 3, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(c_out, c_in, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(c_out, dtype=torch.float64, requires_grad=True)
+    ref = conv3d_over_frames(x, weight, bias, frames)
+    grad = torch.randn_like(ref)
+    out = temporal_conv(x, weight, bias, frames)
+    assert out.shape == ref.shape == (videos * frames, c_out, 3, 5)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    expected = torch.autograd.grad(ref, (x, weight, bias), grad)
+    for mine, theirs in zip(torch.autograd.grad(out, (x, weight, bias), grad), expected):
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-12)
+    # Only the asked-for gradients are computed (frozen input: no input gradient).
+    (w_only,) = torch.autograd.grad(temporal_conv(x.detach(), weight, bias, frames), (weight,), grad)
+    torch.testing.assert_close(w_only, expected[1], rtol=1e-12, atol=1e-12)
+
+
+def test_window_temporal_conv_is_a_well_formed_operator() -> None:
+    from sdvideo.models.frame_window_conv import temporal_conv
+
+    # schema, fake (meta) kernel, autograd registration and tracing all agree with the real kernel
+    torch.library.opcheck(temporal_conv, (torch.randn(10, 4, 3, 3, requires_grad=True),
+                                          torch.randn(6, 4, 3, requires_grad=True), torch.randn(6, requires_grad=True), 5))
+    with torch.device("meta"):
+        assert temporal_conv(torch.empty(8, 4, 2, 2), torch.empty(6, 4, 3), torch.empty(6), 4).shape == (8, 6, 2, 2)
+
+
+def test_temporal_layers_keep_channels_last_and_match_nchw() -> None:
+    from sdvideo.models.temporal_attention import TemporalTransformer
+    from sdvideo.models.temporal_conv import TemporalConv
+
+    torch.manual_seed(0)
+    x = torch.randn(2 * 4, 64, 3, 5)
+    conv, attn = TemporalConv(64), TemporalTransformer(64, head_dim=32)
+    for layer in (conv, attn):
+        for p in layer.parameters():
+            p.data.add_(0.1 * torch.randn_like(p))  # away from the identity initialisation
+        plain = layer(x, 4)
+        cl = layer(x.to(memory_format=torch.channels_last), 4)
+        assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
+        assert plain.is_contiguous()
+        torch.testing.assert_close(cl, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_channels_last_video_unet_stays_channels_last_and_matches() -> None:
+    video = _tiny_video_unet()
+    for p in video.temporal_parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    dim = preset("tiny")["unet"]["cross_attention_dim"]
+    x, text = torch.randn(1, 4, 3, 16, 16), torch.randn(1, 7, dim)
+    t = torch.tensor([500])
+    out_plain, g_plain = _step(video, x, t, text)
+    layouts = []
+    cl = copy.deepcopy(video).to(memory_format=torch.channels_last)
+    for module in cl.unet.modules():
+        module.register_forward_hook(lambda m, i, o: layouts.append(o.is_contiguous(memory_format=torch.channels_last))
+                                     if torch.is_tensor(o) and o.ndim == 4 else None)
+    out_cl, g_cl = _step(cl, x.to(memory_format=torch.channels_last_3d), t, text)
+    assert layouts and all(layouts)  # no layer hands NCHW to the next (each would convert back)
+    torch.testing.assert_close(out_cl, out_plain, rtol=1e-5, atol=1e-5)
+    for name in g_plain:
+        torch.testing.assert_close(g_cl[name], g_plain[name], rtol=1e-4, atol=1e-5)

@@ -6,14 +6,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .frame_window_conv import temporal_conv
+
 
 class TemporalConv(nn.Module):
     """A kernel-3 convolution across frames at every pixel, initialised as the identity.
 
-    The weight is stored as a `Conv1d` weight (out, in, 3) and applied as a (3, 1, 1) 3-D convolution
-    on the (batch, channels, frames, height, width) view, so no pixel is mixed with another pixel.
+    The weight is stored as a `Conv1d` weight (out, in, 3). On NCHW input it runs as matrix products
+    over windows of frames (`frame_window_conv.py`); on other layouts as a (3, 1, 1) 3-D convolution
+    on the (batch, channels, frames, height, width) view. Either way no pixel mixes with another.
     Dirac weights and a zero bias make it an exact identity at initialisation.
     """
+
+    window_products = True  # False: always the 3-D convolution (for benchmarks against cuDNN)
 
     def __init__(self, channels: int, kernel_size: int = 3) -> None:
         super().__init__()
@@ -25,11 +30,18 @@ class TemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         # x: (batch * frames, channels, height, width), frames of a video adjacent in the batch.
-        bf, c, h, w = x.shape
-        b = bf // num_frames
-        video = x.view(b, num_frames, c, h, w).transpose(1, 2)  # (b, c, f, h, w), a view
-        weight = self.conv.weight.to(x.dtype)[..., None, None]  # (c, c, k, 1, 1)
-        bias = self.conv.bias.to(x.dtype)
-        pad = self.conv.padding[0]
-        out = F.conv3d(video, weight, bias, padding=(pad, 0, 0))  # (b, c, f, h, w)
-        return out.transpose(1, 2).reshape(bf, c, h, w)
+        weight, bias = self.conv.weight.to(x.dtype), self.conv.bias.to(x.dtype)
+        if self.window_products and x.is_contiguous():  # NCHW: window products over padded frames (frame_window_conv.py)
+            return temporal_conv(x, weight, bias, num_frames)
+        return conv3d_over_frames(x, weight, bias, num_frames)  # e.g. channels-last: cuDNN's NDHWC kernels
+
+
+def conv3d_over_frames(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """The temporal convolution as a (k, 1, 1) 3-D convolution on the (batch, c, frames, h, w) view."""
+    bf, c, h, w = x.shape
+    video = x.view(bf // num_frames, num_frames, c, h, w).transpose(1, 2)  # (b, c, f, h, w), a view
+    pad = weight.shape[2] // 2
+    out = F.conv3d(video, weight[..., None, None], bias, padding=(pad, 0, 0))  # (b, c_out, f, h, w)
+    if x.is_contiguous(memory_format=torch.channels_last):  # keep the caller's layout (a no-op for cuDNN)
+        out = out.contiguous(memory_format=torch.channels_last_3d)
+    return out.transpose(1, 2).reshape(bf, out.shape[1], h, w)
