@@ -1,8 +1,7 @@
 """Micro-benchmark of the temporal layers at SD 1.5 feature-map sizes (forward + backward, bf16).
 
 Compares ways to compute the kernel-3 temporal convolution (cuDNN 3-D convolution with a (3,1,1)
-kernel in NCDHW vs channels-last memory, three shifted 1x1 matmuls on channels-last data, and
-sdvideo's window products on NCHW data), and times the temporal transformer eager and compiled, so
+kernel in NCDHW vs channels-last memory, and three shifted 1x1 matmuls on channels-last data), and times the temporal transformer eager and compiled, so
 the fastest form is chosen from measurements.
 
     python bench/bench_temporal_layers.py --json out.json
@@ -20,7 +19,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdvideo.models.frame_window_conv import temporal_conv  # noqa: E402
 from sdvideo.models.temporal_attention import TemporalTransformer  # noqa: E402
 
 SHAPES = [(320, 64), (640, 32), (1280, 16), (1280, 8)]  # (channels, latent side) of SD 1.5's levels
@@ -73,13 +71,10 @@ def main() -> None:
         b = torch.zeros(c, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         ref = conv3d_ncdhw(x, w, b, args.frames)
         alt = shifted_matmul(xcl, w, b, args.frames)
-        win = temporal_conv(x, w, b, args.frames)
-        row = dict(channels=c, side=side, max_abs_diff=float((ref - alt).abs().max()),
-                   window_max_abs_diff=float((ref - win).abs().max()), ref_abs_max=float(ref.abs().max()))
+        row = dict(channels=c, side=side, max_abs_diff=float((ref - alt).abs().max()), ref_abs_max=float(ref.abs().max()))
         row["conv3d_ms"] = time_fn(conv3d_ncdhw, x, w, b, args.frames)
         row["conv3d_channels_last_ms"] = time_fn(conv3d_ncdhw, xcl, w, b, args.frames)
         row["shifted_matmul_ms"] = time_fn(shifted_matmul, xcl, w, b, args.frames)
-        row["window_products_ms"] = time_fn(temporal_conv, x, w, b, args.frames)
         attn = TemporalTransformer(c).cuda()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             row["temporal_transformer_ms"] = time_fn(lambda t: attn(t, args.frames), x)
@@ -87,7 +82,7 @@ def main() -> None:
                 compiled = torch.compile(attn)
                 row["temporal_transformer_compiled_ms"] = time_fn(lambda t: compiled(t, args.frames), x)
         flops = 2 * bf * side * side * c * c * 3
-        best = min(row["conv3d_ms"], row["conv3d_channels_last_ms"], row["shifted_matmul_ms"], row["window_products_ms"])
+        best = min(row["conv3d_ms"], row["conv3d_channels_last_ms"], row["shifted_matmul_ms"])
         row["conv_tflops_at_best"] = flops * 3 / (best * 1e-3) / 1e12
         print(json.dumps(row), flush=True)
         rows.append(row)

@@ -54,10 +54,7 @@ def matmul_peak(dtype=torch.bfloat16, n: int = 8192, iters: int = 50) -> float:
 def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
     from diffusers import UNet2DConditionModel
 
-    from sdvideo.models.temporal_conv import TemporalConv
     from sdvideo.models.video_unet import inflate
-
-    TemporalConv.window_products = not options.get("conv3d", False)
 
     unet = UNet2DConditionModel(**preset("sd15")["unet"])
     model = inflate(unet, **options.get("temporal", {})).freeze_spatial()
@@ -110,7 +107,6 @@ VARIANTS = {
     "sdvideo": {
         "eager": {},
         "eager-cl": {"channels_last": True},
-        "eager-conv3d": {"conv3d": True},  # the temporal convolution through cuDNN's 3-D convolution
         "ckpt-attention": {"checkpointing": "attention"},
         "ckpt-attention-cl": {"checkpointing": "attention", "channels_last": True},
         "ckpt-full": {"checkpointing": "full"},

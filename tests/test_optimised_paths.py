@@ -120,41 +120,6 @@ def test_regional_compile_matches_eager() -> None:
         torch.testing.assert_close(g_comp[name], g_eager[name], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "videos,frames,c_in,c_out,kernel",
-    [(2, 5, 6, 6, 3), (3, 1, 4, 6, 3), (1, 7, 5, 3, 5), (2, 2, 4, 4, 3)],  # one frame, fewer frames than taps
-)
-def test_window_temporal_conv_matches_the_3d_convolution(videos, frames, c_in, c_out, kernel) -> None:
-    from sdvideo.models.frame_window_conv import temporal_conv
-    from sdvideo.models.temporal_conv import conv3d_over_frames
-
-    torch.manual_seed(0)
-    x = torch.randn(videos * frames, c_in, 3, 5, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(c_out, c_in, kernel, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(c_out, dtype=torch.float64, requires_grad=True)
-    ref = conv3d_over_frames(x, weight, bias, frames)
-    grad = torch.randn_like(ref)
-    out = temporal_conv(x, weight, bias, frames)
-    assert out.shape == ref.shape == (videos * frames, c_out, 3, 5)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    expected = torch.autograd.grad(ref, (x, weight, bias), grad)
-    for mine, theirs in zip(torch.autograd.grad(out, (x, weight, bias), grad), expected):
-        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-12)
-    # Only the asked-for gradients are computed (frozen input: no input gradient).
-    (w_only,) = torch.autograd.grad(temporal_conv(x.detach(), weight, bias, frames), (weight,), grad)
-    torch.testing.assert_close(w_only, expected[1], rtol=1e-12, atol=1e-12)
-
-
-def test_window_temporal_conv_is_a_well_formed_operator() -> None:
-    from sdvideo.models.frame_window_conv import temporal_conv
-
-    # schema, fake (meta) kernel, autograd registration and tracing all agree with the real kernel
-    torch.library.opcheck(temporal_conv, (torch.randn(10, 4, 3, 3, requires_grad=True),
-                                          torch.randn(6, 4, 3, requires_grad=True), torch.randn(6, requires_grad=True), 5))
-    with torch.device("meta"):
-        assert temporal_conv(torch.empty(8, 4, 2, 2), torch.empty(6, 4, 3), torch.empty(6), 4).shape == (8, 6, 2, 2)
-
-
 def test_temporal_layers_keep_channels_last_and_match_nchw() -> None:
     from sdvideo.models.temporal_attention import TemporalTransformer
     from sdvideo.models.temporal_conv import TemporalConv

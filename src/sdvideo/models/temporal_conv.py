@@ -6,19 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .frame_window_conv import temporal_conv
-
 
 class TemporalConv(nn.Module):
     """A kernel-3 convolution across frames at every pixel, initialised as the identity.
 
-    The weight is stored as a `Conv1d` weight (out, in, 3). On NCHW input it runs as matrix products
-    over windows of frames (`frame_window_conv.py`); on other layouts as a (3, 1, 1) 3-D convolution
-    on the (batch, channels, frames, height, width) view. Either way no pixel mixes with another.
+    The weight is stored as a `Conv1d` weight (out, in, 3) and applied as a (3, 1, 1) 3-D convolution
+    on the (batch, channels, frames, height, width) view, so no pixel is mixed with another pixel.
     Dirac weights and a zero bias make it an exact identity at initialisation.
     """
-
-    window_products = True  # False: always the 3-D convolution (for benchmarks against cuDNN)
 
     def __init__(self, channels: int, kernel_size: int = 3) -> None:
         super().__init__()
@@ -30,10 +25,7 @@ class TemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         # x: (batch * frames, channels, height, width), frames of a video adjacent in the batch.
-        weight, bias = self.conv.weight.to(x.dtype), self.conv.bias.to(x.dtype)
-        if self.window_products and x.is_contiguous():  # NCHW: window products over padded frames (frame_window_conv.py)
-            return temporal_conv(x, weight, bias, num_frames)
-        return conv3d_over_frames(x, weight, bias, num_frames)  # e.g. channels-last: cuDNN's NDHWC kernels
+        return conv3d_over_frames(x, self.conv.weight.to(x.dtype), self.conv.bias.to(x.dtype), num_frames)
 
 
 def conv3d_over_frames(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, num_frames: int) -> torch.Tensor:

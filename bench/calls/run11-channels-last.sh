@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU call (2026-11-25, evening): channels-last against the same model in NCHW, side by side.
-#   run: bash bench/device_call_cl.sh   (carry .whl/core; writes under $OUT)
+#   run: bash bench/calls/run11-channels-last.sh   (carry .whl/core; writes under $OUT)
 source bench/device_setup.sh core
 export OUT
 timeout 60 python3 bench/bench_temporal_layers.py --json "$OUT/temporal_layers.json" 2>&1 | grep -v Warning | tail -n 6
