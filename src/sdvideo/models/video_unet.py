@@ -195,6 +195,10 @@ class VideoUNet(ModelMixin, ConfigMixin):
         # One code object (e.g. ResnetBlock2D.forward) serves every block, and SD's blocks come in
         # ~20 channel/resolution shapes: above dynamo's default limit of 8 it would fall back to eager.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        # Static shapes: otherwise dynamo's second shape of a block makes its graph shape-generic
+        # (slower kernels, and inductor failed on such graphs on the CPU: "cannot determine truth
+        # value of Relational"). Each block shape compiles once.
+        compile_options.setdefault("dynamic", False)
         for module in self.modules():
             if isinstance(module, (ResnetBlock2D, Transformer2DModel, TemporalTransformer)):
                 module.compile(**compile_options)
