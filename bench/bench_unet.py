@@ -118,8 +118,6 @@ VARIANTS = {
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
         "compiled-budget": {"compile": True, "memory_budget": 0.5},
-        # CUDA graphs (torch.compile's "reduce-overhead" mode): for sampling (`--cases none --sample`).
-        "compiled-graphs": {"compile": True, "compile_mode": "reduce-overhead"},
     },
     "animatediff": {"eager": {}, "frozen-bf16": {"frozen_bf16": True},
                     "frozen-bf16-compiled": {"frozen_bf16": True, "compile": True}},
@@ -134,7 +132,7 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
 
         torch._functorch.config.activation_memory_budget = options["memory_budget"]
     if name == "sdvideo":
-        model.compile_regions(**({"mode": options["compile_mode"]} if "compile_mode" in options else {}))
+        model.compile_regions()
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D

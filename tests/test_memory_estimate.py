@@ -20,6 +20,10 @@ MEASURED_RUNS = [
     ("run3-sdvideo-compiled-ckpt-attention.jsonl", "compiled-ckpt-attention", "attention", True),
     ("run9-unet-side-by-side.jsonl", "eager", "none", False),
     ("run9-unet-side-by-side.jsonl", "compiled-ckpt-attention", "attention", True),
+    ("run11-channels-last.jsonl", "eager", "none", False),
+    ("run11-channels-last.jsonl", "eager-cl", "none", False),
+    ("run11-channels-last.jsonl", "ckpt-attention-cl", "attention", False),
+    ("run14-compiled-static.jsonl", "compiled-ckpt-attention", "attention", True),  # static-shape regions
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -48,7 +52,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 9 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 16 and {c[3] for c in cases} == {5, 16, 64}
     assert len(max_frames_peaks()) == 18
 
 

@@ -119,3 +119,26 @@ def test_sample_from_a_saved_pipeline_folder(runs, tmp_path):
     assert main(["sample", "--run", str(tmp_path / "saved"), "--prompt", "x", "--frames", "3", "--out", str(out),
                  "--scheduler", "euler", *COMMON]) == 0
     assert decoded(out / "00-x.mp4") == (3, 16, 16, 6.0)  # training size and rate kept in the saved config
+
+
+def test_sample_compile_compiles_the_unet_blocks_and_gives_the_same_video(runs, tmp_path, monkeypatch, capsys):
+    from sdvideo.models.video_unet import VideoUNet
+
+    _, run, _ = runs
+    compiled = []
+    original = VideoUNet.compile_regions
+
+    def traced(self, **options):  # dynamo + AOTAutograd without code generation: seconds on the CPU
+        compiled.append(self)
+        return original(self, backend="aot_eager", **options)
+
+    monkeypatch.setattr(VideoUNet, "compile_regions", traced)
+    kw = dict(frames=3, steps=2, device="cpu", progress=False, seed=3)
+    plain = sample(run, ["x"], tmp_path / "plain", **kw)
+    assert not compiled
+    fast = sample(run, ["x"], tmp_path / "fast", compile=True, **kw)
+    assert len(compiled) == 1
+    torch.testing.assert_close(fast["videos"], plain["videos"], rtol=0, atol=1e-5)
+    assert main(["sample", "--run", str(run), "--prompt", "x", "--out", str(tmp_path / "cli"), "--frames", "3",
+                 "--compile", *COMMON]) == 0
+    assert len(compiled) == 2 and decoded(next((tmp_path / "cli").glob("*.mp4")))[0] == 3

@@ -128,6 +128,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="prompts per batch (default: all)")
     p.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode slice")
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet's repeated blocks first (GPU: 1.6x faster sampling after minutes of compiling)")
 
 
 def _add_interpolate(sub: argparse._SubParsersAction) -> None:
@@ -257,7 +259,7 @@ def run_sample(args: argparse.Namespace) -> int:
         scheduler=args.scheduler, device=args.device, height=args.height, width=args.width,
         window=args.window, overlap=args.overlap, extend=args.extend, context_frames=args.context_frames,
         image=args.image, condition_method=args.condition, batch_size=args.batch_size,
-        decode_chunk_size=args.decode_chunk,
+        decode_chunk_size=args.decode_chunk, compile=args.compile,
     )
     for f in result["files"]:
         print(f)
