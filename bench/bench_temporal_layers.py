@@ -1,8 +1,9 @@
 """Micro-benchmark of the temporal layers at SD 1.5 feature-map sizes (forward + backward, bf16).
 
 Compares ways to compute the kernel-3 temporal convolution (cuDNN 3-D convolution with a (3,1,1)
-kernel in NCDHW vs channels-last memory, and three shifted 1x1 matmuls on channels-last data), and times the temporal transformer eager and compiled, so
-the fastest form is chosen from measurements.
+kernel in NCDHW vs channels-last memory, and three shifted 1x1 matmuls on channels-last data), and
+times the temporal transformer (eager, and with --compile compiled), so the fastest form is chosen
+from measurements.
 
     python bench/bench_temporal_layers.py --json out.json
 """

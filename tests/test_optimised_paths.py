@@ -139,8 +139,6 @@ def test_temporal_layers_keep_channels_last_and_match_nchw() -> None:
 
 def test_channels_last_video_unet_stays_channels_last_and_matches() -> None:
     video = _tiny_video_unet()
-    for p in video.temporal_parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
     dim = preset("tiny")["unet"]["cross_attention_dim"]
     x, text = torch.randn(1, 4, 3, 16, 16), torch.randn(1, 7, dim)
     t = torch.tensor([500])
@@ -155,3 +153,14 @@ def test_channels_last_video_unet_stays_channels_last_and_matches() -> None:
     torch.testing.assert_close(out_cl, out_plain, rtol=1e-5, atol=1e-5)
     for name in g_plain:
         torch.testing.assert_close(g_cl[name], g_plain[name], rtol=1e-4, atol=1e-5)
+
+
+def test_compile_regions_compiles_static_shapes_unless_told(monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, **options: seen.append(options))
+    video = _tiny_video_unet()
+    video.compile_regions()
+    assert seen and all(o == {"dynamic": False} for o in seen)  # one graph per block shape, never shape-generic
+    seen.clear()
+    video.compile_regions(dynamic=True, mode="max-autotune")
+    assert seen and all(o == {"dynamic": True, "mode": "max-autotune"} for o in seen)

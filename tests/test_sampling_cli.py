@@ -121,7 +121,7 @@ def test_sample_from_a_saved_pipeline_folder(runs, tmp_path):
     assert decoded(out / "00-x.mp4") == (3, 16, 16, 6.0)  # training size and rate kept in the saved config
 
 
-def test_sample_compile_compiles_the_unet_blocks_and_gives_the_same_video(runs, tmp_path, monkeypatch, capsys):
+def test_sample_compile_compiles_the_unet_blocks_and_gives_the_same_video(runs, tmp_path, monkeypatch):
     from sdvideo.models.video_unet import VideoUNet
 
     _, run, _ = runs

@@ -129,7 +129,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decode-chunk", type=int, default=8, help="frames per VAE decode slice")
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the UNet's repeated blocks first (GPU: 1.6x faster sampling after minutes of compiling)")
+                   help="torch.compile the UNet's repeated blocks first (H100, 16 frames: 2.76 instead of 4.40 s "
+                        "of UNet time, after minutes of compiling)")
 
 
 def _add_interpolate(sub: argparse._SubParsersAction) -> None:
