@@ -87,6 +87,25 @@ def test_train_dry_run_prints_options_and_counts(workspace, capsys):
     assert not (workspace / "dry" / "unet").exists()
 
 
+def test_dry_run_estimates_the_run_itself_once(workspace, monkeypatch):
+    from sdvideo.training import dry_run, memory_estimate
+
+    traced = []
+    original = memory_estimate.estimate_training_memory
+
+    def counting(**options):
+        traced.append((options["frames"], options["gradient_checkpointing"]))
+        return original(**options)
+
+    monkeypatch.setattr(memory_estimate, "estimate_training_memory", counting)
+    monkeypatch.setattr(dry_run, "estimate_training_memory", counting)
+    monkeypatch.setattr(dry_run, "gpu_budget", lambda: (1e-3, "a tiny card"))  # the advice must run too
+    text = dry_run.describe(TrainConfig(data=str(workspace / "cache"), base=str(workspace / "base"), out="unused",
+                                        frames=5))
+    assert "exceeds" in text  # the warning line was built ...
+    assert traced.count((5, "none")) == 1  # ... from the estimate already printed, not a second trace
+
+
 def test_memory_warning_names_what_fits(workspace):
     from sdvideo.training.dry_run import memory_warning
     from sdvideo.training.train import build_video_unet

@@ -30,12 +30,15 @@ def gpu_budget() -> tuple[float, str]:
     return 24.0, "a 24 GiB card"
 
 
-def memory_warning(cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None) -> str | None:
-    """One line when the run's estimated peak exceeds USABLE_SHARE of `budget_gib` (default: this GPU's
-    memory), naming the checkpointing level or frame count that fits; None when it fits."""
+def memory_warning(
+    cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None, estimate_gib: float | None = None
+) -> str | None:
+    """One line when the run's estimated peak (`estimate_gib` if already known) exceeds USABLE_SHARE of
+    `budget_gib` (default: this GPU's memory), naming the checkpointing level or frame count that fits;
+    None when it fits."""
     options = memory_options(cfg, unet_config, latent_size)
     usable = USABLE_SHARE * (budget_gib or gpu_budget()[0])
-    return checkpointing_advice(usable, cfg.batch_size, cfg.frames, **options)
+    return checkpointing_advice(usable, cfg.batch_size, cfg.frames, current_gib=estimate_gib, **options)
 
 
 def describe(config: TrainConfig) -> str:
@@ -51,7 +54,7 @@ def describe(config: TrainConfig) -> str:
     memory = estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)
     budget, card = gpu_budget()
     most = largest_frame_count(USABLE_SHARE * budget, batch_size=cfg.batch_size, **options)
-    advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], budget)
+    advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], budget, memory["total_gib"])
     lines = [
         json.dumps(cfg.to_dict(), indent=2),
         video.format_parameter_summary(),

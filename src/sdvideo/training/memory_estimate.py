@@ -269,9 +269,12 @@ def largest_frame_count(budget_gib: float, batch_size: int = 1, limit: int = 409
     return largest_fitting(lambda frames: peak(frames) <= budget_gib, start=max(1, min(start, limit)), limit=limit)
 
 
-def checkpointing_advice(budget_gib: float, batch_size: int, frames: int, **estimate_options: Any) -> str | None:
+def checkpointing_advice(
+    budget_gib: float, batch_size: int, frames: int, current_gib: float | None = None, **estimate_options: Any
+) -> str | None:
     """None when the estimated peak of these settings fits `budget_gib`; otherwise one line naming the
-    lightest `--gradient-checkpointing` level that fits, or the frame count that fits at `full`."""
+    lightest `--gradient-checkpointing` level that fits, or the frame count that fits at `full`.
+    `current_gib`: these settings' estimate when the caller has it already (not traced again)."""
     from ..models.video_unet import VideoUNet
 
     levels = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
@@ -281,7 +284,7 @@ def checkpointing_advice(budget_gib: float, batch_size: int, frames: int, **esti
         options = dict(estimate_options, gradient_checkpointing=level)
         return estimate_training_memory(batch_size=batch_size, frames=frames, **options)["total_gib"]
 
-    needed = peak(current)
+    needed = current_gib if current_gib is not None else peak(current)
     if needed <= budget_gib:
         return None
     head = (f"estimated peak {needed:.1f} GiB for batch {batch_size} x {frames} frames with --gradient-checkpointing "
