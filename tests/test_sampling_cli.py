@@ -121,7 +121,7 @@ def test_sample_from_a_saved_pipeline_folder(runs, tmp_path):
     assert decoded(out / "00-x.mp4") == (3, 16, 16, 6.0)  # training size and rate kept in the saved config
 
 
-def test_sample_compile_compiles_the_unet_blocks_and_gives_the_same_video(runs, tmp_path, monkeypatch):
+def test_sample_and_interpolate_compile_the_unet_blocks_and_give_the_same_video(runs, tmp_path, monkeypatch):
     from sdvideo.models.video_unet import VideoUNet
 
     _, run, _ = runs
@@ -142,3 +142,9 @@ def test_sample_compile_compiles_the_unet_blocks_and_gives_the_same_video(runs, 
     assert main(["sample", "--run", str(run), "--prompt", "x", "--out", str(tmp_path / "cli"), "--frames", "3",
                  "--compile", *COMMON]) == 0
     assert len(compiled) == 2 and decoded(next((tmp_path / "cli").glob("*.mp4")))[0] == 3
+    import media
+
+    clip = media.write_video(tmp_path / "clip.mp4", frames=4, fps=8, width=20, height=16, codec="libx264")
+    assert main(["interpolate", str(clip), "--run", str(run), "--out", str(tmp_path / "x2.mp4"), "--window", "4",
+                 "--compile", *COMMON]) == 0
+    assert len(compiled) == 3 and decoded(tmp_path / "x2.mp4") == (7, 16, 16, 16.0)

@@ -175,16 +175,18 @@ def interpolate_video(
     window: int | None = 16,
     overlap: int | None = None,
     condition_method: str = "auto",
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Raise a video's frame rate `factor` times: writes an .mp4 at fps * factor.
 
     The video is decoded at its own rate (or `input_fps`) and the training size; its frames become
     every factor-th frame of the output and the model fills the rest. out: an .mp4 path or a folder
     (then `<stem>-x<factor>.mp4`). window: frames per sliding window (None or 0: all at once).
+    compile: torch.compile the UNet's blocks first (see `load_pipeline`).
     """
     check_factor(factor)
     probe_video(video)
-    pipe = load_pipeline(run, scheduler, device, progress)
+    pipe = load_pipeline(run, scheduler, device, progress, compile)
     size = size or pipe.config.default_size or 512
     source = decode_video(video, fps=input_fps, size=size)
     if len(source.frames) < 2:
