@@ -16,11 +16,15 @@ import argparse
 import contextlib
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_timing import time_forward_backward  # noqa: E402
 
 FRAMES = 32  # batch 2 x 16 frames: every spatial attention runs over 32 images
 # (name, batch, heads, query tokens, key tokens, head size)
@@ -45,19 +49,6 @@ def padded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
     return F.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(d))[..., :d]
 
 
-def time_ms(fn, *args, iters: int = 10) -> float:
-    for _ in range(2):
-        fn(*args).float().sum().backward()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn(*args).float().sum().backward()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=None)
@@ -75,7 +66,7 @@ def main() -> None:
                 key = f"{label}, {backend_name}"
                 try:
                     with sdpa_kernel([backend]) if backend is not None else contextlib.nullcontext():
-                        row[key + " ms"] = time_ms(fn, q, k, v)
+                        row[key + " ms"] = time_forward_backward(fn, q, k, v, iters=10)
                         row[key + " max diff"] = float((fn(q, k, v) - reference).abs().max())
                 except RuntimeError as err:  # this backend does not take this shape
                     row[key + " ms"] = f"n/a: {str(err).splitlines()[0][:80]}"

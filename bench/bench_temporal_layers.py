@@ -19,17 +19,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu_timing import time_forward_backward  # noqa: E402
 
 from sdvideo.models.temporal_attention import TemporalTransformer  # noqa: E402
+from sdvideo.models.temporal_conv import conv3d_over_frames  # noqa: E402  (what TemporalConv runs)
 
 SHAPES = [(320, 64), (640, 32), (1280, 16), (1280, 8)]  # (channels, latent side) of SD 1.5's levels
-
-
-def conv3d_ncdhw(x, w, b, frames):
-    bf, c, h, wd = x.shape
-    v = x.view(bf // frames, frames, c, h, wd).transpose(1, 2)
-    out = F.conv3d(v, w[..., None, None], b, padding=(1, 0, 0))
-    return out.transpose(1, 2).reshape(bf, c, h, wd)
 
 
 def shifted_matmul(x, w, b, frames):
@@ -40,19 +37,6 @@ def shifted_matmul(x, w, b, frames):
     out[:, 1:] += F.linear(t[:, :-1], w[:, :, 0])
     out[:, :-1] += F.linear(t[:, 1:], w[:, :, 2])
     return out.reshape(bf, h, wd, c).permute(0, 3, 1, 2)
-
-
-def time_fn(fn, *args, iters=20):
-    for _ in range(3):
-        fn(*args).float().square().mean().backward()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn(*args).float().square().mean().backward()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
 
 
 def main() -> None:
@@ -70,18 +54,18 @@ def main() -> None:
         xcl = x.detach().to(memory_format=torch.channels_last).requires_grad_(True)
         w = torch.randn(c, c, 3, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         b = torch.zeros(c, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-        ref = conv3d_ncdhw(x, w, b, args.frames)
+        ref = conv3d_over_frames(x, w, b, args.frames)
         alt = shifted_matmul(xcl, w, b, args.frames)
         row = dict(channels=c, side=side, max_abs_diff=float((ref - alt).abs().max()), ref_abs_max=float(ref.abs().max()))
-        row["conv3d_ms"] = time_fn(conv3d_ncdhw, x, w, b, args.frames)
-        row["conv3d_channels_last_ms"] = time_fn(conv3d_ncdhw, xcl, w, b, args.frames)
-        row["shifted_matmul_ms"] = time_fn(shifted_matmul, xcl, w, b, args.frames)
+        row["conv3d_ms"] = time_forward_backward(conv3d_over_frames, x, w, b, args.frames)
+        row["conv3d_channels_last_ms"] = time_forward_backward(conv3d_over_frames, xcl, w, b, args.frames)
+        row["shifted_matmul_ms"] = time_forward_backward(shifted_matmul, xcl, w, b, args.frames)
         attn = TemporalTransformer(c).cuda()
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            row["temporal_transformer_ms"] = time_fn(lambda t: attn(t, args.frames), x)
+            row["temporal_transformer_ms"] = time_forward_backward(lambda t: attn(t, args.frames), x)
             if args.compile:
                 compiled = torch.compile(attn)
-                row["temporal_transformer_compiled_ms"] = time_fn(lambda t: compiled(t, args.frames), x)
+                row["temporal_transformer_compiled_ms"] = time_forward_backward(lambda t: compiled(t, args.frames), x)
         flops = 2 * bf * side * side * c * c * 3
         best = min(row["conv3d_ms"], row["conv3d_channels_last_ms"], row["shifted_matmul_ms"])
         row["conv_tflops_at_best"] = flops * 3 / (best * 1e-3) / 1e12
