@@ -29,13 +29,17 @@ MEASURED_RUNS = [
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
 
 
+def result_rows(name: str) -> list[dict]:
+    """The rows of one result file: a .json with a "rows" list, or JSON lines."""
+    text = (RESULTS / name).read_text()
+    return json.loads(text)["rows"] if name.endswith(".json") else [json.loads(line) for line in text.splitlines()]
+
+
 def measured_peaks() -> list[tuple[str, bool, int, int, float]]:
     """(checkpointing, compiled, batch, frames, measured peak GiB) for every recorded sdvideo step."""
     cases = []
     for name, variant, checkpointing, compiled in MEASURED_RUNS:
-        text = (RESULTS / name).read_text()
-        rows = json.loads(text)["rows"] if name.endswith(".json") else [json.loads(line) for line in text.splitlines()]
-        for row in rows:
+        for row in result_rows(name):
             if (row.get("model", "sdvideo") == "sdvideo" and row.get("variant") == variant and row.get("peak_gib")
                     and "x" in row["case"]):
                 batch, frames = map(int, row["case"].split("x"))
@@ -45,7 +49,7 @@ def measured_peaks() -> list[tuple[str, bool, int, int, float]]:
 
 def max_frames_peaks() -> list[tuple[str, int, int, float]]:
     """(checkpointing, pixel size, frames, measured peak GiB) for every max_frames trial that trained."""
-    rows = [json.loads(line) for name in MAX_FRAMES_RUNS for line in (RESULTS / name).read_text().splitlines()]
+    rows = [row for name in MAX_FRAMES_RUNS for row in result_rows(name)]
     return sorted({(r["checkpointing"], r["size"], r["frames"], r["peak_gib"]) for r in rows
                    if not r.get("summary") and r["fits"]})
 
@@ -164,7 +168,7 @@ def test_checkpointing_advice_names_the_lightest_level_that_fits() -> None:
 def measured_maxima() -> list[tuple[str, int, int]]:
     """(checkpointing, pixel size, most frames that trained) from the max_frames summaries, with the
     allocator `sdvideo train` uses: full checkpointing only where it ran with expandable segments."""
-    rows = [json.loads(line) for name in MAX_FRAMES_RUNS for line in (RESULTS / name).read_text().splitlines()]
+    rows = [row for name in MAX_FRAMES_RUNS for row in result_rows(name)]
     return sorted({(r["checkpointing"], r["size"], r["measured_frames"]) for r in rows if r.get("summary")
                    and (r["checkpointing"] != "full" or "expandable_segments:True" in r.get("alloc_conf", ""))})
 
