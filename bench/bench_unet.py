@@ -19,6 +19,7 @@ frames/s, trainable parameters, forward FLOPs (torch.utils.flop_counter) and FLO
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import statistics
@@ -30,7 +31,9 @@ from typing import Any, Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gpu_turns import GpuTurns  # noqa: E402
 from sdvideo.models.presets import preset  # noqa: E402
 
 GiB = 1024**3
@@ -114,6 +117,9 @@ VARIANTS = {
         "compiled-cl": {"compile": True, "channels_last": True},
         "compiled-ckpt-attention": {"compile": True, "checkpointing": "attention"},
         "compiled-ckpt-attention-cl": {"compile": True, "checkpointing": "attention", "channels_last": True},
+        "selective": {"checkpointing": "selective"},
+        "compiled-selective": {"compile": True, "checkpointing": "selective"},
+        "compiled-selective-cl": {"compile": True, "checkpointing": "selective", "channels_last": True},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
@@ -153,56 +159,55 @@ def forward_flops(model, call, x, t, c) -> float:
     return float(counter.get_total_flops())
 
 
-def time_training(model, call, x, t, c, steps: int, warmup: int) -> dict[str, float]:
+def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib.nullcontext) -> dict[str, float]:
+    """Median step time and peak memory; the first warm-up step (compilation) runs before `turn()`."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
     target = torch.randn_like(x)
     times = []
     torch.cuda.reset_peak_memory_stats()
-    for i in range(warmup + steps):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = call(model, x, t, c)
-        loss = torch.nn.functional.mse_loss(out.float(), target)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    with contextlib.ExitStack() as timed:
+        for i in range(warmup + steps):
+            if i == 1:
+                timed.enter_context(turn())
+            _training_step(model, call, x, t, c, target, opt, times if i >= warmup else None)
     del opt
     return dict(step_s=statistics.median(times), peak_gib=torch.cuda.max_memory_allocated() / GiB)
 
 
-def profile_training(model, call, x, t, c, path: str) -> None:
+def _training_step(model, call, x, t, c, target, opt, times: list[float] | None) -> None:
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = call(model, x, t, c)
+    loss = torch.nn.functional.mse_loss(out.float(), target)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    if times is not None:
+        times.append(time.perf_counter() - start)
+
+
+def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontext) -> None:
     """Where a training step's GPU time goes: the top kernels by CUDA time, written to `path`."""
     from torch.profiler import ProfilerActivity, profile
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
     target = torch.randn_like(x)
-
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = call(model, x, t, c)
-        torch.nn.functional.mse_loss(out.float(), target).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    step()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    _training_step(model, call, x, t, c, target, opt, None)  # compiles
+    with turn(), profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(2):
-            step()
-        torch.cuda.synchronize()
+            _training_step(model, call, x, t, c, target, opt, None)
     table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
     Path(path).write_text(table)
     print(table[:6000], flush=True)
 
 
 @torch.no_grad()
-def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768) -> dict[str, float]:
+def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768,
+                  turn=contextlib.nullcontext) -> dict[str, float]:
     from diffusers import DDIMScheduler
 
     model.to(torch.bfloat16)  # inference: every weight in bf16 (no fp32 master copies needed)
@@ -228,8 +233,9 @@ def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int 
         return time.perf_counter() - start
 
     run(vae is not None)  # warm-up, VAE decode included (its first call autotunes cuDNN)
-    unet_only = run(False)
-    end_to_end = run(True) if vae is not None else float("nan")
+    with turn():
+        unet_only = run(False)
+        end_to_end = run(True) if vae is not None else float("nan")
     return dict(sample_unet_s=unet_only, sample_end_to_end_s=end_to_end)
 
 
@@ -243,13 +249,32 @@ def main() -> None:
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--profile", default=None, help="write a kernel profile of the first model/case here")
+    ap.add_argument("--turns", default=None, help="a folder shared with --processes parallel runs of this script "
+                    "on the same GPU: all compile, then each times in turn (see gpu_turns.py)")
+    ap.add_argument("--processes", type=int, default=1)
     args = ap.parse_args()
+    turns = GpuTurns(args.turns, args.processes)
+    try:
+        run(args, turns)
+    finally:
+        turns.arrive()  # a run that failed before its first measurement must not hold the others
+
+
+def run(args: argparse.Namespace, turns: GpuTurns) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
 
-    peak = matmul_peak()
-    print(f"GPU: {torch.cuda.get_device_name()}, measured dense bf16 matmul {peak / 1e12:.0f} TFLOP/s", flush=True)
+    peak = None  # measured in this process's first turn: the GPU is shared until then
+
+    def measured_peak() -> float:
+        nonlocal peak
+        if peak is None:
+            with turns():
+                peak = matmul_peak()
+            print(f"GPU: {torch.cuda.get_device_name()}, measured dense bf16 matmul {peak / 1e12:.0f} TFLOP/s", flush=True)
+        return peak
+
     vae = None
     if args.sample:
         from diffusers import AutoencoderKL
@@ -295,12 +320,12 @@ def main() -> None:
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
                 try:
                     if args.profile:
-                        profile_training(model, call, x, t, c, args.profile)
+                        profile_training(model, call, x, t, c, args.profile, turns)
                         args.profile = None
                     row["fwd_tflop"] = flops[case]
-                    row.update(time_training(model, call, x, t, c, args.steps, args.warmup))
+                    row.update(time_training(model, call, x, t, c, args.steps, args.warmup, turns))
                     row["frames_per_s"] = b * f / row["step_s"]
-                    row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / peak
+                    row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / measured_peak()
                     if name == "sdvideo" and "memory_budget" not in options:  # how close `sdvideo train --dry-run`'s estimate comes
                         from sdvideo.training.memory_estimate import estimate_training_memory
 
@@ -319,7 +344,7 @@ def main() -> None:
             if args.sample:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG")
                 try:
-                    row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name]))
+                    row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns))
                 except torch.OutOfMemoryError:
                     row["error"] = "out of memory"
                 except Exception as err:
@@ -328,7 +353,8 @@ def main() -> None:
             del model
             gc.collect()
             torch.cuda.empty_cache()
-    result = dict(gpu=torch.cuda.get_device_name(), matmul_bf16_tflops=peak / 1e12, torch=torch.__version__, rows=rows)
+    result = dict(gpu=torch.cuda.get_device_name(), matmul_bf16_tflops=measured_peak() / 1e12, torch=torch.__version__,
+                  rows=rows)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -86,6 +86,19 @@ def test_eager_autocast_keeps_more_than_compiled_half_precision() -> None:
     assert eager["recompute_gib"] == 0
 
 
+def test_selective_checkpointing_adds_the_kept_attention_outputs() -> None:
+    # Tiny model at 32 x 32 latents: the top level's three transformers (one down, two up) attend
+    # over 1,024 keys (32 channels, 8 heads); selective checkpointing keeps each one's bf16 output
+    # and float32 log-sum-exp, for each of the 3 frames. The mid block's 256 keys are recomputed.
+    tiny = preset("tiny")["unet"]
+    options = dict(unet_config=tiny, temporal={}, batch_size=1, frames=3, latent_size=32, compiled=True)
+    attention = estimate_training_memory(gradient_checkpointing="attention", **options)
+    selective = estimate_training_memory(gradient_checkpointing="selective", **options)
+    kept = 3 * 3 * (1024 * 32 * 2 + 8 * 1024 * 4)
+    assert round((selective["activations_gib"] - attention["activations_gib"]) * 1024**3) == kept
+    assert selective["recompute_gib"] == attention["recompute_gib"]
+
+
 def test_autocast_on_meta_casts_like_cuda_autocast() -> None:
     with torch.device("meta"):
         x = torch.empty(4, 8)
@@ -158,7 +171,7 @@ def test_checkpointing_advice_names_the_lightest_level_that_fits() -> None:
     assert checkpointing_advice(peaks["none"] * 1.01, 2, 8, **options) is None
     advice = checkpointing_advice(peaks["attention"] * 1.01, 2, 8, **options)
     assert "use --gradient-checkpointing" in advice and "\n" not in advice
-    assert advice.split("use --gradient-checkpointing ")[1].split()[0] in ("temporal", "attention")
+    assert advice.split("use --gradient-checkpointing ")[1].split()[0] in ("temporal", "selective", "attention")
     too_small = checkpointing_advice(peaks["full"] * 0.99, 2, 8, **options)
     assert "even with --gradient-checkpointing full: use at most" in too_small
     most = int(too_small.split("use at most ")[1].split()[0])

@@ -164,3 +164,101 @@ def test_compile_regions_compiles_static_shapes_unless_told(monkeypatch) -> None
     seen.clear()
     video.compile_regions(dynamic=True, mode="max-autotune")
     assert seen and all(o == {"dynamic": True, "mode": "max-autotune"} for o in seen)
+
+
+def _long_attention_calls(video, x, t, text) -> tuple[dict[str, torch.Tensor], int]:
+    """Gradients of one step, and how many attention kernels over >= 1,024 keys its backward ran."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from sdvideo.models.temporal_wrappers import ATTENTION_KERNELS, keeps_attention_output
+
+    class CountLongAttention(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in ATTENTION_KERNELS and keeps_attention_output(args[1]):
+                CountLongAttention.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    out = video(x, t, text, fps=torch.tensor([8.0])).sample
+    with CountLongAttention():
+        out.square().mean().backward()
+    grads = {n: p.grad.clone() for n, p in video.named_parameters() if p.grad is not None}
+    video.zero_grad(set_to_none=True)
+    return grads, CountLongAttention.calls
+
+
+def _video_at_1024_tokens():
+    """The tiny model on 32 x 32 latents: its top level's self-attention has 1,024 keys (kept by
+    selective checkpointing), the level below 256 (recomputed)."""
+    video = _tiny_video_unet()
+    for module in video.modules():  # dropout (p = 0) would make the checkpointed regions save RNG state
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    dim = preset("tiny")["unet"]["cross_attention_dim"]
+    return video, torch.randn(1, 4, 2, 32, 32), torch.tensor([500]), torch.randn(1, 7, dim)
+
+
+def test_selective_checkpointing_keeps_long_attention_and_matches_plain() -> None:
+    video, x, t, text = _video_at_1024_tokens()
+    plain, calls_plain = _long_attention_calls(video, x, t, text)
+    results = {}
+    for level in ("attention", "selective"):
+        video.set_gradient_checkpointing(level)
+        results[level] = _long_attention_calls(video, x, t, text)
+    assert calls_plain == 0
+    assert results["attention"][1] == 3  # the top level's three transformers recompute their self-attention
+    assert results["selective"][1] == 0  # ...selective keeps those outputs
+    for level, (grads, _) in results.items():
+        assert grads.keys() == plain.keys()
+        for name in plain:
+            torch.testing.assert_close(grads[name], plain[name], rtol=1e-5, atol=1e-6)
+
+
+def _backward_graphs_of(video, x, t, text) -> tuple[list[torch.fx.GraphModule], dict[str, torch.Tensor]]:
+    """Compile `video`'s regions with AOTAutograd's min-cut partitioner (inductor's, without codegen)
+    and return the backward graphs of one step, and its gradients."""
+    from functorch.compile import make_boxed_func, min_cut_rematerialization_partition
+    from torch._dynamo.backends.common import aot_autograd
+
+    backward_graphs = []
+
+    def keep_backward(graph, _inputs):
+        backward_graphs.append(graph)
+        return make_boxed_func(graph.forward)
+
+    backend = aot_autograd(fw_compiler=lambda g, _: make_boxed_func(g.forward), bw_compiler=keep_backward,
+                           partition_fn=min_cut_rematerialization_partition)
+    torch._dynamo.reset()
+    compiled = copy.deepcopy(video).compile_regions(backend=backend)
+    _, grads = _step(compiled, x, t, text)
+    return backward_graphs, grads
+
+
+def test_compiled_selective_checkpointing_recomputes_no_long_attention_in_backward() -> None:
+    from sdvideo.models.temporal_wrappers import ATTENTION_KERNELS
+
+    video, x, t, text = _video_at_1024_tokens()
+    _, plain = _step(video, x, t, text)
+
+    def long_attention_in(graphs) -> int:
+        count = 0
+        for node in (node for g in graphs for node in g.graph.nodes):
+            args = node.args
+            if "run_with_rng_state" in str(node.target):  # a seeded kernel recomputed with its forward's RNG state
+                args = args[2:] if args[1] in ATTENTION_KERNELS else ()
+            elif node.target not in ATTENTION_KERNELS:
+                continue
+            count += bool(args) and args[1].meta["val"].shape[-2] >= 1024
+        return count
+
+    counts = {}
+    for level in ("none", "attention", "selective"):
+        video.set_gradient_checkpointing(level)
+        graphs, grads = _backward_graphs_of(video, x, t, text)
+        counts[level] = long_attention_in(graphs)
+        for name in plain:
+            torch.testing.assert_close(grads[name], plain[name], rtol=1e-4, atol=1e-5)
+    # One compiled graph serves the top level's three transformers (same shapes): the checkpointed
+    # graph recomputes self-attention in backward; the selective one keeps its output, as no checkpointing does.
+    assert counts == {"none": 0, "attention": 1, "selective": 0}

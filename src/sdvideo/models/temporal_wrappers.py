@@ -9,12 +9,13 @@ frames of each video. How many frames form a video (and the fps, if any) is read
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from .fps_embedding import FpsEmbedding
 from .temporal_attention import TemporalTransformer
@@ -28,11 +29,45 @@ class FrameContext:
     fps: torch.Tensor | None = None  # (batch * frames,) or None: no fps conditioning for this call
     checkpoint_temporal: bool = False  # recompute temporal layers in backward instead of storing
     checkpoint_attention: bool = False  # recompute whole spatio-temporal transformers in backward
+    keep_attention_outputs: bool = False  # ...all but their long attention kernels, whose outputs are kept
 
 
-def _maybe_checkpoint(enabled: bool, fn, *args, **kwargs):
+# The fused attention kernels SDPA dispatches to (one per backend).
+ATTENTION_KERNELS = [
+    getattr(torch.ops.aten, name).default
+    for name in ("_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+                 "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu")
+    if hasattr(torch.ops.aten, name)
+]
+KEPT_ATTENTION_MIN_KEYS = 1024
+
+
+def keeps_attention_output(key: torch.Tensor) -> bool:
+    """Whether selective checkpointing stores an attention kernel's output rather than recomputing it.
+
+    Recomputing costs 4 x keys x channels FLOPs per output value, so the kernels worth keeping are
+    those over many keys: spatial self-attention at 32 x 32 latents and above (1,024 and 4,096 keys;
+    over half of a 64 x 64 SD block's FLOPs), not cross-attention (77 text tokens) nor temporal
+    attention (one key per frame). key: (batch, heads, keys, head_dim).
+    """
+    return key.shape[-2] >= KEPT_ATTENTION_MIN_KEYS
+
+
+def _keep_long_attention(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    if op in ATTENTION_KERNELS and keeps_attention_output(args[1]):  # args: query, key, value, ...
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+_keep_long_attention_outputs = partial(create_selective_checkpoint_contexts, _keep_long_attention)
+
+
+def _maybe_checkpoint(enabled: bool, fn, *args, keep_attention: bool = False, **kwargs):
+    """`fn(*args, **kwargs)`, recomputed in backward when `enabled` (training); `keep_attention`
+    stores the attention kernels' outputs instead of recomputing them (selective checkpointing)."""
     if enabled and torch.is_grad_enabled():
-        return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+        context = {"context_fn": _keep_long_attention_outputs} if keep_attention else {}
+        return checkpoint(fn, *args, use_reentrant=False, **context, **kwargs)
     return fn(*args, **kwargs)
 
 
@@ -64,7 +99,8 @@ class SpatioTemporalTransformer(nn.Module):
     def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
         ctx = self.context
         x = _maybe_checkpoint(
-            ctx.checkpoint_attention, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args, **kwargs
+            ctx.checkpoint_attention, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args,
+            keep_attention=ctx.keep_attention_outputs, **kwargs,
         )
         return (x,) if not return_dict else Transformer2DModelOutput(sample=x)
 

@@ -163,32 +163,37 @@ class VideoUNet(ModelMixin, ConfigMixin):
             return (out,)
         return VideoUNetOutput(sample=out)
 
-    CHECKPOINTING = ("none", "temporal", "attention", "blocks", "full")
+    CHECKPOINTING = ("none", "temporal", "selective", "attention", "blocks", "full")
 
     def set_gradient_checkpointing(self, granularity: str) -> None:
         """Trade compute for memory: recompute activations in backward instead of storing them.
 
-        none: store everything. temporal: recompute the temporal layers. attention: recompute every
-        spatio-temporal transformer (the largest activations). blocks: diffusers' own checkpointing
-        of the UNet blocks' resnets, plus attention. full: blocks plus temporal layers inside them.
+        none: store everything. temporal: recompute the temporal layers. selective: recompute every
+        spatio-temporal transformer but keep its long self-attention kernels' outputs (the costliest
+        part to recompute, a small part of the memory; see `keeps_attention_output`). attention: recompute every spatio-temporal
+        transformer whole (the largest activations). blocks: diffusers' own checkpointing of the UNet
+        blocks' resnets, plus attention. full: blocks plus temporal layers inside them.
         """
         if granularity not in self.CHECKPOINTING:
             raise ValueError(f"gradient checkpointing must be one of {', '.join(self.CHECKPOINTING)}, got {granularity!r}")
         ctx = self.frame_context
         ctx.checkpoint_temporal = granularity in ("temporal", "full")
-        ctx.checkpoint_attention = granularity in ("attention", "blocks", "full")
+        ctx.checkpoint_attention = granularity in ("selective", "attention", "blocks", "full")
+        ctx.keep_attention_outputs = granularity == "selective"
         if granularity in ("blocks", "full"):
             self.unet.enable_gradient_checkpointing()
         else:
             self.unet.disable_gradient_checkpointing()
 
     def compile_regions(self, **compile_options: Any) -> "VideoUNet":
-        """`torch.compile` every repeated block in place: resnets (with their temporal convs), spatial
-        transformers and temporal transformers.
+        """`torch.compile` every repeated block in place: resnets (with their temporal convs) and
+        spatio-temporal transformers (spatial transformer + temporal attention, one region).
 
         Regional compilation: blocks of one class and shape share compiled code, so compiling takes
         seconds rather than the minutes a whole-UNet graph takes, and names and state dict are
-        unchanged. A new frame count or resolution recompiles the blocks once.
+        unchanged. A new frame count or resolution recompiles the blocks once. A transformer's
+        activation checkpointing happens inside its compiled region, so the compiler sees what is
+        recomputed (fused into backward) and which outputs selective checkpointing keeps.
         """
         import torch._dynamo
 
@@ -199,8 +204,11 @@ class VideoUNet(ModelMixin, ConfigMixin):
         # (slower kernels, and inductor failed on such graphs on the CPU: "cannot determine truth
         # value of Relational"). Each block shape compiles once.
         compile_options.setdefault("dynamic", False)
+        wrapped = {id(m) for w in self.modules() if isinstance(w, SpatioTemporalTransformer) for m in w.modules()}
         for module in self.modules():
-            if isinstance(module, (ResnetBlock2D, Transformer2DModel, TemporalTransformer)):
+            if isinstance(module, (ResnetBlock2D, SpatioTemporalTransformer)) or (
+                isinstance(module, (Transformer2DModel, TemporalTransformer)) and id(module) not in wrapped
+            ):
                 module.compile(**compile_options)
         return self
 

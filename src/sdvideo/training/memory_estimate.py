@@ -25,6 +25,8 @@ import torch.utils.checkpoint
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
+from ..models.temporal_wrappers import keeps_attention_output
+
 GiB = 1024**3
 
 
@@ -76,18 +78,24 @@ class _AutocastOnMeta(TorchFunctionMode):
 
 
 _active_autocast: list[_AutocastOnMeta] = []
+_regions: list["_Region"] = []  # the trace's checkpointed regions, outermost (the whole model) first
 
 
 def _sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_: Any):
     if _active_autocast:  # SDPA is on autocast's half-precision list too
         q, k, v = (_active_autocast[-1].cast(t, _active_autocast[-1].dtype) for t in (q, k, v))
-    return _FlashLikeAttention.apply(q, k, v)
+    out = _FlashLikeAttention.apply(q, k, v)
+    if _regions and _regions[-1].keeps_attention and keeps_attention_output(k):  # selective: output and LSE kept
+        _regions[0].pack(torch.empty_like(out))
+        _regions[0].pack(torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device))
+    return out
 
 
 class _Region:
     """Saved-tensor bytes of one checkpointed region, and the largest recompute nested inside it."""
 
-    def __init__(self) -> None:
+    def __init__(self, keeps_attention: bool = False) -> None:
+        self.keeps_attention = keeps_attention  # selective checkpointing (a `context_fn`)
         self.saved: dict[int, int] = {}
         self.held: list[torch.Tensor] = []  # alive until the trace ends, so no id is reused
         self.largest_child = 0
@@ -114,10 +122,11 @@ def saved_activation_bytes(
     inputs stay with the enclosing region, as `checkpoint` keeps them for the recompute). With
     `autocast_dtype`, the trace makes the casts CUDA autocast would make.
     """
-    stack = [_Region()]
+    stack = _regions
+    stack[:] = [_Region()]
 
-    def traced_checkpoint(fn, *args, use_reentrant=None, **kwargs):
-        region = _Region()
+    def traced_checkpoint(fn, *args, use_reentrant=None, context_fn=None, **kwargs):
+        region = _Region(keeps_attention=context_fn is not None)
         stack.append(region)
         try:
             with torch.autograd.graph.saved_tensors_hooks(region.pack, lambda t: t):
@@ -149,7 +158,9 @@ def saved_activation_bytes(
             setattr(obj, name, value)
         if autocast is not None:
             _active_autocast.remove(autocast)
-    return sum(stack[0].saved.values()), stack[0].largest_child
+    outermost = stack[0]
+    stack.clear()
+    return sum(outermost.saved.values()), outermost.largest_child
 
 
 def estimate_training_memory(

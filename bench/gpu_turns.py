@@ -1,0 +1,56 @@
+"""Several benchmark processes sharing one GPU: they compile side by side, then time one at a time.
+
+Compiling SD's regions takes minutes of CPU per variant and a GPU call is limited to ten, so the
+variants of one call run as parallel processes. None times anything before every process has
+compiled (a barrier), and timed sections hold an exclusive file lock, so no measurement overlaps
+another's kernels or compilation:
+
+    turns = GpuTurns("/tmp/turns", processes=3)
+    warm_up()                  # compile, outside any turn
+    with turns():              # waits for all 3 processes once, then for the lock
+        measure()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+
+class GpuTurns:
+    def __init__(self, directory: str | None, processes: int = 1, wait_s: float = 900.0) -> None:
+        self.directory = Path(directory) if directory else None
+        self.processes, self.wait_s = processes, wait_s
+        self.passed_barrier = self.directory is None or processes <= 1
+        if self.directory:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    def arrive(self) -> None:
+        """Count this process as compiled (also call it on the way out, so a failed run frees the others)."""
+        if self.directory:
+            (self.directory / f"ready-{os.getpid()}").touch()
+
+    def _barrier(self) -> None:
+        self.arrive()
+        deadline = time.monotonic() + self.wait_s
+        while len(list(self.directory.glob("ready-*"))) < self.processes and time.monotonic() < deadline:
+            time.sleep(1.0)
+        self.passed_barrier = True
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.directory is None:
+            yield
+            return
+        if not self.passed_barrier:
+            self._barrier()
+        with open(self.directory / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
