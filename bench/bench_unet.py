@@ -67,9 +67,8 @@ def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
     model.set_gradient_checkpointing(options.get("checkpointing", "none"))
     model = model.cuda()
     fps = lambda x: torch.full((x.shape[0],), 8.0, device=x.device)  # noqa: E731
-    if options.get("channels_last"):  # channels-last weights and input: (b, c, f, h, w) stored as (b, f, h, w, c)
-        model = model.to(memory_format=torch.channels_last)
-        return model, lambda m, x, t, c: m(x.to(memory_format=torch.channels_last_3d), t, c, fps=fps(x)).sample
+    if options.get("channels_last") and not options.get("compile"):  # compile_regions(channels_last=True) does it
+        model = model.to_channels_last()  # weights, frames and so every activation
     return model, lambda m, x, t, c: m(x, t, c, fps=fps(x)).sample
 
 
@@ -138,7 +137,7 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
 
         torch._functorch.config.activation_memory_budget = options["memory_budget"]
     if name == "sdvideo":
-        model.compile_regions()
+        model.compile_regions(channels_last=bool(options.get("channels_last")))
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D

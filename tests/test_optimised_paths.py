@@ -144,11 +144,11 @@ def test_channels_last_video_unet_stays_channels_last_and_matches() -> None:
     t = torch.tensor([500])
     out_plain, g_plain = _step(video, x, t, text)
     layouts = []
-    cl = copy.deepcopy(video).to(memory_format=torch.channels_last)
+    cl = copy.deepcopy(video).to_channels_last()
     for module in cl.unet.modules():
         module.register_forward_hook(lambda m, i, o: layouts.append(o.is_contiguous(memory_format=torch.channels_last))
                                      if torch.is_tensor(o) and o.ndim == 4 else None)
-    out_cl, g_cl = _step(cl, x.to(memory_format=torch.channels_last_3d), t, text)
+    out_cl, g_cl = _step(cl, x, t, text)  # plain input: channels-last weights make VideoUNet convert the frames
     assert layouts and all(layouts)  # no layer hands NCHW to the next (each would convert back)
     torch.testing.assert_close(out_cl, out_plain, rtol=1e-5, atol=1e-5)
     for name in g_plain:
@@ -161,9 +161,12 @@ def test_compile_regions_compiles_static_shapes_unless_told(monkeypatch) -> None
     video = _tiny_video_unet()
     video.compile_regions()
     assert seen and all(o == {"dynamic": False} for o in seen)  # one graph per block shape, never shape-generic
+    assert video.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)  # compiled runs channels-last
     seen.clear()
-    video.compile_regions(dynamic=True, mode="max-autotune")
+    plain = _tiny_video_unet()
+    plain.compile_regions(channels_last=False, dynamic=True, mode="max-autotune")
     assert seen and all(o == {"dynamic": True, "mode": "max-autotune"} for o in seen)
+    assert all(p.is_contiguous() for p in plain.parameters())
 
 
 def _long_attention_calls(video, x, t, text) -> tuple[dict[str, torch.Tensor], int]:
