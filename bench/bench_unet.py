@@ -119,6 +119,8 @@ VARIANTS = {
         "selective": {"checkpointing": "selective"},
         "compiled-selective": {"compile": True, "checkpointing": "selective"},
         "compiled-selective-cl": {"compile": True, "checkpointing": "selective", "channels_last": True},
+        "compiled-selective-cl-blocks": {"compile": True, "checkpointing": "selective", "channels_last": True,
+                                         "regions": "blocks"},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
@@ -137,7 +139,7 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
 
         torch._functorch.config.activation_memory_budget = options["memory_budget"]
     if name == "sdvideo":
-        model.compile_regions(channels_last=bool(options.get("channels_last")))
+        model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"))
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D

@@ -100,7 +100,8 @@ def test_inflated_unet_convs_are_lean_and_whole_model_gradients_match_plain_conv
         torch.testing.assert_close(g_lean[name], g_plain[name], rtol=1e-5, atol=1e-6)
 
 
-def test_regional_compile_matches_eager() -> None:
+@pytest.mark.parametrize("regions", ["layers", "blocks"])
+def test_regional_compile_matches_eager(regions) -> None:
     # Two levels and one layer per block: every kind of compiled region, few shapes to compile.
     small = dict(preset("tiny")["unet"], block_out_channels=(32, 32), layers_per_block=1,
                  down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
@@ -108,7 +109,7 @@ def test_regional_compile_matches_eager() -> None:
     video = inflate(UNet2DConditionModel(**small)).freeze_spatial()
     for p in video.temporal_parameters():
         p.data.add_(0.05 * torch.randn_like(p))
-    compiled = copy.deepcopy(video).compile_regions(backend="aot_eager")  # dynamo + AOTAutograd, no codegen
+    compiled = copy.deepcopy(video).compile_regions(regions=regions, backend="aot_eager")  # dynamo + AOTAutograd
     assert compiled.state_dict().keys() == video.state_dict().keys()
     dim = preset("tiny")["unet"]["cross_attention_dim"]
     x, text = torch.randn(1, 4, 3, 16, 16), torch.randn(1, 7, dim)

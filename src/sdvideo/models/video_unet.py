@@ -197,7 +197,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         self.channels_last = True
         return self
 
-    def compile_regions(self, channels_last: bool = True, **compile_options: Any) -> "VideoUNet":
+    def compile_regions(self, channels_last: bool = True, regions: str = "layers", **compile_options: Any) -> "VideoUNet":
         """`torch.compile` every repeated block in place: resnets (with their temporal convs) and
         spatio-temporal transformers (spatial transformer + temporal attention, one region).
 
@@ -207,6 +207,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         activation checkpointing happens inside its compiled region, so the compiler sees what is
         recomputed (fused into backward) and which outputs selective checkpointing keeps.
 
+        regions: "layers" as above; "blocks": each UNet down, mid and up block as one region (its
+        skip concatenations and resampling convolutions fused too; fewer, larger graphs, none shared).
         channels_last: `to_channels_last()` first. Faster compiled (2 x 16 frames on an H100: 0.346 ->
         0.332 s per step), slower eager (0.438 -> 0.451 s), so it comes with compiling.
         """
@@ -221,13 +223,19 @@ class VideoUNet(ModelMixin, ConfigMixin):
         compile_options.setdefault("dynamic", False)
         if channels_last:
             self.to_channels_last()
-        wrapped = {id(m) for w in self.modules() if isinstance(w, SpatioTemporalTransformer) for m in w.modules()}
-        for module in self.modules():
-            if isinstance(module, (ResnetBlock2D, SpatioTemporalTransformer)) or (
-                isinstance(module, (Transformer2DModel, TemporalTransformer)) and id(module) not in wrapped
-            ):
-                module.compile(**compile_options)
+        if regions not in ("layers", "blocks"):
+            raise ValueError(f"regions must be 'layers' or 'blocks', got {regions!r}")
+        for module in self._compile_targets(regions):
+            module.compile(**compile_options)
         return self
+
+    def _compile_targets(self, regions: str) -> list[nn.Module]:
+        if regions == "blocks":
+            return [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
+        wrapped = {id(m) for w in self.modules() if isinstance(w, SpatioTemporalTransformer) for m in w.modules()}
+        return [module for module in self.modules()
+                if isinstance(module, (ResnetBlock2D, SpatioTemporalTransformer))
+                or (isinstance(module, (Transformer2DModel, TemporalTransformer)) and id(module) not in wrapped)]
 
     # ------------------------------------------------------------------ parameters
     def temporal_modules(self) -> Iterator[tuple[str, nn.Module]]:
