@@ -24,6 +24,13 @@ MEASURED_RUNS = [
     ("run11-channels-last.jsonl", "eager-cl", "none", False),
     ("run11-channels-last.jsonl", "ckpt-attention-cl", "attention", False),
     ("run14-compiled-static.jsonl", "compiled-ckpt-attention", "attention", True),  # static-shape regions
+    # checkpointing inside the compiled transformer regions; selective checkpointing; channels-last; whole blocks
+    ("run15-selective.jsonl", "compiled-ckpt-attention", "attention", True),
+    ("run15-selective.jsonl", "compiled-selective", "selective", True),
+    ("run15-selective.jsonl", "compiled-selective-cl", "selective", True),
+    ("run16-channels-last-and-peers.jsonl", "compiled-selective-cl", "selective", True),  # 2 x 16, 2 x 5, 1 x 64
+    ("run17-sequential.jsonl", "compiled-selective-cl", "selective", True),
+    ("run17-sequential.jsonl", "compiled-selective-cl-blocks", "selective", True),
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -56,7 +63,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 16 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 24 and {c[3] for c in cases} == {5, 16, 64}
     assert len(max_frames_peaks()) == 18
 
 

@@ -156,11 +156,35 @@ def test_read_ahead_threads_give_the_same_batches_in_the_same_order(tiny_cache, 
 
 def test_checkpointing_granularities_give_identical_training(tmp_path, tiny_cache, tiny_base_dir):
     losses = {}
-    for g in ("none", "full"):
+    for g in ("none", "selective", "full"):
         result = train(config(tiny_cache, tiny_base_dir, tmp_path / g, steps=3, gradient_checkpointing=g,
                               checkpoint_every=100), progress=False)
         losses[g] = [v for _, v in result["history"]]
     assert losses["none"] == pytest.approx(losses["full"], rel=1e-5)
+    assert losses["none"] == pytest.approx(losses["selective"], rel=1e-5)
+
+
+@pytest.mark.parametrize("regions", ["layers", "blocks"])
+def test_compiled_training_uses_the_chosen_regions_and_trains_as_eager(tmp_path, tiny_cache, tiny_base_dir,
+                                                                        monkeypatch, regions):
+    from sdvideo.models.video_unet import VideoUNet
+
+    seen = []
+    original = VideoUNet.compile_regions
+
+    def through_dynamo(self, **options):  # dynamo + AOTAutograd without code generation: fast on a CPU
+        seen.append(options)
+        return original(self, backend="aot_eager", **options)
+
+    monkeypatch.setattr(VideoUNet, "compile_regions", through_dynamo)
+    opts = dict(steps=2, checkpoint_every=100, gradient_checkpointing="selective")
+    eager = train(config(tiny_cache, tiny_base_dir, tmp_path / "eager", **opts), progress=False)
+    compiled = train(config(tiny_cache, tiny_base_dir, tmp_path / "compiled", compile=True, compile_regions=regions,
+                            **opts), progress=False)
+    assert seen == [{"regions": regions}]
+    assert [v for _, v in compiled["history"]] == pytest.approx([v for _, v in eager["history"]], rel=1e-4)
+    with pytest.raises(ValueError, match="--compile-regions must be one of layers, blocks"):
+        config(tiny_cache, tiny_base_dir, tmp_path / "bad", compile_regions="model").resolved()
 
 
 def test_train_all_and_named_modules(tmp_path, tiny_cache, tiny_base_dir):

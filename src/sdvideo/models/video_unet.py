@@ -188,6 +188,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
             self.unet.disable_gradient_checkpointing()
 
     channels_last = False  # set by `to_channels_last`
+    COMPILE_REGIONS = ("layers", "blocks")
 
     def to_channels_last(self) -> "VideoUNet":
         """Store the convolutions' weights channels-last and feed the frames in that layout, so every
@@ -223,8 +224,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         compile_options.setdefault("dynamic", False)
         if channels_last:
             self.to_channels_last()
-        if regions not in ("layers", "blocks"):
-            raise ValueError(f"regions must be 'layers' or 'blocks', got {regions!r}")
+        if regions not in self.COMPILE_REGIONS:
+            raise ValueError(f"regions must be one of {', '.join(self.COMPILE_REGIONS)}, got {regions!r}")
         for module in self._compile_targets(regions):
             module.compile(**compile_options)
         return self

@@ -48,10 +48,10 @@ def resolve_device(device: str) -> torch.device:
 def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, compile: bool = False) -> VideoPipeline:
     """A training run (or a saved VideoPipeline folder) on `device`, fp16 on CUDA.
 
-    compile: `torch.compile` the UNet's repeated blocks (`VideoUNet.compile_regions`): on an H100 the
-    benchmark's sampling loop (16 frames x 25 steps with guidance, bf16) took 2.76 s of UNet time
-    instead of 4.40 s (BENCHMARKS.md, runs 14 and 11), after minutes of compiling; worth it for
-    several videos of one size."""
+    compile: `torch.compile` the UNet's repeated blocks, channels-last (`VideoUNet.compile_regions`):
+    on an H100 the benchmark's sampling loop (16 frames x 25 steps with guidance, bf16) took 2.56 s
+    of UNet time instead of 4.40 s eager (BENCHMARKS.md, runs 18 and 11), after minutes of
+    compiling; worth it for several videos of one size."""
     dev = resolve_device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     if (Path(run) / "model_index.json").is_file():

@@ -15,6 +15,7 @@ from ..models.video_unet import VideoUNet
 from .frame_masks import check_task
 
 GRADIENT_CHECKPOINTING = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
+COMPILE_REGIONS = VideoUNet.COMPILE_REGIONS
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -50,8 +51,9 @@ class TrainConfig:
     # what trains, and how it fits
     train: str = "temporal"  # "temporal" (frozen image model), "all", or "temporal+NAME,NAME" (module names)
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
-    gradient_checkpointing: str = "none"  # none | temporal | attention | blocks | full
+    gradient_checkpointing: str = "none"  # none | temporal | selective | attention | blocks | full
     compile: bool = False  # torch.compile the repeated blocks (VideoUNet.compile_regions)
+    compile_regions: str = "layers"  # what one compiled region is: layers | blocks (see VideoUNet.compile_regions)
     temporal: dict[str, Any] = field(default_factory=dict)  # VideoUNet temporal options
     # bookkeeping
     seed: int = 0
@@ -85,6 +87,8 @@ class TrainConfig:
             raise ValueError(f"--train must be 'temporal', 'all' or 'temporal+MODULE,...', got {cfg.train!r}")
         if cfg.gradient_checkpointing not in GRADIENT_CHECKPOINTING:
             raise ValueError(f"--gradient-checkpointing must be one of {', '.join(GRADIENT_CHECKPOINTING)}")
+        if cfg.compile_regions not in COMPILE_REGIONS:
+            raise ValueError(f"--compile-regions must be one of {', '.join(COMPILE_REGIONS)}, got {cfg.compile_regions!r}")
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
         check_task(cfg.task)

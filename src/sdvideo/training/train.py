@@ -113,7 +113,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     )
     video.to(accelerator.device)
     if cfg.compile:
-        video.compile_regions()  # after the move and the dtype changes: compiled code is specialised to them
+        video.compile_regions(regions=cfg.compile_regions)  # after the move and dtype changes: code is specialised to them
     ema = EMA(video, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     # ---- resume: weights, optimizer, EMA, LR schedule, RNG, data position and loss history
