@@ -160,8 +160,14 @@ def forward_flops(model, call, x, t, c) -> float:
     return float(counter.get_total_flops())
 
 
+def _untimed_first(turn) -> bool:
+    """Whether a first (compiling) step may run outside `turn()`: only before this process's first turn.
+    After it, other processes are timing, so everything this process runs on the GPU waits its turn."""
+    return not getattr(turn, "passed_barrier", True)
+
+
 def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib.nullcontext) -> dict[str, float]:
-    """Median step time and peak memory; the first warm-up step (compilation) runs before `turn()`."""
+    """Median step time and peak memory; the first warm-up step (compilation) may run before `turn()`."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
     target = torch.randn_like(x)
@@ -169,7 +175,7 @@ def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib
     torch.cuda.reset_peak_memory_stats()
     with contextlib.ExitStack() as timed:
         for i in range(warmup + steps):
-            if i == 1:
+            if i == (1 if _untimed_first(turn) else 0):
                 timed.enter_context(turn())
             _training_step(model, call, x, t, c, target, opt, times if i >= warmup else None)
     del opt
@@ -197,7 +203,8 @@ def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontex
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
     target = torch.randn_like(x)
-    _training_step(model, call, x, t, c, target, opt, None)  # compiles
+    with turn() if not _untimed_first(turn) else contextlib.nullcontext():
+        _training_step(model, call, x, t, c, target, opt, None)  # compiles
     with turn(), profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(2):
             _training_step(model, call, x, t, c, target, opt, None)
@@ -233,7 +240,8 @@ def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int 
         torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    run(vae is not None)  # warm-up, VAE decode included (its first call autotunes cuDNN)
+    with turn() if not _untimed_first(turn) else contextlib.nullcontext():
+        run(vae is not None)  # warm-up, VAE decode included (its first call autotunes cuDNN)
     with turn():
         unet_only = run(False)
         end_to_end = run(True) if vae is not None else float("nan")

@@ -2,8 +2,11 @@
 
 Compiling SD's regions takes minutes of CPU per variant and a GPU call is limited to ten, so the
 variants of one call run as parallel processes. None times anything before every process has
-compiled (a barrier), and timed sections hold an exclusive file lock, so no measurement overlaps
-another's kernels or compilation:
+compiled (a barrier), timed sections hold an exclusive file lock, and after its first turn a process
+runs all its GPU work (a later case's compilation too) in turns, so no measurement overlaps another's
+kernels or compilation. What parallel compilation cannot avoid: each process autotunes (cuDNN, inductor)
+while the others compile, so runs 15-16 timed the same step 4 % apart; final figures come from one
+process timing variants one after another.
 
     turns = GpuTurns("/tmp/turns", processes=3)
     warm_up()                  # compile, outside any turn
