@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .temporal_conv import is_channels_last
+
 
 def rotary_cos_sin(num_frames: int, head_dim: int, base: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotary position tables (frames, head_dim / 2) for frame indices 0 .. num_frames - 1.
@@ -74,7 +76,7 @@ class TemporalTransformer(nn.Module):
         if self.ff is not None:
             tokens = tokens + self.ff(self.norm_ff(tokens))
         tokens = tokens.view(b, h * w, num_frames, c)
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        if is_channels_last(x):
             # Channels-last in, channels-last out: one copy to (b, f, h*w, c), then a free view, so
             # the convolutions after this layer need no layout conversion.
             return tokens.transpose(1, 2).reshape(bf, h, w, c).permute(0, 3, 1, 2)
