@@ -22,6 +22,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def base():
+    """A tiny random Stable Diffusion in memory (one per test module: tests may move or change it)."""
+    from sdvideo.models.base import build_base
+
+    return build_base("tiny", seed=0)
+
+
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory) -> Path:
     from sdvideo.models.base import build_base

@@ -20,7 +20,6 @@ from sdvideo.data import journal as journal_mod
 from sdvideo.data import shards as shards_mod
 from sdvideo.data.cache import load_cache_info, load_video_latents, verify_cache
 from sdvideo.data.prepare import prepare
-from sdvideo.models.base import build_base
 
 SIZE = 16
 SHARD_MB = 0.004  # ~4 KB: a 10-frame video is 5 KB of latents, so the run makes several shards
@@ -28,11 +27,6 @@ SHARD_MB = 0.004  # ~4 KB: a 10-frame video is 5 KB of latents, so the run makes
 
 class Kill(BaseException):
     """A simulated kill: not an Exception, so nothing on the way catches it."""
-
-
-@pytest.fixture(scope="module")
-def base():
-    return build_base("tiny", seed=0)
 
 
 @pytest.fixture(scope="module")

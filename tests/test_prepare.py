@@ -27,11 +27,6 @@ SIZE = 16  # tiny VAE downsamples 2x -> 8x8 latents
 
 
 @pytest.fixture(scope="module")
-def base():
-    return build_base("tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     """clips/: a.mkv (2 s, 30 fps, 49x37), b.mp4 (1 s, 30 fps, h264) + sidecar, sub/c.gif (1.2 s)."""
     d = tmp_path_factory.mktemp("clips")
