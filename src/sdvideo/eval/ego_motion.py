@@ -26,6 +26,11 @@ MIN_PARALLAX = 1.3
 MIN_FLOW = 0.1  # pixels per frame: below this a pixel counts as not moving
 
 
+def thresholds() -> dict[str, float]:
+    """The scores a clip must reach to agree with forward ego-motion (for reports)."""
+    return dict(expansion=MIN_EXPANSION, parallax=MIN_PARALLAX)
+
+
 def flow_field_agreement(video: np.ndarray, foe: tuple[float, float] | None = None) -> dict[str, Any]:
     """Score a uint8 (T, H, W, 3) clip (T >= 2) against forward motion from `foe` (x, y) in pixels.
 
@@ -68,7 +73,7 @@ def flow_field_agreement(video: np.ndarray, foe: tuple[float, float] | None = No
         mean_cosine=cos_sum / moving_n if moving_n else 0.0,
         moving_share=moving_n / ((t - 1) * h * w),
         agrees=bool(expansion >= MIN_EXPANSION and parallax >= MIN_PARALLAX),
-        thresholds=dict(expansion=MIN_EXPANSION, parallax=MIN_PARALLAX),
+        thresholds=thresholds(),
     )
 
 

@@ -34,7 +34,7 @@ from ..training.config import TrainConfig, load_run_config
 from ..training.validation import evenly_spaced_items, stack_clips, video_predictor
 from . import driving_scene
 from .clip_score import clip_folder
-from .ego_motion import MIN_EXPANSION, MIN_PARALLAX, agreement_rate
+from .ego_motion import agreement_rate, thresholds
 from .flow import summarize
 from .fvd import detector_file
 from .loss_buckets import bucket_losses, image_predictor
@@ -173,7 +173,7 @@ def evaluate(
         reference = driving_scene.render_driving_scene(seed=10_000, frames=max(frames, 3),
                                                        size=max(64, int(real[0].shape[1])), fps=float(fps[0]))
         real_drive = [r for r, c in zip(real, captions) if c == ego_prompt]
-        ego = dict(prompt=ego_prompt, thresholds=dict(expansion=MIN_EXPANSION, parallax=MIN_PARALLAX),
+        ego = dict(prompt=ego_prompt, thresholds=thresholds(),
                    reference=agreement_rate([reference]), reference_reversed=agreement_rate([reference[::-1]]),
                    real=agreement_rate(real_drive), video=agreement_rate(ego_video),
                    independent=agreement_rate(ego_indep))
