@@ -78,6 +78,11 @@ def load_cache_info(cache_dir: str | Path) -> dict[str, Any]:
     return info
 
 
+def shots(video: dict[str, Any]) -> list[list[int]]:
+    """A cache entry's shots as [start, stop) frame ranges: its scene segments, or the whole video."""
+    return video.get("segments") or [[0, video["frames"]]]
+
+
 def load_video_latents(cache_dir: str | Path, video: dict[str, Any]) -> torch.Tensor:
     """One cached video's latents (entry of info["videos"]): float16 (T, C, h, w), a copy."""
     return torch.from_numpy(np.array(ShardReader(cache_dir).video(video)))

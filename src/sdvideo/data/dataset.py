@@ -46,7 +46,7 @@ import torch
 from safetensors import safe_open
 from torch.utils.data import Dataset
 
-from sdvideo.data.cache import TEXT_FILE, TEXT_KEY, empty_text_embedding, load_cache_info
+from sdvideo.data.cache import TEXT_FILE, TEXT_KEY, empty_text_embedding, load_cache_info, shots
 from sdvideo.data.shards import ShardReader
 
 __all__ = ["ClipDataset", "ClipKey", "empty_text_embedding", "load_cache_info"]
@@ -100,7 +100,7 @@ class ClipDataset(Dataset):
         caps = [v.get("captions") or [0] for v in videos]
         self._cap_ptr = np.cumsum([0] + [len(c) for c in caps]).astype(np.int64)
         self._cap_ids = np.array([j for c in caps for j in c], np.int64)
-        segs = [(i, a, b - a) for i, v in enumerate(videos) for a, b in v.get("segments") or [[0, v["frames"]]]]
+        segs = [(i, a, b - a) for i, v in enumerate(videos) for a, b in shots(v)]
         if part != "all" and holdout > 0:
             segs = self._part_of(segs, holdout, part)
         seg = np.array(segs, np.int64).reshape(-1, 3)  # (shot, [video, start, length]) of this part

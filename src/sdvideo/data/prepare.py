@@ -64,8 +64,7 @@ class PrepareSummary:
 
 def count_clips(videos: Sequence[dict[str, Any]], clip_frames: int) -> int:
     """Clips of `clip_frames` consecutive frames inside one shot, over cache entries."""
-    return sum(max(0, b - a - clip_frames + 1) for v in videos
-               for a, b in v.get("segments") or [[0, v["frames"]]])
+    return sum(max(0, b - a - clip_frames + 1) for v in videos for a, b in cache.shots(v))
 
 
 @contextlib.contextmanager
