@@ -274,3 +274,31 @@ def test_checkpoint_keeps_tensor_valued_optimizer_settings(tmp_path):
     fresh_schedule = torch.optim.lr_scheduler.LambdaLR(fresh_optimizer, lambda step: 0.5)
     fresh_schedule.load_state_dict(state["lr_schedule"])
     assert fresh_schedule.last_epoch == schedule.last_epoch
+
+
+def test_resumed_optimizer_state_follows_channels_last_weights(tmp_path):
+    # A compiled run's trainable conv weights are channels-last (frame conditioning's conv_in, --train all);
+    # fused AdamW with contiguous moments restored from the file updated the wrong elements.
+    from sdvideo.training.checkpoint import load_checkpoint, save_checkpoint
+
+    def conv_and_optimizer():
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(4, 8, 3).to(memory_format=torch.channels_last)
+        return conv, torch.optim.AdamW(conv.parameters(), lr=0.1, fused=True)
+
+    def step(conv, optimizer):
+        x = torch.arange(2 * 4 * 6 * 6, dtype=torch.float32).view(2, 4, 6, 6) / 100
+        conv(x.contiguous(memory_format=torch.channels_last)).square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    conv, optimizer = conv_and_optimizer()
+    step(conv, optimizer)
+    path = save_checkpoint(tmp_path, 1, conv, optimizer, {}, None, {})
+    step(conv, optimizer)  # the uninterrupted run's second step
+    resumed, resumed_optimizer = conv_and_optimizer()
+    load_checkpoint(path, resumed, resumed_optimizer, torch.device("cpu"))
+    moment = resumed_optimizer.state[resumed.weight]["exp_avg"]
+    assert moment.is_contiguous(memory_format=torch.channels_last) and resumed.weight.stride() == moment.stride()
+    step(resumed, resumed_optimizer)
+    torch.testing.assert_close(resumed.weight, conv.weight, rtol=1e-6, atol=1e-7)

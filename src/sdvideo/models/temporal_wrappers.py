@@ -64,7 +64,7 @@ _keep_long_attention_outputs = partial(create_selective_checkpoint_contexts, _ke
 
 def _maybe_checkpoint(enabled: bool, fn, *args, keep_attention: bool = False, **kwargs):
     """`fn(*args, **kwargs)`, recomputed in backward when `enabled` (training); `keep_attention`
-    stores the attention kernels' outputs instead of recomputing them (selective checkpointing)."""
+    keeps the outputs of attention over many keys instead of recomputing them (selective checkpointing)."""
     if enabled and torch.is_grad_enabled():
         context = {"context_fn": _keep_long_attention_outputs} if keep_attention else {}
         return checkpoint(fn, *args, use_reentrant=False, **context, **kwargs)

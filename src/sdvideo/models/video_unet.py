@@ -172,9 +172,10 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
         none: store everything. temporal: recompute the temporal layers. selective: recompute every
         spatio-temporal transformer but keep its long self-attention kernels' outputs (the costliest
-        part to recompute, a small part of the memory; see `keeps_attention_output`). attention: recompute every spatio-temporal
-        transformer whole (the largest activations). blocks: diffusers' own checkpointing of the UNet
-        blocks' resnets, plus attention. full: blocks plus temporal layers inside them.
+        part to recompute, a small part of the memory; see `keeps_attention_output`). attention:
+        recompute every spatio-temporal transformer whole (the largest activations). blocks:
+        diffusers' own checkpointing of the UNet blocks' resnets, plus attention. full: blocks plus
+        temporal layers inside them.
         """
         if granularity not in self.CHECKPOINTING:
             raise ValueError(f"gradient checkpointing must be one of {', '.join(self.CHECKPOINTING)}, got {granularity!r}")
@@ -222,10 +223,10 @@ class VideoUNet(ModelMixin, ConfigMixin):
         # (slower kernels, and inductor failed on such graphs on the CPU: "cannot determine truth
         # value of Relational"). Each block shape compiles once.
         compile_options.setdefault("dynamic", False)
-        if channels_last:
-            self.to_channels_last()
         if regions not in self.COMPILE_REGIONS:
             raise ValueError(f"regions must be one of {', '.join(self.COMPILE_REGIONS)}, got {regions!r}")
+        if channels_last:
+            self.to_channels_last()
         for module in self._compile_targets(regions):
             module.compile(**compile_options)
         return self

@@ -130,8 +130,21 @@ def load_checkpoint(
             idx, name = key.split(".", 1)
             entries.setdefault(int(idx), {})[name] = value.to(device) if name != "step" else value
         optimizer.load_state_dict({"state": entries, "param_groups": state["optimizer"]["param_groups"]})
+    _follow_parameter_layouts(optimizer)
     ema = load_file(path / "ema.safetensors") if (path / "ema.safetensors").exists() else None
     return state, ema
+
+
+def _follow_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each restored state tensor its parameter's memory layout. Files hold them contiguous, but a
+    compiled run's convolution weights are channels-last, and fused AdamW reads a parameter and its
+    moments element by element in memory order (mismatched layouts gave wrong updates)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            entries = optimizer.state.get(p, {})
+            for name, value in entries.items():
+                if type(value) is torch.Tensor and value.shape == p.shape and value.stride() != p.stride():
+                    entries[name] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def load_rng_states(path: Path, rank: int) -> dict[str, torch.Tensor] | None:
