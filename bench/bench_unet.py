@@ -196,8 +196,9 @@ def _training_step(model, call, x, t, c, target, opt, times: list[float] | None)
         times.append(time.perf_counter() - start)
 
 
-def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontext) -> None:
-    """Where a training step's GPU time goes: the top kernels by CUDA time, written to `path`."""
+def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontext, stacks: bool = False) -> None:
+    """Where a training step's GPU time goes: the top kernels by CUDA time, written to `path`; with
+    `stacks`, then the operators that launched them, grouped by the Python lines that called them."""
     from torch.profiler import ProfilerActivity, profile
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -205,10 +206,14 @@ def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontex
     target = torch.randn_like(x)
     with turn() if not _untimed_first(turn) else contextlib.nullcontext():
         _training_step(model, call, x, t, c, target, opt, None)  # compiles
-    with turn(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if stacks else [])
+    with turn(), profile(activities=activities, record_shapes=stacks, with_stack=stacks) as prof:
         for _ in range(2):
             _training_step(model, call, x, t, c, target, opt, None)
     table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
+    if stacks:  # CPU operators by the GPU time of the kernels they launched, with their call sites
+        table += "\n\n" + prof.key_averages(group_by_stack_n=6).table(
+            sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=70)
     Path(path).write_text(table)
     print(table[:6000], flush=True)
 
@@ -258,6 +263,8 @@ def main() -> None:
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--profile", default=None, help="write a kernel profile of the first model/case here")
+    ap.add_argument("--profile-stacks", action="store_true", help="with --profile: also the launching operators' "
+                    "Python call sites (slower to record)")
     ap.add_argument("--turns", default=None, help="a folder shared with --processes parallel runs of this script "
                     "on the same GPU: all compile, then each times in turn (see gpu_turns.py)")
     ap.add_argument("--processes", type=int, default=1)
@@ -329,7 +336,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
                 try:
                     if args.profile:
-                        profile_training(model, call, x, t, c, args.profile, turns)
+                        profile_training(model, call, x, t, c, args.profile, turns, args.profile_stacks)
                         args.profile = None
                     row["fwd_tflop"] = flops[case]
                     row.update(time_training(model, call, x, t, c, args.steps, args.warmup, turns))
