@@ -30,6 +30,23 @@ def base():
     return build_base("tiny", seed=0)
 
 
+@pytest.fixture
+def compile_calls(monkeypatch) -> list:
+    """`VideoUNet.compile_regions` through dynamo + AOTAutograd without code generation (seconds on a
+    CPU instead of inductor's minutes); returns the list of its calls' keyword options, in order."""
+    from sdvideo.models.video_unet import VideoUNet
+
+    calls = []
+    original = VideoUNet.compile_regions
+
+    def through_dynamo(self, **options):
+        calls.append(options)
+        return original(self, backend="aot_eager", **options)
+
+    monkeypatch.setattr(VideoUNet, "compile_regions", through_dynamo)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory) -> Path:
     from sdvideo.models.base import build_base

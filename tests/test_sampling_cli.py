@@ -121,18 +121,9 @@ def test_sample_from_a_saved_pipeline_folder(runs, tmp_path):
     assert decoded(out / "00-x.mp4") == (3, 16, 16, 6.0)  # training size and rate kept in the saved config
 
 
-def test_sample_and_interpolate_compile_the_unet_blocks_and_give_the_same_video(runs, tmp_path, monkeypatch):
-    from sdvideo.models.video_unet import VideoUNet
-
+def test_sample_and_interpolate_compile_the_unet_blocks_and_give_the_same_video(runs, tmp_path, compile_calls):
     _, run, _ = runs
-    compiled = []
-    original = VideoUNet.compile_regions
-
-    def traced(self, **options):  # dynamo + AOTAutograd without code generation: seconds on the CPU
-        compiled.append(self)
-        return original(self, backend="aot_eager", **options)
-
-    monkeypatch.setattr(VideoUNet, "compile_regions", traced)
+    compiled = compile_calls
     kw = dict(frames=3, steps=2, device="cpu", progress=False, seed=3)
     plain = sample(run, ["x"], tmp_path / "plain", **kw)
     assert not compiled
