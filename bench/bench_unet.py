@@ -57,8 +57,10 @@ def matmul_peak(dtype=torch.bfloat16, n: int = 8192, iters: int = 50) -> float:
 def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
     from diffusers import UNet2DConditionModel
 
+    from sdvideo.models import temporal_attention
     from sdvideo.models.video_unet import inflate
 
+    temporal_attention.FUSED_SHORT_ATTENTION = not options.get("sdpa_temporal")  # read when compiling
     unet = UNet2DConditionModel(**preset("sd15")["unet"])
     model = inflate(unet, **options.get("temporal", {})).freeze_spatial()
     for p in model.parameters():
@@ -121,6 +123,10 @@ VARIANTS = {
         "compiled-selective-cl": {"compile": True, "checkpointing": "selective", "channels_last": True},
         "compiled-selective-cl-blocks": {"compile": True, "checkpointing": "selective", "channels_last": True,
                                          "regions": "blocks"},
+        "compiled-selective-cl-sdpa": {"compile": True, "checkpointing": "selective", "channels_last": True,
+                                       "sdpa_temporal": True},
+        "compiled-cl-unet": {"compile": True, "channels_last": True, "regions": "unet"},
+        "compiled-cl-unet-graphs": {"compile": True, "channels_last": True, "regions": "unet", "mode": "reduce-overhead"},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
@@ -139,7 +145,9 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
 
         torch._functorch.config.activation_memory_budget = options["memory_budget"]
     if name == "sdvideo":
-        model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"))
+        extra = {"mode": options["mode"]} if "mode" in options else {}
+        model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"),
+                              **extra)
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D

@@ -20,3 +20,18 @@ def time_forward_backward(fn: Callable[..., torch.Tensor], *args, iters: int = 2
     end.record()
     torch.cuda.synchronize()
     return start.elapsed_time(end) / iters
+
+
+@torch.no_grad()
+def time_forward(fn: Callable[..., torch.Tensor], *args, iters: int = 20, warmup: int = 3) -> float:
+    """Milliseconds per `fn(*args)` without autograd (inference), after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn(*args)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn(*args)
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters

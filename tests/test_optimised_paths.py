@@ -100,7 +100,7 @@ def test_inflated_unet_convs_are_lean_and_whole_model_gradients_match_plain_conv
         torch.testing.assert_close(g_lean[name], g_plain[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("regions", ["layers", "blocks"])
+@pytest.mark.parametrize("regions", ["layers", "blocks", "unet"])
 def test_regional_compile_matches_eager(regions) -> None:
     # Two levels and one layer per block: every kind of compiled region, few shapes to compile.
     small = dict(preset("tiny")["unet"], block_out_channels=(32, 32), layers_per_block=1,
@@ -127,8 +127,8 @@ def test_temporal_layers_keep_channels_last_and_match_nchw() -> None:
 
     torch.manual_seed(0)
     x = torch.randn(2 * 4, 64, 3, 5)
-    conv, attn = TemporalConv(64), TemporalTransformer(64, head_dim=32)
-    for layer in (conv, attn):
+    conv, conv5, attn = TemporalConv(64), TemporalConv(64, kernel_size=5), TemporalTransformer(64, head_dim=32)
+    for layer in (conv, conv5, attn):
         for p in layer.parameters():
             p.data.add_(0.1 * torch.randn_like(p))  # away from the identity initialisation
         plain = layer(x, 4)
@@ -136,6 +136,29 @@ def test_temporal_layers_keep_channels_last_and_match_nchw() -> None:
         assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
         assert plain.is_contiguous()
         torch.testing.assert_close(cl, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_channels_last_temporal_convolution_is_one_convolution_on_views() -> None:
+    # Channels-last frames (batch, frames, h, w, c in memory) are a channels-last 3-D (batch, c, frames,
+    # h, w) video: the temporal convolution runs as one convolution on views, with no copy in or out.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from sdvideo.models.temporal_conv import TemporalConv
+
+    class RecordOps(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    conv, x = TemporalConv(16), torch.randn(2 * 4, 16, 5, 6).to(memory_format=torch.channels_last)
+    with RecordOps() as recorded:
+        y = conv(x, 4)
+    assert [op for op in recorded.ops if op not in ("transpose", "view", "unsqueeze")] == ["convolution"]
+    assert y.is_contiguous(memory_format=torch.channels_last) and torch.equal(y, x)  # identity at init
 
 
 def test_channels_last_video_unet_stays_channels_last_and_matches() -> None:
