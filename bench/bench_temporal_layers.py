@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_timing import time_forward, time_forward_backward  # noqa: E402
 
-from sdvideo.models import temporal_attention  # noqa: E402
 from sdvideo.models.temporal_attention import TemporalTransformer  # noqa: E402
 from sdvideo.models.temporal_conv import conv3d_over_frames  # noqa: E402  (what TemporalConv runs)
 
@@ -92,13 +91,20 @@ def gemm_backward_error(x, w, b, frames) -> float:
 
 
 def profile_kernels(step, path: str) -> None:
+    """Kernels by GPU time over two calls of `step`, then the operators that launched them with their
+    Python call sites (what a copy kernel belongs to)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    verbose = torch._C._profiler._ExperimentalConfig(verbose=True)  # without it no call sites are recorded
+    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU], record_shapes=True, with_stack=True,
+                 experimental_config=verbose) as prof:
         for _ in range(2):
             step()
         torch.cuda.synchronize()
-    Path(path).write_text(prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90))
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90)
+    table += "\n\n" + prof.key_averages(group_by_stack_n=8).table(
+        sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=60, max_src_column_width=200)
+    Path(path).write_text(table)
 
 
 def main() -> None:
@@ -106,13 +112,14 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--shapes", type=int, default=len(SHAPES), help="time the first N (channels, side) shapes")
     ap.add_argument("--compile", action="store_true", help="also time the temporal transformer under torch.compile")
     ap.add_argument("--profile", default=None,
                     help="write kernel tables at the largest map (the 3-D convolution; the compiled transformer) here")
     args = ap.parse_args()
     torch.backends.cudnn.benchmark = True
     rows = []
-    for c, side in SHAPES:
+    for c, side in SHAPES[: args.shapes]:
         bf = args.batch * args.frames
         x = torch.randn(bf, c, side, side, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         xcl = x.detach().to(memory_format=torch.channels_last).requires_grad_(True)
@@ -137,22 +144,13 @@ def main() -> None:
         attn = TemporalTransformer(c).cuda()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             row["temporal_transformer_ms"] = time_forward_backward(lambda t: attn(t, args.frames), x)
-            if args.compile:  # channels-last, as in the compiled model; SDPA against the fused short attention
-                outs = {}
-                for form, fused in (("sdpa", False), ("fused", True)):
-                    temporal_attention.FUSED_SHORT_ATTENTION = fused
-                    compiled = torch.compile(attn, dynamic=False)
-                    row[f"temporal_transformer_compiled_cl_{form}_ms"] = time_forward_backward(
-                        lambda t: compiled(t, args.frames), xcl)
-                    row[f"forward_temporal_transformer_compiled_cl_{form}_ms"] = time_forward(
-                        lambda t: compiled(t, args.frames), xcl)
-                    outs[form] = compiled(xcl, args.frames).detach().float()
-                    if args.profile and c == SHAPES[0][0]:
-                        profile_kernels(lambda: compiled(xcl, args.frames).float().square().mean().backward(),
-                                        args.profile.replace(".txt", f"-{form}.txt"))
-                    torch._dynamo.reset()
-                temporal_attention.FUSED_SHORT_ATTENTION = True
-                row["fused_vs_sdpa_max_abs_diff"] = float((outs["fused"] - outs["sdpa"]).abs().max())
+            if args.compile:  # channels-last, as in the compiled model
+                compiled = torch.compile(attn, dynamic=False)
+                layer = lambda t: compiled(t, args.frames)  # noqa: E731
+                row["temporal_transformer_compiled_cl_ms"] = time_forward_backward(layer, xcl)
+                row["forward_temporal_transformer_compiled_cl_ms"] = time_forward(layer, xcl)
+                if args.profile and c == SHAPES[0][0]:
+                    profile_kernels(lambda: compiled(xcl, args.frames).float().square().mean().backward(), args.profile)
         flops = 2 * bf * side * side * c * c * 3
         best = min(row[k] for k in ("conv3d_ms", "conv3d_channels_last_ms", "conv2d_channels_last_ms",
                                      "gemm_backward_channels_last_ms", "shifted_matmul_ms"))

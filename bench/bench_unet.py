@@ -57,10 +57,8 @@ def matmul_peak(dtype=torch.bfloat16, n: int = 8192, iters: int = 50) -> float:
 def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
     from diffusers import UNet2DConditionModel
 
-    from sdvideo.models import temporal_attention
     from sdvideo.models.video_unet import inflate
 
-    temporal_attention.FUSED_SHORT_ATTENTION = not options.get("sdpa_temporal")  # read when compiling
     unet = UNet2DConditionModel(**preset("sd15")["unet"])
     model = inflate(unet, **options.get("temporal", {})).freeze_spatial()
     for p in model.parameters():
@@ -123,10 +121,6 @@ VARIANTS = {
         "compiled-selective-cl": {"compile": True, "checkpointing": "selective", "channels_last": True},
         "compiled-selective-cl-blocks": {"compile": True, "checkpointing": "selective", "channels_last": True,
                                          "regions": "blocks"},
-        "compiled-selective-cl-sdpa": {"compile": True, "checkpointing": "selective", "channels_last": True,
-                                       "sdpa_temporal": True},
-        "compiled-cl-unet": {"compile": True, "channels_last": True, "regions": "unet"},
-        "compiled-cl-unet-graphs": {"compile": True, "channels_last": True, "regions": "unet", "mode": "reduce-overhead"},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
@@ -145,9 +139,7 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
 
         torch._functorch.config.activation_memory_budget = options["memory_budget"]
     if name == "sdvideo":
-        extra = {"mode": options["mode"]} if "mode" in options else {}
-        model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"),
-                              **extra)
+        model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"))
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D
@@ -215,7 +207,9 @@ def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontex
     with turn() if not _untimed_first(turn) else contextlib.nullcontext():
         _training_step(model, call, x, t, c, target, opt, None)  # compiles
     activities = [ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if stacks else [])
-    with turn(), profile(activities=activities, record_shapes=stacks, with_stack=stacks) as prof:
+    # Python call sites need the verbose experimental config too: `with_stack` alone recorded none (run 19).
+    verbose = {"experimental_config": torch._C._profiler._ExperimentalConfig(verbose=True)} if stacks else {}
+    with turn(), profile(activities=activities, record_shapes=stacks, with_stack=stacks, **verbose) as prof:
         for _ in range(2):
             _training_step(model, call, x, t, c, target, opt, None)
     table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU call (2026-11-25, evening): the temporal layers' forms, per layer at SD 1.5's four map sizes:
+# One GPU call (2026-11-25, evening; code at commit f4d10b6, reverted after): the temporal layers' forms, per layer at SD 1.5's four map sizes:
 # the 3-D convolution against its 2-D form and against a backward written as GEMMs; the compiled temporal
 # transformer with SDPA against the fused short attention; kernel tables at 320 channels x 64 x 64.
 #   run: bash bench/calls/run20-temporal-layer-forms.sh   (carry .whl/core)

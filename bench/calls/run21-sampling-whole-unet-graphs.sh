@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU call (2026-11-25, evening): sampling (16 frames, 25 steps, CFG) with the whole UNet as one compiled
+# One GPU call (2026-11-25, evening; code at commit f4d10b6, reverted after): sampling (16 frames, 25 steps, CFG) with the whole UNet as one compiled
 # graph under CUDA graphs (mode "reduce-overhead"), then the default (layer regions) beside it, one process each.
 #   run: bash bench/calls/run21-sampling-whole-unet-graphs.sh   (carry .whl/core)
 source bench/device_setup.sh core

@@ -27,26 +27,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return rotated.flatten(-2)
 
 
-def attention_over_frames(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Softmax attention, q, k, v: (n, heads, frames, head_dim) -> (n, heads, frames, head_dim).
-
-    Eager: SDPA's fused kernels. Compiled, over few frames: the attention written as broadcast products
-    and sums, which inductor fuses into a few kernels with the rotary rotation, the head split and the
-    softmax (fp32 accumulation, like the fused kernels). Over 16 frames the fused kernels' tiles (64-128
-    queries) are mostly empty, and their layout copies cost more than the arithmetic: the attention's
-    (frames x frames) scores are smaller than q itself.
-    """
-    if FUSED_SHORT_ATTENTION and torch.compiler.is_compiling() and q.shape[-2] <= SHORT_ATTENTION_MAX_FRAMES:
-        scores = (q.unsqueeze(-2).float() * k.unsqueeze(-3).float()).sum(-1) * q.shape[-1] ** -0.5  # (n, h, f, f)
-        weights = scores.softmax(-1)
-        return (weights.unsqueeze(-1) * v.unsqueeze(-3).float()).sum(-2).to(v.dtype)
-    return F.scaled_dot_product_attention(q, k, v)
-
-
-FUSED_SHORT_ATTENTION = True  # the benchmark switches it off to time SDPA under compile
-SHORT_ATTENTION_MAX_FRAMES = 32
-
-
 class TemporalTransformer(nn.Module):
     """Pre-norm multi-head self-attention over frames plus a feed-forward, with no text input.
 
@@ -84,7 +64,7 @@ class TemporalTransformer(nn.Module):
         q, k, v = self.to_qkv(tokens).view(n, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         cos, sin = rotary_cos_sin(f, self.head_dim, self.rope_base, tokens.device, q.dtype)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (n, heads, f, head_dim)
-        out = attention_over_frames(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v)
         return self.to_out(out.transpose(1, 2).reshape(n, f, c))
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:

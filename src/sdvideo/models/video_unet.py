@@ -189,7 +189,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
             self.unet.disable_gradient_checkpointing()
 
     channels_last = False  # set by `to_channels_last`
-    COMPILE_REGIONS = ("layers", "blocks", "unet")
+    COMPILE_REGIONS = ("layers", "blocks")
 
     def to_channels_last(self) -> "VideoUNet":
         """Store the convolutions' weights channels-last and feed the frames in that layout, so every
@@ -232,8 +232,6 @@ class VideoUNet(ModelMixin, ConfigMixin):
         return self
 
     def _compile_targets(self, regions: str) -> list[nn.Module]:
-        if regions == "unet":
-            return [self.unet]
         if regions == "blocks":
             return [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
         wrapped = {id(m) for w in self.modules() if isinstance(w, SpatioTemporalTransformer) for m in w.modules()}

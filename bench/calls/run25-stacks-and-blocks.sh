@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One GPU call (written 2026-11-25 for the next session, not yet run): one process, the default compiled
+# One GPU call (written 2026-11-25 for the next session, not yet run; run 19 found that `--profile-stacks` needed
+# the profiler's verbose config to record call sites, fixed since): one process, the default compiled
 # step profiled with call stacks (what are the 8 % of ATen elementwise kernels between the compiled
 # regions?), then block regions with timestamps around their first step (their compile time).
-#   run: bash bench/calls/run19-stacks-and-blocks.sh   (carry .whl/core)
+#   run: bash bench/calls/run25-stacks-and-blocks.sh   (carry .whl/core)
 source bench/device_setup.sh core
 for variant in compiled-selective-cl compiled-selective-cl-blocks; do
   echo "=== $variant start $(date -u +%T)"
