@@ -12,9 +12,13 @@ from .memory_estimate import USABLE_SHARE, GiB, checkpointing_advice, estimate_t
 from .optim import resolve_optimizer
 
 
+def _precision(cfg: TrainConfig) -> str:
+    return cfg.mixed_precision if cfg.mixed_precision != "no" else "fp32"
+
+
 def memory_options(cfg: TrainConfig, unet_config: dict, latent_size: int) -> dict:
     """`estimate_training_memory`'s settings for a resolved config, as the run would have them on a GPU."""
-    precision = cfg.mixed_precision if cfg.mixed_precision != "no" else "fp32"
+    precision = _precision(cfg)
     return dict(
         unet_config=dict(unet_config), temporal=cfg.temporal, latent_size=latent_size,
         mixed_precision="bf16" if precision == "fp32" and cfg.device == "cuda" else precision,
@@ -48,7 +52,6 @@ def describe(config: TrainConfig) -> str:
     cfg = config.resolved()
     cache = load_cache_info(cfg.data)
     video, _ = build_video_unet(cfg)
-    precision = cfg.mixed_precision if cfg.mixed_precision != "no" else "fp32"
     options = memory_options(cfg, video.unet.config, cache["latent_shape"][-1])
     optimizer = options["optimizer"]
     memory = estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)
@@ -63,7 +66,7 @@ def describe(config: TrainConfig) -> str:
         f"{memory['optimizer_gib']:.1f} [{optimizer}], activations {memory['activations_gib']:.1f}, "
         f"recompute {memory['recompute_gib']:.1f}, transient {memory['transient_gib']:.1f}) "
         f"for batch {cfg.batch_size} x {cfg.frames} frames of "
-        f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {precision}, "
+        f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {_precision(cfg)}, "
         f"gradient checkpointing {cfg.gradient_checkpointing}{', compiled' if cfg.compile else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",
         f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}; planning for "
