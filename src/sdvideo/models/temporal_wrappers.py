@@ -93,8 +93,9 @@ class GradientInInputLayout(torch.autograd.Function):
     A spatial transformer's input gradient comes out of its GroupNorm backward plainly contiguous
     even when the input was channels-last. Compiled regions expect their output gradients in their
     outputs' layout (AOTAutograd traces the backward that way), so the resnet region before each
-    transformer copied every such gradient to channels-last at its boundary. Inside the compiled
-    transformer this layout request fuses into the kernel that writes the gradient.
+    transformer copied every such gradient to channels-last at its boundary. Asked for inside the
+    compiled transformer, the layout is the compiler's to produce (H100, 320 channels at 64 x 64,
+    2 x 16 frames: a resnet + transformer pair 33.08 -> 32.79 ms, `bench/bench_region_boundary.py`).
     """
 
     @staticmethod
