@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_timing import time_forward_backward  # noqa: E402
+from gpu_timing import emit, time_forward_backward, write_rows  # noqa: E402
 
 FRAMES = 32  # batch 2 x 16 frames: every spatial attention runs over 32 images
 # (name, batch, heads, query tokens, key tokens, head size)
@@ -70,10 +69,8 @@ def main() -> None:
                         row[key + " max diff"] = float((fn(q, k, v) - reference).abs().max())
                 except RuntimeError as err:  # this backend does not take this shape
                     row[key + " ms"] = f"n/a: {str(err).splitlines()[0][:80]}"
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        emit(row, rows)
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_unet import build_sdvideo  # noqa: E402
 from gpu_timing import time_forward_backward  # noqa: E402
 
 from sdvideo.models import temporal_wrappers  # noqa: E402
-from sdvideo.models.presets import preset  # noqa: E402
 
 
 class PlainIdentity(torch.autograd.Function):
@@ -42,17 +42,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    from diffusers import UNet2DConditionModel
-
-    from sdvideo.models.video_unet import inflate
-
     torch.backends.cudnn.benchmark = True
-    with torch.device("cuda"):
-        video = inflate(UNet2DConditionModel(**preset("sd15")["unet"])).freeze_spatial()
-    for p in video.parameters():
-        if not p.requires_grad:
-            p.data = p.data.to(torch.bfloat16)
-    video.set_gradient_checkpointing("selective")
+    with torch.device("cuda"):  # the benchmark's SD 1.5-size model: frozen weights in bf16
+        video, _ = build_sdvideo({"checkpointing": "selective"})
     video.to_channels_last()
     ctx = video.frame_context
     ctx.num_frames, ctx.enable_time, ctx.fps = args.frames, True, None

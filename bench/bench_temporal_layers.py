@@ -14,7 +14,6 @@ largest map (3-D convolution, compiled transformer).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_timing import time_forward, time_forward_backward  # noqa: E402
+from gpu_timing import emit, kernel_profile, time_forward, time_forward_backward, write_rows  # noqa: E402
 
 from sdvideo.models.temporal_attention import TemporalTransformer  # noqa: E402
 from sdvideo.models.temporal_conv import conv3d_over_frames  # noqa: E402  (what TemporalConv runs)
@@ -90,23 +89,6 @@ def gemm_backward_error(x, w, b, frames) -> float:
     return max(float((g - r).abs().max() / r.abs().max()) for g, r in zip(*grads))
 
 
-def profile_kernels(step, path: str) -> None:
-    """Kernels by GPU time over two calls of `step`, then the operators that launched them with their
-    Python call sites (what a copy kernel belongs to)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    verbose = torch._C._profiler._ExperimentalConfig(verbose=True)  # without it no call sites are recorded
-    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU], record_shapes=True, with_stack=True,
-                 experimental_config=verbose) as prof:
-        for _ in range(2):
-            step()
-        torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90)
-    table += "\n\n" + prof.key_averages(group_by_stack_n=8).table(
-        sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=60, max_src_column_width=200)
-    Path(path).write_text(table)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=2)
@@ -139,8 +121,8 @@ def main() -> None:
         row["forward_conv3d_channels_last_ms"] = time_forward(conv3d_over_frames, xcl, w, b, args.frames)
         row["forward_conv2d_channels_last_ms"] = time_forward(conv2d_over_frames, xcl, w, b, args.frames)
         if args.profile and c == SHAPES[0][0]:
-            profile_kernels(lambda: conv3d_over_frames(xcl, w, b, args.frames).float().square().mean().backward(),
-                            args.profile.replace(".txt", "-conv3d.txt"))
+            Path(args.profile.replace(".txt", "-conv3d.txt")).write_text(kernel_profile(
+                lambda: conv3d_over_frames(xcl, w, b, args.frames).float().square().mean().backward()))
         attn = TemporalTransformer(c).cuda()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             row["temporal_transformer_ms"] = time_forward_backward(lambda t: attn(t, args.frames), x)
@@ -150,15 +132,14 @@ def main() -> None:
                 row["temporal_transformer_compiled_cl_ms"] = time_forward_backward(layer, xcl)
                 row["forward_temporal_transformer_compiled_cl_ms"] = time_forward(layer, xcl)
                 if args.profile and c == SHAPES[0][0]:
-                    profile_kernels(lambda: compiled(xcl, args.frames).float().square().mean().backward(), args.profile)
+                    Path(args.profile).write_text(kernel_profile(
+                        lambda: compiled(xcl, args.frames).float().square().mean().backward()))
         flops = 2 * bf * side * side * c * c * 3
         best = min(row[k] for k in ("conv3d_ms", "conv3d_channels_last_ms", "conv2d_channels_last_ms",
                                      "gemm_backward_channels_last_ms", "shifted_matmul_ms"))
         row["conv_tflops_at_best"] = flops * 3 / (best * 1e-3) / 1e12
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        emit(row, rows)
+    write_rows(rows, args.json)
 
 
 if __name__ == "__main__":

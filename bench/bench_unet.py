@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from gpu_timing import emit as emit_row, kernel_profile  # noqa: E402
 from gpu_turns import GpuTurns  # noqa: E402
 from sdvideo.models.presets import preset  # noqa: E402
 
@@ -199,23 +200,13 @@ def _training_step(model, call, x, t, c, target, opt, times: list[float] | None)
 def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontext, stacks: bool = False) -> None:
     """Where a training step's GPU time goes: the top kernels by CUDA time, written to `path`; with
     `stacks`, then the operators that launched them, grouped by the Python lines that called them."""
-    from torch.profiler import ProfilerActivity, profile
-
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
     target = torch.randn_like(x)
     with turn() if not _untimed_first(turn) else contextlib.nullcontext():
         _training_step(model, call, x, t, c, target, opt, None)  # compiles
-    activities = [ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if stacks else [])
-    # Python call sites need the verbose experimental config too: `with_stack` alone recorded none (run 19).
-    verbose = {"experimental_config": torch._C._profiler._ExperimentalConfig(verbose=True)} if stacks else {}
-    with turn(), profile(activities=activities, record_shapes=stacks, with_stack=stacks, **verbose) as prof:
-        for _ in range(2):
-            _training_step(model, call, x, t, c, target, opt, None)
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=70)
-    if stacks:  # CPU operators by the GPU time of the kernels they launched, with their call sites
-        table += "\n\n" + prof.key_averages(group_by_stack_n=6).table(
-            sort_by="self_cuda_time_total", row_limit=30, max_name_column_width=70)
+    with turn():
+        table = kernel_profile(lambda: _training_step(model, call, x, t, c, target, opt, None), stacks=stacks, rows=40)
     Path(path).write_text(table)
     print(table[:6000], flush=True)
 
@@ -302,9 +293,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
     cases = [] if args.cases == "none" else args.cases.split(",")
     rows = []
 
-    def emit(row: dict[str, Any]) -> None:  # print and keep each row as soon as it exists
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+    def emit(row: dict[str, Any]) -> None:  # emit_row (print, keep), then append it to the .jsonl
+        emit_row(row, rows)
         if args.json:
             with open(Path(args.json).with_suffix(".jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
