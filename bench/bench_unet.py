@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_timing import emit as emit_row, kernel_profile  # noqa: E402
+from gpu_timing import counting_tangent_copies, emit as emit_row, kernel_profile  # noqa: E402
 from gpu_turns import GpuTurns  # noqa: E402
 from sdvideo.models.presets import preset  # noqa: E402
 
@@ -104,6 +104,9 @@ def build_modelscope(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable
     return model.cuda(), lambda m, x, t, c: m(x, t, c).sample
 
 
+# Kernels whose launching operators a stacks profile lists: ATen's generic elementwise (copy) kernels,
+# cuDNN's layout conversions, concatenations.
+OWNED = r"elementwise_kernel|nchwToNhwc|nhwcToNchw|CatArray|direct_copy"
 TEXT_DIM = dict(sdvideo=768, animatediff=768, modelscope=1024)
 BUILDERS = dict(sdvideo=build_sdvideo, animatediff=build_animatediff, modelscope=build_modelscope)
 VARIANTS = {
@@ -120,6 +123,8 @@ VARIANTS = {
         "selective": {"checkpointing": "selective"},
         "compiled-selective": {"compile": True, "checkpointing": "selective"},
         "compiled-selective-cl": {"compile": True, "checkpointing": "selective", "channels_last": True},
+        "compiled-selective-cl-plain-conv-layout": {"compile": True, "checkpointing": "selective", "channels_last": True,
+                                                    "plain_conv_layout": True},
         "compiled-selective-cl-blocks": {"compile": True, "checkpointing": "selective", "channels_last": True,
                                          "regions": "blocks"},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
@@ -141,6 +146,14 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
         torch._functorch.config.activation_memory_budget = options["memory_budget"]
     if name == "sdvideo":
         model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"))
+        if options.get("plain_conv_layout"):  # as before LeanConv2d.channels_last_io and the temporal conv's
+            from sdvideo.models import temporal_conv  # output gradient layout (run 27's baseline; build it last)
+            from sdvideo.models.lean_conv import LeanConv2d
+
+            temporal_conv.gradient_in_input_layout = lambda x: x
+            for module in model.modules():
+                if isinstance(module, LeanConv2d):
+                    module.channels_last_io = False
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D
@@ -173,14 +186,19 @@ def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib
     opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
     target = torch.randn_like(x)
     times = []
+    copies: dict[str, float] = {}
     torch.cuda.reset_peak_memory_stats()
     with contextlib.ExitStack() as timed:
         for i in range(warmup + steps):
             if i == (1 if _untimed_first(turn) else 0):
                 timed.enter_context(turn())
+            if i == warmup:
+                timed.enter_context(counting_tangent_copies(copies))
             _training_step(model, call, x, t, c, target, opt, times if i >= warmup else None)
     del opt
-    return dict(step_s=statistics.median(times), peak_gib=torch.cuda.max_memory_allocated() / GiB)
+    return dict(step_s=statistics.median(times), peak_gib=torch.cuda.max_memory_allocated() / GiB,
+                tangent_copies_per_step=copies.get("copies", 0) / steps,
+                tangent_copy_gib_per_step=copies.get("gib", 0.0) / steps)
 
 
 def _training_step(model, call, x, t, c, target, opt, times: list[float] | None) -> None:
@@ -206,14 +224,15 @@ def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontex
     with turn() if not _untimed_first(turn) else contextlib.nullcontext():
         _training_step(model, call, x, t, c, target, opt, None)  # compiles
     with turn():
-        table = kernel_profile(lambda: _training_step(model, call, x, t, c, target, opt, None), stacks=stacks, rows=40)
+        table = kernel_profile(lambda: _training_step(model, call, x, t, c, target, opt, None), stacks=stacks, rows=40,
+                               owners=OWNED if stacks else None)
     Path(path).write_text(table)
     print(table[:6000], flush=True)
 
 
 @torch.no_grad()
 def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768,
-                  turn=contextlib.nullcontext) -> dict[str, float]:
+                  turn=contextlib.nullcontext, profile: str | None = None) -> dict[str, float]:
     from diffusers import DDIMScheduler
 
     model.to(torch.bfloat16)  # inference: every weight in bf16 (no fp32 master copies needed)
@@ -243,6 +262,11 @@ def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int 
     with turn():
         unet_only = run(False)
         end_to_end = run(True) if vae is not None else float("nan")
+        if profile:  # one denoising step's kernels (both CFG halves in one batch)
+            lat = torch.randn(2, 4, frames, 64, 64, device="cuda")
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                table = kernel_profile(lambda: call(model, lat, sched.timesteps[0], text), rows=40, calls=3, owners=OWNED)
+            Path(profile).write_text(table)
     return dict(sample_unet_s=unet_only, sample_end_to_end_s=end_to_end)
 
 
@@ -256,17 +280,41 @@ def main() -> None:
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--profile", default=None, help="write a kernel profile of the first model/case here")
+    ap.add_argument("--profile-sampling", default=None, help="with --sample: write a kernel profile of the first "
+                    "model's denoising step (UNet, both CFG halves) here")
     ap.add_argument("--profile-stacks", action="store_true", help="with --profile: also the launching operators' "
                     "Python call sites (slower to record)")
     ap.add_argument("--turns", default=None, help="a folder shared with --processes parallel runs of this script "
                     "on the same GPU: all compile, then each times in turn (see gpu_turns.py)")
     ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--compile-cache", default=None, help="torch.compile's portable cache (mega-cache) file: loaded "
+                    "first if it exists, written at the end (a fresh GPU machine then skips most of the compiling)")
     args = ap.parse_args()
+    load_compile_cache(args.compile_cache)
     turns = GpuTurns(args.turns, args.processes)
     try:
         run(args, turns)
     finally:
         turns.arrive()  # a run that failed before its first measurement must not hold the others
+        save_compile_cache(args.compile_cache)
+
+
+def load_compile_cache(path: str | None) -> None:
+    if path and Path(path).is_file():
+        start = time.perf_counter()
+        torch.compiler.load_cache_artifacts(Path(path).read_bytes())
+        print(f"compile cache: loaded {Path(path).stat().st_size / 2**20:.1f} MiB in {time.perf_counter() - start:.1f} s",
+              flush=True)
+
+
+def save_compile_cache(path: str | None) -> None:
+    if not path:
+        return
+    saved = torch.compiler.save_cache_artifacts()
+    if saved is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(saved[0])
+        print(f"compile cache: saved {len(saved[0]) / 2**20:.1f} MiB to {path}", flush=True)
 
 
 def run(args: argparse.Namespace, turns: GpuTurns) -> None:
@@ -303,6 +351,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             if keep and variant not in keep:
                 continue
             torch.manual_seed(0)
+            torch._dynamo.reset()  # no compiled code or guards carried over from the previous variant
             with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
                 model, call = BUILDERS[name](options)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -352,7 +401,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             if args.sample:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG")
                 try:
-                    row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns))
+                    row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling))
+                    args.profile_sampling = None
                 except torch.OutOfMemoryError:
                     row["error"] = "out of memory"
                 except Exception as err:

@@ -162,7 +162,7 @@ def test_channels_last_temporal_convolution_is_one_convolution_on_views() -> Non
 
 
 def test_gradient_in_input_layout_is_an_identity_with_the_inputs_layout_in_backward() -> None:
-    from sdvideo.models.temporal_wrappers import GradientInInputLayout
+    from sdvideo.models.layout import GradientInInputLayout
 
     cl, plain = torch.channels_last, torch.contiguous_format
     for layout, other in ((cl, plain), (plain, cl)):
@@ -326,3 +326,27 @@ def test_compiled_selective_checkpointing_recomputes_no_long_attention_in_backwa
     # One compiled graph serves the top level's three transformers (same shapes): the checkpointed
     # graph recomputes self-attention in backward; the selective one keeps its output, as no checkpointing does.
     assert counts == {"none": 0, "attention": 1, "selective": 0}
+
+
+def _convolution_backward_arguments(graphs) -> list[torch.Tensor]:
+    """The traced (fake) gradient and input of every convolution_backward in `graphs`: inductor hands
+    them to cuDNN with exactly these strides."""
+    return [arg.meta["val"] for g in graphs for node in g.graph.nodes
+            if node.target is torch.ops.aten.convolution_backward.default for arg in node.args[:2]]
+
+
+def test_compiled_convolutions_get_channels_last_gradients_and_inputs_in_backward() -> None:
+    # Without `LeanConv2d.channels_last_io`, a conv after a (decomposed) GroupNorm saw its input, and
+    # some their output gradient, plainly contiguous in the traced backward; cuDNN copied each to
+    # channels-last (on the CPU a dozen such arguments here; on an H100 20 ms of a 0.33 s step, run 26).
+    from sdvideo.models.layout import memory_format_of
+
+    video = _tiny_video_unet()
+    video.set_gradient_checkpointing("selective")
+    dim = preset("tiny")["unet"]["cross_attention_dim"]
+    x, t, text = torch.randn(1, 4, 4, 16, 16), torch.tensor([500]), torch.randn(1, 7, dim)
+    graphs, _ = _backward_graphs_of(video, x, t, text)
+    args = _convolution_backward_arguments(graphs)
+    assert len(args) >= 2 * 16  # the tiny UNet's resnet, temporal and attention projection convs
+    assert all(memory_format_of(a) in (torch.channels_last, torch.channels_last_3d) or a.shape[-2:] == (1, 1)
+               for a in args), [(tuple(a.shape), a.stride()) for a in args if memory_format_of(a) is torch.contiguous_format]

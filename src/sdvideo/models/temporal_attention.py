@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .temporal_conv import is_channels_last
+from .layout import is_channels_last
 
 
 def rotary_cos_sin(num_frames: int, head_dim: int, base: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import gradient_in_input_layout, is_channels_last
+
 
 class TemporalConv(nn.Module):
     """A kernel-3 convolution across frames at every pixel, initialised as the identity.
@@ -28,18 +30,12 @@ class TemporalConv(nn.Module):
         return conv3d_over_frames(x, self.conv.weight.to(x.dtype), self.conv.bias.to(x.dtype), num_frames)
 
 
-def is_channels_last(x: torch.Tensor) -> bool:
-    """Whether a (n, c, h, w) tensor is stored channels-last (and not also plainly contiguous, as when
-    c, h or w is 1): the layout the temporal layers hand back to the caller."""
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
-
 def conv3d_over_frames(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, num_frames: int) -> torch.Tensor:
     """The temporal convolution as a (k, 1, 1) 3-D convolution on the (batch, c, frames, h, w) view."""
     bf, c, h, w = x.shape
     video = x.view(bf // num_frames, num_frames, c, h, w).transpose(1, 2)  # (b, c, f, h, w), a view
     pad = weight.shape[2] // 2
     out = F.conv3d(video, weight[..., None, None], bias, padding=(pad, 0, 0))  # (b, c_out, f, h, w)
-    if is_channels_last(x):  # keep the caller's layout (a no-op for cuDNN)
-        out = out.contiguous(memory_format=torch.channels_last_3d)
+    if is_channels_last(x):  # keep the caller's layout (a no-op for cuDNN), in backward too (layout.py)
+        out = gradient_in_input_layout(out.contiguous(memory_format=torch.channels_last_3d))
     return out.transpose(1, 2).reshape(bf, out.shape[1], h, w)

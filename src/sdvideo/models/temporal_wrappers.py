@@ -19,7 +19,8 @@ from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selectiv
 
 from .fps_embedding import FpsEmbedding
 from .temporal_attention import TemporalTransformer
-from .temporal_conv import TemporalConv, is_channels_last
+from .layout import gradient_in_input_layout
+from .temporal_conv import TemporalConv
 
 
 @dataclass
@@ -87,27 +88,6 @@ class PseudoConv3d(nn.Module):
         return x
 
 
-class GradientInInputLayout(torch.autograd.Function):
-    """The identity, whose backward hands the gradient back in the layout of the forward input.
-
-    A spatial transformer's input gradient comes out of its GroupNorm backward plainly contiguous
-    even when the input was channels-last. Compiled regions expect their output gradients in their
-    outputs' layout (AOTAutograd traces the backward that way), so the resnet region before each
-    transformer copied every such gradient to channels-last at its boundary. Asked for inside the
-    compiled transformer, the layout is the compiler's to produce (H100, 320 channels at 64 x 64,
-    2 x 16 frames: a resnet + transformer pair 33.08 -> 32.79 ms, `bench/bench_region_boundary.py`).
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.channels_last = is_channels_last(x)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad.contiguous(memory_format=torch.channels_last if ctx.channels_last else torch.contiguous_format)
-
-
 class SpatioTemporalTransformer(nn.Module):
     """A spatial `Transformer2DModel` (self- and cross-attention to text) then temporal attention."""
 
@@ -119,8 +99,7 @@ class SpatioTemporalTransformer(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
         ctx = self.context
-        if hidden_states.requires_grad:
-            hidden_states = GradientInInputLayout.apply(hidden_states)
+        hidden_states = gradient_in_input_layout(hidden_states)  # see layout.py
         x = _maybe_checkpoint(
             ctx.checkpoint_attention, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args,
             keep_attention=ctx.keep_attention_outputs, **kwargs,

@@ -25,7 +25,7 @@ from torch import nn
 
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
-from .lean_conv import make_convs_lean
+from .lean_conv import LeanConv2d, make_convs_lean
 from .temporal_attention import TemporalTransformer
 from .temporal_conv import TemporalConv
 from .temporal_wrappers import FpsConditionedTimeEmbedding, FrameContext, PseudoConv3d, SpatioTemporalTransformer
@@ -197,6 +197,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         convolution; the temporal layers keep the layout they are given)."""
         self.to(memory_format=torch.channels_last)
         self.channels_last = True
+        for module in self.modules():
+            if isinstance(module, LeanConv2d):
+                module.channels_last_io = True  # compiled: its input and output gradient channels-last too
         return self
 
     def compile_regions(self, channels_last: bool = True, regions: str = "layers", **compile_options: Any) -> "VideoUNet":
