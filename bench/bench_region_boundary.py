@@ -2,6 +2,7 @@
 320 channels, 64 x 64 latents, 2 x 16 frames, channels-last, selective checkpointing, bf16 autocast),
 forward + backward, with and without `GradientInInputLayout`: the transformer's input gradient in the
 resnet output's layout, or plainly contiguous (which AOTAutograd then copies at the region boundary).
+Since run 27 the swap also takes it from the convolutions' outputs (`LeanConv2d.channels_last_io`).
 
     python bench/bench_region_boundary.py --json out.json
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_unet import build_sdvideo  # noqa: E402
 from gpu_timing import time_forward_backward  # noqa: E402
 
-from sdvideo.models import temporal_wrappers  # noqa: E402
+from sdvideo.models import layout  # noqa: E402
 
 
 class PlainIdentity(torch.autograd.Function):
@@ -61,10 +62,10 @@ def main() -> None:
             strides["out"] = h.stride()
             return attn(h, encoder_hidden_states=text).sample
 
-    layout_fn = temporal_wrappers.GradientInInputLayout
+    layout_fn = layout.GradientInInputLayout
     rows = []
     for name, keep in (("contiguous input gradient", False), ("GradientInInputLayout", True)):
-        temporal_wrappers.GradientInInputLayout = layout_fn if keep else PlainIdentity
+        layout.GradientInInputLayout = layout_fn if keep else PlainIdentity
         torch._dynamo.reset()
         resnet.compile(dynamic=False)
         attn.compile(dynamic=False)
@@ -72,7 +73,7 @@ def main() -> None:
         row = dict(variant=name, ms=ms, resnet_out_stride=strides["out"], its_gradient_stride=strides["grad"])
         print(json.dumps(row), flush=True)
         rows.append(row)
-    temporal_wrappers.GradientInInputLayout = layout_fn
+    layout.GradientInInputLayout = layout_fn
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

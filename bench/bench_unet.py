@@ -40,18 +40,24 @@ from sdvideo.models.presets import preset  # noqa: E402
 GiB = 1024**3
 
 
-def matmul_peak(dtype=torch.bfloat16, n: int = 8192, iters: int = 50) -> float:
-    """Measured dense matmul rate (FLOP/s) on this GPU."""
-    a = torch.randn(n, n, device="cuda", dtype=dtype)
-    b = torch.randn(n, n, device="cuda", dtype=dtype)
-    for _ in range(5):
-        a @ b
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(iters):
-        a @ b
-    torch.cuda.synchronize()
-    return 2 * n**3 * iters / (time.perf_counter() - t)
+def matmul_peak(dtype=torch.bfloat16, sizes: tuple[int, ...] = (8192, 12288, 16384), iters: int = 30) -> float:
+    """Measured dense matmul rate (FLOP/s) on this GPU: the best of square matmuls of a few sizes, each
+    timed after a warm-up (until run 27: one size, 8192, less warm-up, 659-766 TFLOP/s on one H100 type)."""
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device="cuda", dtype=dtype)
+        b = torch.randn(n, n, device="cuda", dtype=dtype)
+        for _ in range(10):
+            a @ b
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            a @ b
+        end.record()
+        torch.cuda.synchronize()
+        best = max(best, 2 * n**3 * iters / (start.elapsed_time(end) / 1e3))
+        del a, b
+    return best
 
 
 # ----------------------------------------------------------------------------- models
@@ -123,8 +129,12 @@ VARIANTS = {
         "selective": {"checkpointing": "selective"},
         "compiled-selective": {"compile": True, "checkpointing": "selective"},
         "compiled-selective-cl": {"compile": True, "checkpointing": "selective", "channels_last": True},
+        "compiled-selective-1-cl": {"compile": True, "checkpointing": "selective-1", "channels_last": True},
+        "compiled-selective-2-cl": {"compile": True, "checkpointing": "selective-2", "channels_last": True},
         "compiled-selective-cl-plain-conv-layout": {"compile": True, "checkpointing": "selective", "channels_last": True,
                                                     "plain_conv_layout": True},
+        "compiled-selective-cl-plain-temporal-weights": {"compile": True, "checkpointing": "selective",
+                                                         "channels_last": True, "plain_temporal_weights": True},
         "compiled-selective-cl-blocks": {"compile": True, "checkpointing": "selective", "channels_last": True,
                                          "regions": "blocks"},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
@@ -154,6 +164,12 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
             for module in model.modules():
                 if isinstance(module, LeanConv2d):
                     module.channels_last_io = False
+        if options.get("plain_temporal_weights"):  # as before run 29: temporal conv weights plainly contiguous
+            from sdvideo.models.temporal_conv import TemporalConv
+
+            for module in model.modules():
+                if isinstance(module, TemporalConv):
+                    module.conv.weight.data = module.conv.weight.data.contiguous()
         return
     import torch._dynamo
     from diffusers.models.resnet import ResnetBlock2D
@@ -287,34 +303,12 @@ def main() -> None:
     ap.add_argument("--turns", default=None, help="a folder shared with --processes parallel runs of this script "
                     "on the same GPU: all compile, then each times in turn (see gpu_turns.py)")
     ap.add_argument("--processes", type=int, default=1)
-    ap.add_argument("--compile-cache", default=None, help="torch.compile's portable cache (mega-cache) file: loaded "
-                    "first if it exists, written at the end (a fresh GPU machine then skips most of the compiling)")
     args = ap.parse_args()
-    load_compile_cache(args.compile_cache)
     turns = GpuTurns(args.turns, args.processes)
     try:
         run(args, turns)
     finally:
         turns.arrive()  # a run that failed before its first measurement must not hold the others
-        save_compile_cache(args.compile_cache)
-
-
-def load_compile_cache(path: str | None) -> None:
-    if path and Path(path).is_file():
-        start = time.perf_counter()
-        torch.compiler.load_cache_artifacts(Path(path).read_bytes())
-        print(f"compile cache: loaded {Path(path).stat().st_size / 2**20:.1f} MiB in {time.perf_counter() - start:.1f} s",
-              flush=True)
-
-
-def save_compile_cache(path: str | None) -> None:
-    if not path:
-        return
-    saved = torch.compiler.save_cache_artifacts()
-    if saved is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(saved[0])
-        print(f"compile cache: saved {len(saved[0]) / 2**20:.1f} MiB to {path}", flush=True)
 
 
 def run(args: argparse.Namespace, turns: GpuTurns) -> None:

@@ -178,7 +178,8 @@ def test_checkpointing_advice_names_the_lightest_level_that_fits() -> None:
     assert checkpointing_advice(peaks["none"] * 1.01, 2, 8, **options) is None
     advice = checkpointing_advice(peaks["attention"] * 1.01, 2, 8, **options)
     assert "use --gradient-checkpointing" in advice and "\n" not in advice
-    assert advice.split("use --gradient-checkpointing ")[1].split()[0] in ("temporal", "selective", "attention")
+    assert advice.split("use --gradient-checkpointing ")[1].split()[0] in (
+        "temporal", "selective-1", "selective-2", "selective", "attention")
     too_small = checkpointing_advice(peaks["full"] * 0.99, 2, 8, **options)
     assert "even with --gradient-checkpointing full: use at most" in too_small
     most = int(too_small.split("use at most ")[1].split()[0])
@@ -200,3 +201,12 @@ def test_advised_frame_count_never_exceeds_what_trained(checkpointing, size, mea
     advised = largest_frame_count(24.0 * USABLE_SHARE, unet_config=preset("sd15")["unet"], temporal={},
                                   latent_size=size // 8, optimizer="adamw8bit", gradient_checkpointing=checkpointing)
     assert 0.9 * measured <= advised <= measured, (advised, measured)
+
+
+def test_partial_selective_levels_sit_between_temporal_and_selective_at_sd_size() -> None:
+    # selective-1 / -2 checkpoint only the transformers of the one / two highest-resolution levels.
+    options = dict(unet_config=preset("sd15")["unet"], temporal={}, batch_size=2, frames=16, latent_size=64,
+                   optimizer="adamw", compiled=True)
+    ladder = ("none", "temporal", "selective-1", "selective-2", "selective")
+    peaks = [estimate_training_memory(gradient_checkpointing=level, **options)["total_gib"] for level in ladder]
+    assert peaks == sorted(peaks, reverse=True) and len(set(peaks)) == len(peaks), dict(zip(ladder, peaks))

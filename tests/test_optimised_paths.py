@@ -350,3 +350,15 @@ def test_compiled_convolutions_get_channels_last_gradients_and_inputs_in_backwar
     assert len(args) >= 2 * 16  # the tiny UNet's resnet, temporal and attention projection convs
     assert all(memory_format_of(a) in (torch.channels_last, torch.channels_last_3d) or a.shape[-2:] == (1, 1)
                for a in args), [(tuple(a.shape), a.stride()) for a in args if memory_format_of(a) is torch.contiguous_format]
+
+
+def test_channels_last_model_stores_temporal_conv_weights_channels_last_3d() -> None:
+    # cuDNN picks a convolution's layout from its input and weight; a compiled inference graph saw the
+    # temporal convolution's input in no fixed layout yet, so the weight's layout decided (run 27).
+    video = _tiny_video_unet()
+    before = {n: p.detach().clone() for n, p in video.named_parameters()}
+    video.to_channels_last()
+    convs = [m for m in video.modules() if type(m).__name__ == "TemporalConv"]
+    assert convs and all(m.conv.weight[..., None, None].is_contiguous(memory_format=torch.channels_last_3d)
+                         and not m.conv.weight.is_contiguous() for m in convs)
+    assert all(torch.equal(p, before[n]) for n, p in video.named_parameters())  # same values, new layout

@@ -1,6 +1,7 @@
 """The trainer: exact resume after a kill, NaN handling, validation, progress samples, several processes."""
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -156,12 +157,38 @@ def test_read_ahead_threads_give_the_same_batches_in_the_same_order(tiny_cache, 
 
 def test_checkpointing_granularities_give_identical_training(tmp_path, tiny_cache, tiny_base_dir):
     losses = {}
-    for g in ("none", "selective", "full"):
+    for g in ("none", "selective-1", "selective", "full"):
         result = train(config(tiny_cache, tiny_base_dir, tmp_path / g, steps=3, gradient_checkpointing=g,
                               checkpoint_every=100), progress=False)
         losses[g] = [v for _, v in result["history"]]
-    assert losses["none"] == pytest.approx(losses["full"], rel=1e-5)
-    assert losses["none"] == pytest.approx(losses["selective"], rel=1e-5)
+        assert json.loads((tmp_path / g / "config.json").read_text())["gradient_checkpointing"] == g
+    for g in ("selective-1", "selective", "full"):
+        assert losses["none"] == pytest.approx(losses[g], rel=1e-5)
+
+
+def test_auto_checkpointing_resolves_to_the_fastest_level_that_fits(tmp_path, tiny_cache, tiny_base_dir):
+    from sdvideo.training.dry_run import memory_options, resolve_checkpointing
+    from sdvideo.training.memory_estimate import USABLE_SHARE, estimate_training_memory
+
+    cfg = config(tiny_cache, tiny_base_dir, tmp_path).resolved()
+    assert cfg.gradient_checkpointing == "auto"  # the default
+    unet = load_base(tiny_base_dir).unet.config
+    assert resolve_checkpointing(cfg, unet, 8).gradient_checkpointing == "none"  # on the CPU
+    gpu = dataclasses.replace(cfg, device="cuda")
+
+    def peak(level):
+        options = memory_options(dataclasses.replace(gpu, gradient_checkpointing=level), unet, 8)
+        return estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)["total_gib"]
+
+    # A card whose usable share lies just above selective-1's estimate (below none's and temporal's) picks it;
+    # one too small for everything gets full (and train() then warns).
+    budget = peak("selective-1") * 1.001 / USABLE_SHARE
+    assert peak("none") > peak("temporal") > peak("selective-1") * 1.001
+    assert resolve_checkpointing(gpu, unet, 8, budget).gradient_checkpointing == "selective-1"
+    assert resolve_checkpointing(gpu, unet, 8, peak("none") * 2).gradient_checkpointing == "none"
+    assert resolve_checkpointing(gpu, unet, 8, 1e-6).gradient_checkpointing == "full"
+    given = dataclasses.replace(gpu, gradient_checkpointing="attention")
+    assert resolve_checkpointing(given, unet, 8, 1e-6) is given  # a level given is kept
 
 
 @pytest.mark.parametrize("regions", ["layers", "blocks"])

@@ -73,8 +73,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("model and memory")
     g.add_argument("--train", default="temporal", help="temporal | all | temporal+MODULE,MODULE")
     g.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto")
-    g.add_argument("--gradient-checkpointing", choices=GRADIENT_CHECKPOINTING,
-                   default="none")
+    g.add_argument("--gradient-checkpointing", choices=("auto", *GRADIENT_CHECKPOINTING), default="auto",
+                   help="recompute activations in backward instead of storing them, from none (fastest) to full "
+                        "(leanest); auto: the fastest level whose estimated peak fits this GPU (none on the CPU)")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the repeated blocks (faster and leaner on a GPU; minutes of compiling at SD size)")
     g.add_argument("--compile-regions", choices=COMPILE_REGIONS, default="layers",

@@ -96,12 +96,13 @@ class SpatioTemporalTransformer(nn.Module):
         self.spatial = spatial
         self.temporal = TemporalTransformer(channels, **temporal_options)
         self.context = context
+        self.checkpoint: bool | None = None  # recompute in backward; None: as the context says for all
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
         ctx = self.context
         hidden_states = gradient_in_input_layout(hidden_states)  # see layout.py
         x = _maybe_checkpoint(
-            ctx.checkpoint_attention, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args,
+            ctx.checkpoint_attention if self.checkpoint is None else self.checkpoint, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args,
             keep_attention=ctx.keep_attention_outputs, **kwargs,
         )
         return (x,) if not return_dict else Transformer2DModelOutput(sample=x)

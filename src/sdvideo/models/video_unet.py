@@ -165,28 +165,46 @@ class VideoUNet(ModelMixin, ConfigMixin):
             return (out,)
         return VideoUNetOutput(sample=out)
 
-    CHECKPOINTING = ("none", "temporal", "selective", "attention", "blocks", "full")
+    # Least recomputation (and most memory) first. selective-N: selective checkpointing of the
+    # transformers on the N highest-resolution levels only (the largest activations per FLOP recomputed).
+    CHECKPOINTING = ("none", "temporal", "selective-1", "selective-2", "selective", "attention", "blocks", "full")
 
     def set_gradient_checkpointing(self, granularity: str) -> None:
         """Trade compute for memory: recompute activations in backward instead of storing them.
 
         none: store everything. temporal: recompute the temporal layers. selective: recompute every
         spatio-temporal transformer but keep its long self-attention kernels' outputs (the costliest
-        part to recompute, a small part of the memory; see `keeps_attention_output`). attention:
-        recompute every spatio-temporal transformer whole (the largest activations). blocks:
-        diffusers' own checkpointing of the UNet blocks' resnets, plus attention. full: blocks plus
-        temporal layers inside them.
+        part to recompute, a small part of the memory; see `keeps_attention_output`). selective-1,
+        selective-2: the same for the transformers of the one or two highest-resolution UNet levels
+        only (at 512 px: 64 x 64, then 32 x 32 latents); the lower levels' transformers store theirs,
+        which costs a quarter of the memory per recomputed FLOP. attention: recompute every
+        spatio-temporal transformer whole (the largest activations). blocks: diffusers' own
+        checkpointing of the UNet blocks' resnets, plus attention. full: blocks plus temporal layers
+        inside them.
         """
         if granularity not in self.CHECKPOINTING:
             raise ValueError(f"gradient checkpointing must be one of {', '.join(self.CHECKPOINTING)}, got {granularity!r}")
         ctx = self.frame_context
+        selective_levels = int(granularity.split("-")[1]) if granularity.startswith("selective-") else None
         ctx.checkpoint_temporal = granularity in ("temporal", "full")
         ctx.checkpoint_attention = granularity in ("selective", "attention", "blocks", "full")
-        ctx.keep_attention_outputs = granularity == "selective"
+        ctx.keep_attention_outputs = granularity.startswith("selective")
+        for level, transformer in self._transformers_by_level():
+            transformer.checkpoint = None if selective_levels is None else level < selective_levels
         if granularity in ("blocks", "full"):
             self.unet.enable_gradient_checkpointing()
         else:
             self.unet.disable_gradient_checkpointing()
+
+    def _transformers_by_level(self) -> Iterator[tuple[int, SpatioTemporalTransformer]]:
+        """(resolution level, 0 the highest, transformer) for every spatio-temporal transformer."""
+        down, up = self.unet.down_blocks, self.unet.up_blocks
+        blocks = [(i, b) for i, b in enumerate(down)] + [(len(up) - 1 - j, b) for j, b in enumerate(up)]
+        blocks.append((len(down) - 1, self.unet.mid_block))
+        for level, block in blocks:
+            for module in getattr(block, "attentions", None) or []:
+                if isinstance(module, SpatioTemporalTransformer):
+                    yield level, module
 
     channels_last = False  # set by `to_channels_last`
     COMPILE_REGIONS = ("layers", "blocks")
@@ -194,12 +212,16 @@ class VideoUNet(ModelMixin, ConfigMixin):
     def to_channels_last(self) -> "VideoUNet":
         """Store the convolutions' weights channels-last and feed the frames in that layout, so every
         activation is channels-last (cuDNN's native layout on recent GPUs: no conversion around each
-        convolution; the temporal layers keep the layout they are given)."""
+        convolution; the temporal layers keep the layout they are given). The temporal convolutions'
+        weights too: a compiled inference graph otherwise chose the plain layout for them, and cuDNN
+        converted their activations in and out (5 % of a denoising step, run 27)."""
         self.to(memory_format=torch.channels_last)
         self.channels_last = True
         for module in self.modules():
             if isinstance(module, LeanConv2d):
                 module.channels_last_io = True  # compiled: its input and output gradient channels-last too
+            if isinstance(module, TemporalConv):  # its (out, in, k) weight with `in` innermost: channels-last 3-D
+                module.conv.weight.data = module.conv.weight.data.transpose(1, 2).contiguous().transpose(1, 2)
         return self
 
     def compile_regions(self, channels_last: bool = True, regions: str = "layers", **compile_options: Any) -> "VideoUNet":

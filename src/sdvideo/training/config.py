@@ -51,7 +51,7 @@ class TrainConfig:
     # what trains, and how it fits
     train: str = "temporal"  # "temporal" (frozen image model), "all", or "temporal+NAME,NAME" (module names)
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
-    gradient_checkpointing: str = "none"  # none | temporal | selective | attention | blocks | full
+    gradient_checkpointing: str = "auto"  # auto (least recomputation that fits the GPU) or a VideoUNet.CHECKPOINTING level
     compile: bool = False  # torch.compile the repeated blocks (VideoUNet.compile_regions)
     compile_regions: str = "layers"  # what one compiled region is: layers | blocks (see VideoUNet.compile_regions)
     temporal: dict[str, Any] = field(default_factory=dict)  # VideoUNet temporal options
@@ -85,8 +85,8 @@ class TrainConfig:
                 cfg.mixed_precision = "no"
         if not (cfg.train in ("temporal", "all") or cfg.train.startswith("temporal+")):
             raise ValueError(f"--train must be 'temporal', 'all' or 'temporal+MODULE,...', got {cfg.train!r}")
-        if cfg.gradient_checkpointing not in GRADIENT_CHECKPOINTING:
-            raise ValueError(f"--gradient-checkpointing must be one of {', '.join(GRADIENT_CHECKPOINTING)}")
+        if cfg.gradient_checkpointing not in ("auto", *GRADIENT_CHECKPOINTING):
+            raise ValueError(f"--gradient-checkpointing must be auto or one of {', '.join(GRADIENT_CHECKPOINTING)}")
         if cfg.compile_regions not in COMPILE_REGIONS:
             raise ValueError(f"--compile-regions must be one of {', '.join(COMPILE_REGIONS)}, got {cfg.compile_regions!r}")
         if cfg.lr_schedule not in LR_SCHEDULES:

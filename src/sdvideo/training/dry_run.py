@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import torch
 
 from ..data.dataset import load_cache_info
 from .config import TrainConfig
-from .memory_estimate import USABLE_SHARE, GiB, checkpointing_advice, estimate_training_memory, largest_frame_count
+from .memory_estimate import (
+    USABLE_SHARE,
+    GiB,
+    checkpointing_advice,
+    estimate_training_memory,
+    largest_frame_count,
+    lightest_checkpointing,
+)
 from .optim import resolve_optimizer
 
 
@@ -34,6 +42,23 @@ def gpu_budget() -> tuple[float, str]:
     return 24.0, "a 24 GiB card"
 
 
+def resolve_checkpointing(
+    cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None
+) -> TrainConfig:
+    """`--gradient-checkpointing auto`: the level that recomputes least while the run's estimated peak
+    fits USABLE_SHARE of `budget_gib` (default: this GPU's memory); `full` when none fits (the memory
+    warning then says what would); `none` off the GPU. Other levels are returned as they are."""
+    if cfg.gradient_checkpointing != "auto":
+        return cfg
+    level = "none"
+    if cfg.device == "cuda":
+        options = memory_options(dataclasses.replace(cfg, gradient_checkpointing="none"), unet_config, latent_size)
+        usable = USABLE_SHARE * (budget_gib or gpu_budget()[0])
+        fits = lightest_checkpointing(usable, cfg.batch_size, cfg.frames, **options)
+        level = fits[0] if fits else "full"
+    return dataclasses.replace(cfg, gradient_checkpointing=level)
+
+
 def memory_warning(
     cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None, estimate_gib: float | None = None
 ) -> str | None:
@@ -49,9 +74,13 @@ def describe(config: TrainConfig) -> str:
     """Resolved options, parameter counts and the estimated peak GPU memory of one training step."""
     from .train import build_video_unet
 
+    from ..models.base import load_base
+
     cfg = config.resolved()
     cache = load_cache_info(cfg.data)
-    video, _ = build_video_unet(cfg)
+    base = load_base(cfg.base)
+    cfg = resolve_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])
+    video, _ = build_video_unet(cfg, base)
     options = memory_options(cfg, video.unet.config, cache["latent_shape"][-1])
     optimizer = options["optimizer"]
     memory = estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)

@@ -286,23 +286,35 @@ def checkpointing_advice(
     """None when the estimated peak of these settings fits `budget_gib`; otherwise one line naming the
     lightest `--gradient-checkpointing` level that fits, or the frame count that fits at `full`.
     `current_gib`: these settings' estimate when the caller has it already (not traced again)."""
-    from ..models.video_unet import VideoUNet
-
-    levels = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
     current = estimate_options.pop("gradient_checkpointing", "none")
-
-    def peak(level: str) -> float:
-        options = dict(estimate_options, gradient_checkpointing=level)
-        return estimate_training_memory(batch_size=batch_size, frames=frames, **options)["total_gib"]
-
-    needed = current_gib if current_gib is not None else peak(current)
+    needed = current_gib if current_gib is not None else _peak(batch_size, frames, current, estimate_options)
     if needed <= budget_gib:
         return None
     head = (f"estimated peak {needed:.1f} GiB for batch {batch_size} x {frames} frames with --gradient-checkpointing "
             f"{current} exceeds {budget_gib:.1f} GiB")
-    for level in levels[levels.index(current) + 1 :]:
-        if (estimate := peak(level)) <= budget_gib:
-            return f"{head}: use --gradient-checkpointing {level} (estimated {estimate:.1f} GiB)"
+    fits = lightest_checkpointing(budget_gib, batch_size, frames, after=current, **estimate_options)
+    if fits is not None:
+        return f"{head}: use --gradient-checkpointing {fits[0]} (estimated {fits[1]:.1f} GiB)"
     most = largest_frame_count(budget_gib, batch_size=batch_size, gradient_checkpointing="full", **estimate_options)
     return (f"{head}, even with --gradient-checkpointing full: use at most {most} --frames at this batch size, "
             "a smaller --batch-size or a smaller --size")
+
+
+def _peak(batch_size: int, frames: int, level: str, estimate_options: dict[str, Any]) -> float:
+    options = dict(estimate_options, gradient_checkpointing=level)
+    return estimate_training_memory(batch_size=batch_size, frames=frames, **options)["total_gib"]
+
+
+def lightest_checkpointing(
+    budget_gib: float, batch_size: int, frames: int, after: str | None = None, **estimate_options: Any
+) -> tuple[str, float] | None:
+    """(level, estimated GiB) of the least recomputing `--gradient-checkpointing` level (after `after`,
+    if given) whose estimated peak fits `budget_gib`; None when not even `full` fits."""
+    from ..models.video_unet import VideoUNet
+
+    levels = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
+    estimate_options.pop("gradient_checkpointing", None)
+    for level in levels[levels.index(after) + 1 :] if after else levels:
+        if (estimate := _peak(batch_size, frames, level, estimate_options)) <= budget_gib:
+            return level, estimate
+    return None

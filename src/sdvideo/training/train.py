@@ -33,7 +33,7 @@ from .best_model import best_so_far, save_best
 from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, save_checkpoint
 from .config import TrainConfig
 from .diffusion_loss import diffusion_loss
-from .dry_run import memory_warning
+from .dry_run import memory_warning, resolve_checkpointing
 from .ema import EMA
 from .frame_masks import condition_channels_for, make_frame_condition
 from .loss_plot import write_loss_plot
@@ -45,6 +45,8 @@ from .validation import Validator
 def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
     """The base's UNet inflated with the configured temporal layers (trainable set applied), and the base."""
     base = base or load_base(config.base)
+    if config.gradient_checkpointing == "auto":  # train() and --dry-run resolve it first, to record the level
+        config = resolve_checkpointing(config, base.unet.config, load_cache_info(config.data)["latent_shape"][-1])
     # --task: extra input channels for known frames' latents + mask (zero-initialised, so the model
     # starts as the plain one); they are new layers and train with the temporal ones.
     channels = condition_channels_for(config.task, base.unet.config.in_channels)
@@ -90,6 +92,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     empty_text = empty_text_embedding(cfg.data).to(accelerator.device)  # (77, dim): caption dropout
 
     # ---- model: only the temporal layers train unless --train says more
+    cfg = resolve_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])  # auto: what fits this GPU
     video, base = build_video_unet(cfg, base)
     if accelerator.device.type == "cuda" and accelerator.is_main_process:  # say so before running out of memory
         advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1])
