@@ -13,9 +13,9 @@ bench() {  # label, limit, processes, flags...
     2>&1 | grep -v Warning | grep -E '^\{|Error|GPU:' | while read -r line; do echo "[$label $(date -u +%T)] $line"; done >> "$OUT/log.txt"
 }
 echo "start $(date -u +%T)" >> "$OUT/log.txt"
-bench sdvideo 360 2 --models sdvideo --variants compiled-selective-cl --cases 2x16 --steps 8 --warmup 3 --sample &
-bench animatediff-tuned 360 2 --models animatediff --variants frozen-bf16-compiled --cases 2x16 --steps 6 --warmup 3 --sample &
+bench sdvideo 330 2 --models sdvideo --variants compiled-selective-cl --cases 2x16 --steps 8 --warmup 3 --sample &
+bench animatediff-tuned 330 2 --models animatediff --variants frozen-bf16-compiled --cases 2x16 --steps 6 --warmup 3 --sample &
 wait
 echo "stock peers $(date -u +%T)" >> "$OUT/log.txt"
-bench stock 200 1 --models animatediff,modelscope --variants eager --cases 2x16,2x5 --steps 5 --warmup 2 --sample
+bench stock 240 1 --models animatediff,modelscope --variants eager --cases 2x16,2x5 --steps 5 --warmup 2 --sample
 cat "$OUT/log.txt"
