@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sdvideo.models.base import preset
 from sdvideo.training.memory_estimate import _AutocastOnMeta, estimate_training_memory, saved_activation_bytes
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "2026-11-25"
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 # (result file, variant as named in the file, compiled?): run 2's "compiled" rows ran eagerly (see BENCHMARKS.md).
 MEASURED_RUNS = [
     ("run1-sdvideo-eager.json", "eager", "none", False),
@@ -31,6 +31,18 @@ MEASURED_RUNS = [
     ("run16-channels-last-and-peers.jsonl", "compiled-selective-cl", "selective", True),  # 2 x 16, 2 x 5, 1 x 64
     ("run17-sequential.jsonl", "compiled-selective-cl", "selective", True),
     ("run17-sequential.jsonl", "compiled-selective-cl-blocks", "selective", True),
+    # 2026-11-26: channels-last convolution backward arguments, the checkpointing ladder, the peers again
+    ("2026-11-26/run24.jsonl", "compiled-selective-cl", "selective", True),
+    ("2026-11-26/run24.jsonl", "compiled-cl", "none", True),
+    ("2026-11-26/run27.jsonl", "compiled-selective-cl", "selective", True),
+    ("2026-11-26/run27.jsonl", "compiled-selective-cl-plain-conv-layout", "selective", True),
+    ("2026-11-26/run28.jsonl", "compiled-selective-cl", "selective", True),  # 2 x 16, 2 x 5, 1 x 64
+    ("2026-11-26/run28.jsonl", "compiled-cl", "none", True),
+    ("2026-11-26/run28.jsonl", "compiled-selective-1-cl", "selective-1", True),
+    ("2026-11-26/run28.jsonl", "compiled-selective-2-cl", "selective-2", True),
+    ("2026-11-26/run28.jsonl", "compiled-selective-cl-blocks", "selective", True),
+    ("2026-11-26/run30.jsonl", "compiled-selective-cl", "selective", True),
+    ("2026-11-26/run31.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -38,7 +50,7 @@ MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
 
 def result_rows(name: str) -> list[dict]:
     """The rows of one result file: a .json with a "rows" list, or JSON lines."""
-    text = (RESULTS / name).read_text()
+    text = (RESULTS / (name if "/" in name else f"2026-11-25/{name}")).read_text()  # bare names: the first day
     return json.loads(text)["rows"] if name.endswith(".json") else [json.loads(line) for line in text.splitlines()]
 
 
@@ -63,7 +75,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 24 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 37 and {c[3] for c in cases} == {5, 16, 64}
     assert len(max_frames_peaks()) == 18
 
 

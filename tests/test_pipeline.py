@@ -82,6 +82,8 @@ def test_train_dry_run_prints_options_and_counts(workspace, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert '"frames": 5' in text and "trainable" in text and "frozen" in text
+    # the default --gradient-checkpointing auto, resolved (on the CPU: none) and said so
+    assert '"gradient_checkpointing": "none"' in text and "gradient checkpointing none (auto: the fastest that fits)" in text
     most = re.search(r"estimated most frames at batch \d+ within 24.0 GiB \(a 24 GiB card; planning for 92% of it[^)]*\): (\d+)", text)
     assert most and int(most.group(1)) > 5  # the tiny test model fits far more frames than it trains with
     assert not (workspace / "dry" / "unet").exists()

@@ -65,6 +65,7 @@ def memory_warning(
     """One line when the run's estimated peak (`estimate_gib` if already known) exceeds USABLE_SHARE of
     `budget_gib` (default: this GPU's memory), naming the checkpointing level or frame count that fits;
     None when it fits."""
+    cfg = resolve_checkpointing(cfg, unet_config, latent_size, budget_gib)
     options = memory_options(cfg, unet_config, latent_size)
     usable = USABLE_SHARE * (budget_gib or gpu_budget()[0])
     return checkpointing_advice(usable, cfg.batch_size, cfg.frames, current_gib=estimate_gib, **options)
@@ -79,6 +80,7 @@ def describe(config: TrainConfig) -> str:
     cfg = config.resolved()
     cache = load_cache_info(cfg.data)
     base = load_base(cfg.base)
+    auto = cfg.gradient_checkpointing == "auto"
     cfg = resolve_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])
     video, _ = build_video_unet(cfg, base)
     options = memory_options(cfg, video.unet.config, cache["latent_shape"][-1])
@@ -96,7 +98,8 @@ def describe(config: TrainConfig) -> str:
         f"recompute {memory['recompute_gib']:.1f}, transient {memory['transient_gib']:.1f}) "
         f"for batch {cfg.batch_size} x {cfg.frames} frames of "
         f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {_precision(cfg)}, "
-        f"gradient checkpointing {cfg.gradient_checkpointing}{', compiled' if cfg.compile else ''}; "
+        f"gradient checkpointing {cfg.gradient_checkpointing}{' (auto: the fastest that fits)' if auto else ''}"
+        f"{', compiled' if cfg.compile else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",
         f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}; planning for "
         f"{USABLE_SHARE:.0%} of it, the slack the H100 measurements needed): {most}",
