@@ -101,8 +101,9 @@ class SpatioTemporalTransformer(nn.Module):
     def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
         ctx = self.context
         hidden_states = gradient_in_input_layout(hidden_states)  # see layout.py
+        recompute = ctx.checkpoint_attention if self.checkpoint is None else self.checkpoint
         x = _maybe_checkpoint(
-            ctx.checkpoint_attention if self.checkpoint is None else self.checkpoint, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args,
+            recompute, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args,
             keep_attention=ctx.keep_attention_outputs, **kwargs,
         )
         return (x,) if not return_dict else Transformer2DModelOutput(sample=x)

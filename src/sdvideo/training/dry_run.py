@@ -73,9 +73,8 @@ def memory_warning(
 
 def describe(config: TrainConfig) -> str:
     """Resolved options, parameter counts and the estimated peak GPU memory of one training step."""
-    from .train import build_video_unet
-
     from ..models.base import load_base
+    from .train import build_video_unet
 
     cfg = config.resolved()
     cache = load_cache_info(cfg.data)

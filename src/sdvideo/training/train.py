@@ -92,7 +92,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     empty_text = empty_text_embedding(cfg.data).to(accelerator.device)  # (77, dim): caption dropout
 
     # ---- model: only the temporal layers train unless --train says more
-    cfg = resolve_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])  # auto: what fits this GPU
+    if cfg.gradient_checkpointing == "auto":  # the fastest level whose estimate fits this GPU (none on the CPU)
+        cfg = resolve_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])
+        if accelerator.is_main_process and cfg.device == "cuda":
+            print(f"--gradient-checkpointing auto: {cfg.gradient_checkpointing}", flush=True)
     video, base = build_video_unet(cfg, base)
     if accelerator.device.type == "cuda" and accelerator.is_main_process:  # say so before running out of memory
         advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1])
