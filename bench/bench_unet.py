@@ -25,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -72,6 +73,10 @@ def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
         if not p.requires_grad:
             p.data = p.data.to(torch.bfloat16)
     model.set_gradient_checkpointing(options.get("checkpointing", "none"))
+    if options.get("fused_projections"):
+        from sdvideo.models.fused_attention import fuse_attention_projections
+
+        fuse_attention_projections(model)
     model = model.cuda()
     fps = lambda x: torch.full((x.shape[0],), 8.0, device=x.device)  # noqa: E731
     if options.get("channels_last") and not options.get("compile"):  # compile_regions(channels_last=True) does it
@@ -139,6 +144,9 @@ VARIANTS = {
                                          "regions": "blocks"},
         "compiled-selective-2-cl-blocks": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
                                            "regions": "blocks"},
+        "compiled-selective-cl-fused": {"compile": True, "checkpointing": "selective", "channels_last": True,
+                                        "fused_projections": True},
+        "compiled-selective-cl-fp8": {"compile": True, "checkpointing": "selective", "channels_last": True, "fp8": True},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
@@ -212,6 +220,8 @@ def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib
                 timed.enter_context(turn())
             if i == warmup:
                 timed.enter_context(counting_tangent_copies(copies))
+            if i == 1:
+                print(f"[progress {time.strftime('%T')}] first training step done (compiled)", flush=True)
             _training_step(model, call, x, t, c, target, opt, times if i >= warmup else first if i == 0 else None)
     del opt
     # first_step_s: compiling included (alone on the machine, or beside other processes' compiling)
@@ -249,44 +259,80 @@ def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontex
     print(table[:6000], flush=True)
 
 
+def quantize_linears_fp8(model: torch.nn.Module) -> int:
+    """torchao's float8 inference (weights and activations in float8 e4m3, per-row scales) for every
+    linear layer wide enough to gain (inputs and outputs of >= 320 features); returns how many."""
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+    chosen = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= 320]
+    ids = {id(m) for m in chosen}
+    quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=lambda m, fqn: id(m) in ids)
+    return len(chosen)
+
+
 @torch.no_grad()
 def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768,
-                  turn=contextlib.nullcontext, profile: str | None = None) -> dict[str, float]:
+                  turn=contextlib.nullcontext, profile: str | None = None, graphs: bool = False,
+                  fp8: bool = False, latent: int = 64) -> dict[str, float]:
+    """UNet-only and end-to-end sampling time; with `graphs`, the same compiled model also through
+    sdvideo's `GraphedUNet` (CUDA graphs), and how far its first prediction is from the plain call's."""
     from diffusers import DDIMScheduler
 
     model.to(torch.bfloat16)  # inference: every weight in bf16 (no fp32 master copies needed)
+    result: dict[str, float] = {}
+    if fp8:
+        result["fp8_linears"] = quantize_linears_fp8(model)
 
     sched = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
     text = torch.randn(2, 77, text_dim, device="cuda", dtype=torch.bfloat16)
 
-    def run(decode: bool) -> float:
+    def run(decode: bool, unet_call) -> float:
         sched.set_timesteps(steps, device="cuda")
-        lat = torch.randn(1, 4, frames, 64, 64, device="cuda")
+        lat = torch.randn(1, 4, frames, latent, latent, device="cuda")
         torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.autocast("cuda", dtype=torch.bfloat16):
             for ts in sched.timesteps:
-                pred = call(model, torch.cat([lat, lat]), ts, text)
+                pred = unet_call(model, torch.cat([lat, lat]), ts, text)
                 u, co = pred.float().chunk(2)
                 lat = sched.step(u + 7.5 * (co - u), ts, lat).prev_sample
             if decode and vae is not None:
-                flat = lat.transpose(1, 2).reshape(frames, 4, 64, 64) / 0.18215
+                flat = lat.transpose(1, 2).reshape(frames, 4, latent, latent) / 0.18215
                 for chunk in flat.split(8):
                     vae.decode(chunk.to(torch.bfloat16))
         torch.cuda.synchronize()
         return time.perf_counter() - start
 
     with turn() if not _untimed_first(turn) else contextlib.nullcontext():
-        run(vae is not None)  # warm-up, VAE decode included (its first call autotunes cuDNN)
+        run(vae is not None, call)  # warm-up, VAE decode included (its first call autotunes cuDNN)
+    print(f"[progress {time.strftime('%T')}] sampling warmed up (compiled)", flush=True)
     with turn():
-        unet_only = run(False)
-        end_to_end = run(True) if vae is not None else float("nan")
-        if profile:  # one denoising step's kernels (both CFG halves in one batch)
-            lat = torch.randn(2, 4, frames, 64, 64, device="cuda")
+        result["sample_unet_s"] = run(False, call)
+        result["sample_end_to_end_s"] = run(True, call) if vae is not None else float("nan")
+        if graphs:
+            from sdvideo.sampling.cuda_graphs import GraphedUNet
+
+            graphed = GraphedUNet(lambda sample, timestep, encoder_hidden_states: _Sample(
+                call(model, sample, timestep, encoder_hidden_states)))
+            graphed_call = lambda m, x, t, c: graphed(x, t, c)  # noqa: E731
+            run(False, graphed_call)  # records the graph (and warms it up)
+            result["sample_unet_graphs_s"] = run(False, graphed_call)
+            result["sample_end_to_end_graphs_s"] = run(True, graphed_call) if vae is not None else float("nan")
+            x = torch.randn(2, 4, frames, latent, latent, device="cuda")
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                table = kernel_profile(lambda: call(model, lat, sched.timesteps[0], text), rows=40, calls=3, owners=OWNED)
+                plain, replayed = call(model, x, sched.timesteps[3], text), graphed_call(model, x, sched.timesteps[3], text)
+            result["graphs_max_abs_diff"] = (plain.float() - replayed.float()).abs().max().item()
+        if profile:  # one denoising step's kernels (both CFG halves in one batch)
+            lat = torch.randn(2, 4, frames, latent, latent, device="cuda")
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                table = kernel_profile(lambda: call(model, lat, sched.timesteps[0], text), rows=80, calls=3, owners=OWNED)
             Path(profile).write_text(table)
-    return dict(sample_unet_s=unet_only, sample_end_to_end_s=end_to_end)
+    return result
+
+
+@dataclass
+class _Sample:  # what GraphedUNet reads from a model's output
+    sample: torch.Tensor
 
 
 def main() -> None:
@@ -297,6 +343,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
+    ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")
+    ap.add_argument("--sample-graphs", action="store_true", help="with --sample: also through CUDA graphs (GraphedUNet)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--profile", default=None, help="write a kernel profile of the first model/case here")
     ap.add_argument("--profile-sampling", default=None, help="with --sample: write a kernel profile of the first "
@@ -395,10 +443,11 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 gc.collect()
                 torch.cuda.empty_cache()
                 emit(row)
-            if args.sample:
-                row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG")
+            for latent in map(int, args.sample_latents.split(",")) if args.sample else []:
+                row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
                 try:
-                    row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling))
+                    row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling,
+                                             graphs=args.sample_graphs, fp8=bool(options.get("fp8")), latent=latent))
                     args.profile_sampling = None
                 except torch.OutOfMemoryError:
                     row["error"] = "out of memory"

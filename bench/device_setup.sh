@@ -10,3 +10,16 @@ export PYTHONPATH=/tmp/site:$PWD/src
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__, torch.cuda.get_device_name())"
 set +e
+
+# bench_turns RUN LABEL LIMIT PROCESSES FLAGS...: one bench_unet.py process of a call whose PROCESSES processes
+# compile side by side and time in turn (gpu_turns.py); rows to $OUT/RUN-LABEL.json(l), labelled lines to $OUT/log.txt,
+# everything it printed to /tmp/RUN-LABEL.out (`bench_tails RUN` appends their last lines to the log).
+bench_turns() {
+  local run=$1 label=$2 limit=$3 processes=$4; shift 4
+  timeout "$limit" python3 bench/bench_unet.py --turns "/tmp/turns-$run-$processes" --processes "$processes" \
+    --json "$OUT/$run-$label.json" "$@" 2>&1 | tee "/tmp/$run-$label.out" | grep -v Warning | grep -E '^\{|Error|GPU:' \
+    | while read -r line; do echo "[$label $(date -u +%T)] $line"; done >> "$OUT/log.txt"
+}
+bench_tails() {
+  for f in /tmp/"$1"-*.out; do echo "== $f (last lines)"; grep -v Warning "$f" | tail -n 15; done >> "$OUT/log.txt"
+}

@@ -25,6 +25,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..models.base import load_base
 from ..models.video_unet import VideoUNet
+from .cuda_graphs import GraphedUNet
 from .conditioning import (
     FrameCondition,
     check_factor,
@@ -112,6 +113,15 @@ class VideoPipeline(DiffusionPipeline):
                                 torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")))
         kwargs.setdefault("local_files_only", True)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    cuda_graphs: GraphedUNet | None = None  # set by `enable_cuda_graphs`
+
+    def enable_cuda_graphs(self, enabled: bool = True) -> None:
+        """Replay each denoising step's UNet call from a CUDA graph (`cuda_graphs.py`): no launch gaps.
+        The first call of each size records its graph (two extra UNet calls); later videos reuse it."""
+        if enabled and self.unet.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need the UNet on a CUDA device, not {self.unet.device}")
+        self.cuda_graphs = GraphedUNet(self.unet) if enabled else None
 
     def set_scheduler(self, name: str) -> None:
         """Swap the scheduler by name ("ddim", "dpm++", "euler", ... or a diffusers class name)."""
@@ -208,7 +218,7 @@ class VideoPipeline(DiffusionPipeline):
             self.unet, self.scheduler, prompt_embeds, negative_prompt_embeds, num_frames, latent_size,
             num_inference_steps, guidance_scale, fps, generator, enable_time, progress=self.progress_bar,
             latents=latents, window=window_size, overlap=window_overlap, condition=condition,
-            condition_method=condition_method, eta=eta,
+            condition_method=condition_method, eta=eta, graphs=self.cuda_graphs,
         )
         frames = latents if kind == "latent" else self._postprocess(latents, kind, decode_chunk_size)
         self.maybe_free_model_hooks()

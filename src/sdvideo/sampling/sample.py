@@ -62,6 +62,8 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     pipe.set_progress_bar_config(disable=not progress, leave=False, desc="denoise")
     if compile:
         pipe.unet.compile_regions()
+        if dev.type == "cuda":
+            pipe.enable_cuda_graphs()  # compiled regions replayed from one graph per denoising step
     return pipe
 
 

@@ -26,6 +26,7 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from ..models.video_unet import VideoUNet
+from .cuda_graphs import GraphedUNet
 from .conditioning import FrameCondition, resolve_method
 from .windows import windowed_prediction
 
@@ -100,6 +101,7 @@ def denoise_video(
     condition: FrameCondition | None = None,
     condition_method: str = "auto",
     eta: float = 0.0,
+    graphs: GraphedUNet | None = None,
 ) -> torch.Tensor:
     """Run the reverse diffusion: returns clean latents (batch, channels, frames, h, w).
 
@@ -110,6 +112,7 @@ def denoise_video(
     window / overlap: sliding temporal windows (`windows.py`); None: the UNet sees all frames.
     condition: known frames (`conditioning.py`), kept by `condition_method` ("auto", "mask", "replace").
     progress: show a tqdm bar, or a callable wrapping the timesteps (e.g. a pipeline's `progress_bar`).
+    graphs: call `unet` through these CUDA graphs (`cuda_graphs.py`; kept across calls by the caller).
     """
     param = next(unet.parameters())
     device, dtype = param.device, param.dtype
@@ -142,7 +145,10 @@ def denoise_video(
         x = x[:, :, start:end]  # (b, c, window, h, w), already scaled for the scheduler
         model_in = torch.cat([x, x]) if guided else x
         extra = None if cond_channels is None else cond_channels[:, :, start:end]
-        pred = unet(model_in, t, context, fps=fps_arg, enable_time=enable_time, conditioning=extra).sample
+        if graphs is not None:
+            pred = graphs(model_in, t, context, fps=fps_arg, enable_time=enable_time, conditioning=extra)
+        else:
+            pred = unet(model_in, t, context, fps=fps_arg, enable_time=enable_time, conditioning=extra).sample
         if guided:
             uncond, cond = pred.chunk(2)
             pred = uncond + guidance_scale * (cond - uncond)
