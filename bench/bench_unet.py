@@ -73,10 +73,6 @@ def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
         if not p.requires_grad:
             p.data = p.data.to(torch.bfloat16)
     model.set_gradient_checkpointing(options.get("checkpointing", "none"))
-    if options.get("fused_projections"):
-        from sdvideo.models.fused_attention import fuse_attention_projections
-
-        fuse_attention_projections(model)
     model = model.cuda()
     fps = lambda x: torch.full((x.shape[0],), 8.0, device=x.device)  # noqa: E731
     if options.get("channels_last") and not options.get("compile"):  # compile_regions(channels_last=True) does it
@@ -142,11 +138,9 @@ VARIANTS = {
                                                          "channels_last": True, "plain_temporal_weights": True},
         "compiled-selective-cl-blocks": {"compile": True, "checkpointing": "selective", "channels_last": True,
                                          "regions": "blocks"},
+        "compiled-cl-blocks": {"compile": True, "channels_last": True, "regions": "blocks"},
         "compiled-selective-2-cl-blocks": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
                                            "regions": "blocks"},
-        "compiled-selective-cl-fused": {"compile": True, "checkpointing": "selective", "channels_last": True,
-                                        "fused_projections": True},
-        "compiled-selective-cl-fp8": {"compile": True, "checkpointing": "selective", "channels_last": True, "fp8": True},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
@@ -259,29 +253,17 @@ def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontex
     print(table[:6000], flush=True)
 
 
-def quantize_linears_fp8(model: torch.nn.Module) -> int:
-    """torchao's float8 inference (weights and activations in float8 e4m3, per-row scales) for every
-    linear layer wide enough to gain (inputs and outputs of >= 320 features); returns how many."""
-    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
-
-    chosen = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and min(m.in_features, m.out_features) >= 320]
-    ids = {id(m) for m in chosen}
-    quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=lambda m, fqn: id(m) in ids)
-    return len(chosen)
-
-
 @torch.no_grad()
 def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768,
                   turn=contextlib.nullcontext, profile: str | None = None, graphs: bool = False,
-                  fp8: bool = False, latent: int = 64) -> dict[str, float]:
-    """UNet-only and end-to-end sampling time; with `graphs`, the same compiled model also through
-    sdvideo's `GraphedUNet` (CUDA graphs), and how far its first prediction is from the plain call's."""
+                  latent: int = 64) -> dict[str, float]:
+    """UNet-only and end-to-end sampling time; with `graphs`, the same model also through sdvideo's
+    `GraphedUNet` (CUDA graphs): its first video (recording included), the next ones, and how far its
+    prediction is from the plain call's."""
     from diffusers import DDIMScheduler
 
     model.to(torch.bfloat16)  # inference: every weight in bf16 (no fp32 master copies needed)
     result: dict[str, float] = {}
-    if fp8:
-        result["fp8_linears"] = quantize_linears_fp8(model)
 
     sched = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False)
     text = torch.randn(2, 77, text_dim, device="cuda", dtype=torch.bfloat16)
@@ -315,7 +297,8 @@ def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int 
             graphed = GraphedUNet(lambda sample, timestep, encoder_hidden_states: _Sample(
                 call(model, sample, timestep, encoder_hidden_states)))
             graphed_call = lambda m, x, t, c: graphed(x, t, c)  # noqa: E731
-            run(False, graphed_call)  # records the graph (and warms it up)
+            # A fresh GraphedUNet's first video: its first call runs plainly, the second records the graph.
+            result["sample_unet_graphs_first_video_s"] = run(False, graphed_call)
             result["sample_unet_graphs_s"] = run(False, graphed_call)
             result["sample_end_to_end_graphs_s"] = run(True, graphed_call) if vae is not None else float("nan")
             x = torch.randn(2, 4, frames, latent, latent, device="cuda")
@@ -447,7 +430,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
                 try:
                     row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling,
-                                             graphs=args.sample_graphs, fp8=bool(options.get("fp8")), latent=latent))
+                                             graphs=args.sample_graphs, latent=latent))
                     args.profile_sampling = None
                 except torch.OutOfMemoryError:
                     row["error"] = "out of memory"

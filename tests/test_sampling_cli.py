@@ -139,3 +139,21 @@ def test_sample_and_interpolate_compile_the_unet_blocks_and_give_the_same_video(
     assert main(["interpolate", str(clip), "--run", str(run), "--out", str(tmp_path / "x2.mp4"), "--window", "4",
                  "--compile", *COMMON]) == 0
     assert len(compiled) == 3 and decoded(tmp_path / "x2.mp4") == (7, 16, 16, 16.0)
+
+
+def test_cuda_graphs_are_asked_for_by_default_and_left_off_on_the_cpu(runs, tmp_path, monkeypatch):
+    from sdvideo.sampling import sample as sample_module
+
+    real, seen = sample_module.load_pipeline, []
+
+    def spy(*args):
+        pipe = real(*args)
+        seen.append((args[5], pipe.cuda_graphs))  # (cuda_graphs asked for, the pipeline's GraphedUNet)
+        return pipe
+
+    monkeypatch.setattr(sample_module, "load_pipeline", spy)
+    _, run, _ = runs
+    for flags in ([], ["--no-cuda-graphs"]):
+        assert main(["sample", "--run", str(run), "--prompt", "x", "--out", str(tmp_path / str(len(flags))),
+                     "--frames", "2", *flags, *COMMON]) == 0
+    assert seen == [(True, None), (False, None)]

@@ -3,6 +3,7 @@
 # timed against the same compiled model's plain calls in each process), fused attention input projections
 # (models/fused_attention.py) and torchao float8 linears, each in its own process; the 2 x 16 step with and
 # without fused projections, one after the other in one process. The baseline's denoising step profiled.
+# Its fused and float8 variants were removed from bench_unet.py afterwards (commit 7d4e3e5 has them).
 #   run: bash bench/calls/run33-graphs-fused-fp8.sh   (carry .whl/core)
 source bench/device_setup.sh core
 echo "start $(date -u +%T)" >> "$OUT/log.txt"

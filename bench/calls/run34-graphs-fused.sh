@@ -4,6 +4,7 @@
 # then time in turn: 16-frame sampling through plain calls and CUDA graphs (GraphedUNet), its step profiled;
 # the same with fused attention input projections (models/fused_attention.py); the 2 x 16 step with and
 # without fused projections, one after the other. Each process's last lines go to the log.
+# Its fused variant was removed from bench_unet.py afterwards (commit 7d4e3e5 has it).
 #   run: bash bench/calls/run34-graphs-fused.sh   (carry .whl/core)
 source bench/device_setup.sh core
 echo "start $(date -u +%T)" >> "$OUT/log.txt"

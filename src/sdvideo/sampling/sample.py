@@ -45,13 +45,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, compile: bool = False) -> VideoPipeline:
+def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, compile: bool = False,
+                  cuda_graphs: bool = True) -> VideoPipeline:
     """A training run (or a saved VideoPipeline folder) on `device`, fp16 on CUDA.
 
     compile: `torch.compile` the UNet's repeated blocks, channels-last (`VideoUNet.compile_regions`):
-    on an H100 the benchmark's sampling loop (16 frames x 25 steps with guidance, bf16) took 2.56 s
-    of UNet time instead of 4.40 s eager (BENCHMARKS.md, runs 18 and 11), after minutes of
-    compiling; worth it for several videos of one size."""
+    on an H100 the benchmark's sampling loop (16 frames x 25 steps with guidance, bf16) took 2.41 s
+    of UNet time instead of 4.40 s eager (BENCHMARKS.md, runs 29 and 11), after minutes of
+    compiling; worth it for several videos of one size.
+    cuda_graphs: on CUDA, replay each denoising step's UNet call from a CUDA graph
+    (`cuda_graphs.py`): same results; on an H200, 16 frames, 25 steps (run 36): 256 px 0.78 -> 0.56 s
+    compiled, 1.36 -> 1.13 s eager; 512 px 2.29 -> 2.26 s and 4.01 -> 3.92 s."""
     dev = resolve_device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     if (Path(run) / "model_index.json").is_file():
@@ -62,8 +66,8 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     pipe.set_progress_bar_config(disable=not progress, leave=False, desc="denoise")
     if compile:
         pipe.unet.compile_regions()
-        if dev.type == "cuda":
-            pipe.enable_cuda_graphs()  # compiled regions replayed from one graph per denoising step
+    if cuda_graphs and dev.type == "cuda":
+        pipe.enable_cuda_graphs()
     return pipe
 
 
@@ -93,6 +97,7 @@ def sample(
     batch_size: int | None = None,
     decode_chunk_size: int = 8,
     compile: bool = False,
+    cuda_graphs: bool = True,
 ) -> dict[str, Any]:
     """Generate one video per prompt; writes `<i>-<slug>.mp4`, `.gif` and `grid.png` into `out`.
 
@@ -102,7 +107,7 @@ def sample(
     extend: a video to continue from its last `context_frames` frames (default: the frames
     trained with, less one); the files hold the whole video plus the continuation.
     image: a still to animate (frame 0). condition_method: "auto", "mask" or "replace".
-    compile: torch.compile the UNet's blocks first (see `load_pipeline`).
+    compile / cuda_graphs: torch.compile the UNet's blocks first; CUDA graphs (see `load_pipeline`).
     Returns files, fps, frames, size and videos: float (prompts, frames, 3, H, W) in [0, 1].
     """
     if extend is not None and image is not None:
@@ -118,7 +123,7 @@ def sample(
     still = open_image(image) if image is not None else None  # fail fast, before loading the model
     if extend is not None:
         probe_video(extend)
-    pipe = load_pipeline(run, scheduler, device, progress, compile)
+    pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs)
     fps = float(fps if fps is not None else pipe.config.default_fps or 10.0)
     size = size or pipe.config.default_size or 512
     if size % pipe.vae_scale_factor:
@@ -178,17 +183,18 @@ def interpolate_video(
     overlap: int | None = None,
     condition_method: str = "auto",
     compile: bool = False,
+    cuda_graphs: bool = True,
 ) -> dict[str, Any]:
     """Raise a video's frame rate `factor` times: writes an .mp4 at fps * factor.
 
     The video is decoded at its own rate (or `input_fps`) and the training size; its frames become
     every factor-th frame of the output and the model fills the rest. out: an .mp4 path or a folder
     (then `<stem>-x<factor>.mp4`). window: frames per sliding window (None or 0: all at once).
-    compile: torch.compile the UNet's blocks first (see `load_pipeline`).
+    compile / cuda_graphs: torch.compile the UNet's blocks first; CUDA graphs (see `load_pipeline`).
     """
     check_factor(factor)
     probe_video(video)
-    pipe = load_pipeline(run, scheduler, device, progress, compile)
+    pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs)
     size = size or pipe.config.default_size or 512
     source = decode_video(video, fps=input_fps, size=size)
     if len(source.frames) < 2:
