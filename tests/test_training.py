@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -167,7 +168,7 @@ def test_checkpointing_granularities_give_identical_training(tmp_path, tiny_cach
 
 
 def test_auto_checkpointing_resolves_to_the_fastest_level_that_fits(tmp_path, tiny_cache, tiny_base_dir):
-    from sdvideo.training.dry_run import memory_options, resolve_checkpointing
+    from sdvideo.training.dry_run import auto_checkpointing, memory_options, memory_warning, resolve_checkpointing
     from sdvideo.training.memory_estimate import USABLE_SHARE, estimate_training_memory
 
     cfg = config(tiny_cache, tiny_base_dir, tmp_path).resolved()
@@ -189,6 +190,13 @@ def test_auto_checkpointing_resolves_to_the_fastest_level_that_fits(tmp_path, ti
     assert resolve_checkpointing(gpu, unet, 8, 1e-6).gradient_checkpointing == "full"
     given = dataclasses.replace(gpu, gradient_checkpointing="attention")
     assert resolve_checkpointing(given, unet, 8, 1e-6) is given  # a level given is kept
+    # The level comes with its estimate, which the memory warning takes instead of tracing the level again.
+    level, estimate = auto_checkpointing(gpu, unet, 8, budget)
+    assert level == "selective-1" and estimate == pytest.approx(peak("selective-1"))
+    assert auto_checkpointing(gpu, unet, 8, 1e-6) == ("full", None) and auto_checkpointing(cfg, unet, 8) == ("none", None)
+    chosen = dataclasses.replace(gpu, gradient_checkpointing=level)
+    with mock.patch("sdvideo.training.memory_estimate.estimate_training_memory", side_effect=AssertionError("traced")):
+        assert memory_warning(chosen, unet, 8, budget, estimate_gib=estimate) is None
 
 
 @pytest.mark.parametrize("regions", ["layers", "blocks"])

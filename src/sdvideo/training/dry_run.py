@@ -42,20 +42,27 @@ def gpu_budget() -> tuple[float, str]:
     return 24.0, "a 24 GiB card"
 
 
+def auto_checkpointing(
+    cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None
+) -> tuple[str, float | None]:
+    """`--gradient-checkpointing auto`'s level: the one that recomputes least while the run's estimated
+    peak fits USABLE_SHARE of `budget_gib` (default: this GPU's memory), with that estimate; `none` off
+    the GPU and `full` when no level fits (the memory warning then says what would), both without one."""
+    if cfg.device != "cuda":
+        return "none", None
+    options = memory_options(dataclasses.replace(cfg, gradient_checkpointing="none"), unet_config, latent_size)
+    usable = USABLE_SHARE * (budget_gib or gpu_budget()[0])
+    return lightest_checkpointing(usable, cfg.batch_size, cfg.frames, **options) or ("full", None)
+
+
 def resolve_checkpointing(
     cfg: TrainConfig, unet_config: dict, latent_size: int, budget_gib: float | None = None
 ) -> TrainConfig:
-    """`--gradient-checkpointing auto`: the level that recomputes least while the run's estimated peak
-    fits USABLE_SHARE of `budget_gib` (default: this GPU's memory); `full` when none fits (the memory
-    warning then says what would); `none` off the GPU. Other levels are returned as they are."""
+    """The config with `--gradient-checkpointing auto` replaced by `auto_checkpointing`'s level; other
+    levels are returned as they are."""
     if cfg.gradient_checkpointing != "auto":
         return cfg
-    level = "none"
-    if cfg.device == "cuda":
-        options = memory_options(dataclasses.replace(cfg, gradient_checkpointing="none"), unet_config, latent_size)
-        usable = USABLE_SHARE * (budget_gib or gpu_budget()[0])
-        fits = lightest_checkpointing(usable, cfg.batch_size, cfg.frames, **options)
-        level = fits[0] if fits else "full"
+    level, _ = auto_checkpointing(cfg, unet_config, latent_size, budget_gib)
     return dataclasses.replace(cfg, gradient_checkpointing=level)
 
 

@@ -9,6 +9,7 @@ memory saving).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import time
 import warnings
@@ -33,7 +34,7 @@ from .best_model import best_so_far, save_best
 from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, save_checkpoint
 from .config import TrainConfig
 from .diffusion_loss import diffusion_loss
-from .dry_run import memory_warning, resolve_checkpointing
+from .dry_run import auto_checkpointing, memory_warning, resolve_checkpointing
 from .ema import EMA
 from .frame_masks import condition_channels_for, make_frame_condition
 from .loss_plot import write_loss_plot
@@ -92,13 +93,15 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     empty_text = empty_text_embedding(cfg.data).to(accelerator.device)  # (77, dim): caption dropout
 
     # ---- model: only the temporal layers train unless --train says more
+    estimate = None  # auto's level's estimated peak (it fits: the warning below need not trace it again)
     if cfg.gradient_checkpointing == "auto":  # the fastest level whose estimate fits this GPU (none on the CPU)
-        cfg = resolve_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])
+        level, estimate = auto_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])
+        cfg = dataclasses.replace(cfg, gradient_checkpointing=level)
         if accelerator.is_main_process and cfg.device == "cuda":
             print(f"--gradient-checkpointing auto: {cfg.gradient_checkpointing}", flush=True)
     video, base = build_video_unet(cfg, base)
     if accelerator.device.type == "cuda" and accelerator.is_main_process:  # say so before running out of memory
-        advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1])
+        advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], estimate_gib=estimate)
         if advice:
             warnings.warn(advice, stacklevel=2)
     sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
