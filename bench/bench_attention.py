@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_timing import emit, time_forward_backward, write_rows  # noqa: E402
+from gpu_timing import emit, time_forward, time_forward_backward, write_rows  # noqa: E402
 
 FRAMES = 32  # batch 2 x 16 frames: every spatial attention runs over 32 images
 # (name, batch, heads, query tokens, key tokens, head size)
@@ -48,12 +48,26 @@ def padded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
     return F.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(d))[..., :d]
 
 
+def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scores, softmax (fp32) and weighted sum as plain tensor ops: under torch.compile, two batched GEMMs
+    around one fused softmax kernel; the (queries x keys) matrix is materialised, cheap for few keys."""
+    scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+    return (scores.softmax(-1).to(q.dtype) @ v)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=None)
+    ap.add_argument("--shapes", default="", help="comma list of shape names to keep (default: all)")
+    ap.add_argument("--compiled-math", action="store_true", help="also the attention as compiled plain tensor ops, "
+                    "and forward-only times (inference)")
     args = ap.parse_args()
+    keep = set(filter(None, args.shapes.split(",")))
     rows = []
+    compiled_math = torch.compile(math_attention, dynamic=False)
     for name, batch, heads, lq, lk, d in SHAPES:
+        if keep and name not in keep:
+            continue
         q = torch.randn(batch, heads, lq, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         k = torch.randn(batch, heads, lk, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)
         v = torch.randn_like(k, requires_grad=True)
@@ -69,6 +83,11 @@ def main() -> None:
                         row[key + " max diff"] = float((fn(q, k, v) - reference).abs().max())
                 except RuntimeError as err:  # this backend does not take this shape
                     row[key + " ms"] = f"n/a: {str(err).splitlines()[0][:80]}"
+        if args.compiled_math:
+            row["compiled math ms"] = time_forward_backward(compiled_math, q, k, v, iters=10)
+            row["compiled math max diff"] = float((compiled_math(q, k, v) - reference).abs().max())
+            row["forward only, auto ms"] = time_forward(F.scaled_dot_product_attention, q, k, v, iters=10)
+            row["forward only, compiled math ms"] = time_forward(compiled_math, q, k, v, iters=10)
         emit(row, rows)
     write_rows(rows, args.json)
 

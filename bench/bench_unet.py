@@ -138,6 +138,8 @@ VARIANTS = {
                                                          "channels_last": True, "plain_temporal_weights": True},
         "compiled-selective-cl-blocks": {"compile": True, "checkpointing": "selective", "channels_last": True,
                                          "regions": "blocks"},
+        "compiled-selective-cl-sdpa-temporal": {"compile": True, "checkpointing": "selective", "channels_last": True,
+                                                "sdpa_temporal": True},
         "compiled-cl-blocks": {"compile": True, "channels_last": True, "regions": "blocks"},
         "compiled-selective-2-cl-blocks": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
                                            "regions": "blocks"},
@@ -168,6 +170,10 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
             for module in model.modules():
                 if isinstance(module, LeanConv2d):
                     module.channels_last_io = False
+        if options.get("sdpa_temporal"):  # as before run 40: SDPA's kernels for temporal attention when compiled
+            from sdvideo.models import temporal_attention
+
+            temporal_attention.SHORT_ATTENTION_MAX_FRAMES = 0  # for the rest of this process
         if options.get("plain_temporal_weights"):  # as before run 29: temporal conv weights plainly contiguous
             from sdvideo.models.temporal_conv import TemporalConv
 

@@ -45,6 +45,15 @@ MEASURED_RUNS = [
     ("2026-11-26/run31.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
     ("2026-11-26/run32.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
     ("2026-11-26/run32.jsonl", "compiled-selective-2-cl", "selective-2", True),
+    ("2026-11-26/run34.jsonl", "compiled-selective-cl", "selective", True),  # an H200
+    ("2026-11-26/run38.jsonl", "compiled-cl", "none", True),
+    ("2026-11-26/run38.jsonl", "compiled-cl-blocks", "none", True),
+    ("2026-11-26/run40.jsonl", "compiled-selective-cl", "selective", True),  # temporal attention as tensor ops
+    ("2026-11-26/run40.jsonl", "compiled-selective-cl-sdpa-temporal", "selective", True),
+    ("2026-11-26/run41.jsonl", "compiled-selective-cl", "selective", True),
+    ("2026-11-26/run41.jsonl", "compiled-selective-cl-sdpa-temporal", "selective", True),
+    ("2026-11-26/run42.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
+    ("2026-11-26/run42.jsonl", "compiled-cl-blocks", "none", True),
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -77,7 +86,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 39 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 48 and {c[3] for c in cases} == {5, 16, 64}
     assert len(max_frames_peaks()) == 18
 
 

@@ -27,6 +27,26 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return rotated.flatten(-2)
 
 
+# Temporal attention over at most this many frames runs as plain tensor ops when compiled (see
+# `frame_attention`); longer clips use SDPA's fused kernels, whose memory does not grow with frames^2.
+SHORT_ATTENTION_MAX_FRAMES = 32
+
+
+def frame_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Softmax attention over frames. q, k, v: (sequences, heads, frames, head_dim).
+
+    Compiled, and over few frames, as two batched matmuls around an fp32 softmax that inductor fuses:
+    fused attention kernels tile 16 frames poorly (H100, 64 x 64 latents, 2 x 16 frames, run 39: 0.65 ->
+    0.28 ms forward, 3.15 -> 2.07 ms with backward). The (frames x frames) fp32 scores it materialises
+    take 2 x frames / head_dim times q's bytes (half at 16 frames, head size 64). Eager, or over more
+    frames, SDPA.
+    """
+    if torch.compiler.is_compiling() and q.shape[-2] <= SHORT_ATTENTION_MAX_FRAMES:
+        scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5  # (sequences, heads, frames, frames)
+        return scores.softmax(-1).to(v.dtype) @ v
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class TemporalTransformer(nn.Module):
     """Pre-norm multi-head self-attention over frames plus a feed-forward, with no text input.
 
@@ -64,7 +84,7 @@ class TemporalTransformer(nn.Module):
         q, k, v = self.to_qkv(tokens).view(n, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         cos, sin = rotary_cos_sin(f, self.head_dim, self.rope_base, tokens.device, q.dtype)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (n, heads, f, head_dim)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = frame_attention(q, k, v)
         return self.to_out(out.transpose(1, 2).reshape(n, f, c))
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
