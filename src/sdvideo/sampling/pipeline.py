@@ -25,7 +25,6 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..models.base import load_base
 from ..models.video_unet import VideoUNet
-from .cuda_graphs import GraphedUNet
 from .conditioning import (
     FrameCondition,
     check_factor,
@@ -34,6 +33,7 @@ from .conditioning import (
     image_condition,
     interpolation_condition,
 )
+from .cuda_graphs import GraphedUNet
 from .sampler import decode_latents, denoise_video, make_scheduler
 
 OUTPUT_TYPES = {"pt": "pt", "frames": "pt", "np": "np", "numpy": "np", "pil": "pil", "latent": "latent",
@@ -118,7 +118,7 @@ class VideoPipeline(DiffusionPipeline):
 
     def enable_cuda_graphs(self, enabled: bool = True) -> None:
         """Replay each denoising step's UNet call from a CUDA graph (`cuda_graphs.py`): no launch gaps.
-        The first call of each size records its graph (two extra UNet calls); later videos reuse it."""
+        Each size's first call runs plainly and its second records the graph; later videos reuse it."""
         if enabled and self.unet.device.type != "cuda":
             raise ValueError(f"CUDA graphs need the UNet on a CUDA device, not {self.unet.device}")
         self.cuda_graphs = GraphedUNet(self.unet) if enabled else None

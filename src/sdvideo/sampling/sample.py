@@ -54,8 +54,8 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     of UNet time instead of 4.40 s eager (BENCHMARKS.md, runs 29 and 11), after minutes of
     compiling; worth it for several videos of one size.
     cuda_graphs: on CUDA, replay each denoising step's UNet call from a CUDA graph
-    (`cuda_graphs.py`): same results; on an H200, 16 frames, 25 steps (run 36): 256 px 0.78 -> 0.56 s
-    compiled, 1.36 -> 1.13 s eager; 512 px 2.29 -> 2.26 s and 4.01 -> 3.92 s."""
+    (`cuda_graphs.py`): same results; on an H100, 16 frames, 25 steps, compiled (run 37): 256 px
+    0.84 -> 0.59 s (0.63 s for the first video, recording included), 512 px 2.36 -> 2.34 s (2.39 s)."""
     dev = resolve_device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     if (Path(run) / "model_index.json").is_file():

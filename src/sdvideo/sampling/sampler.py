@@ -26,8 +26,8 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from ..models.video_unet import VideoUNet
-from .cuda_graphs import GraphedUNet
 from .conditioning import FrameCondition, resolve_method
+from .cuda_graphs import GraphedUNet
 from .windows import windowed_prediction
 
 SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
