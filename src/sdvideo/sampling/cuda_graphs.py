@@ -47,7 +47,7 @@ class GraphedUNet:
         self.capture = capture or self._cuda_capture
         self.pool = None
         self.calls: Counter = Counter()  # per signature
-        self.graphs: dict[tuple, _Captured | None] = {}  # None: could not be recorded, runs plainly
+        self.graphs: dict[tuple, _Captured] = {}  # recorded on a signature's second call (if it could be)
 
     def __call__(self, sample: torch.Tensor, timestep: torch.Tensor | float | int, encoder_hidden_states: torch.Tensor,
                  **inputs: Any) -> torch.Tensor:
@@ -59,12 +59,10 @@ class GraphedUNet:
         key = (tuple((n, tuple(t.shape), t.dtype, t.device) for n, t in tensors.items()),
                tuple(sorted((n, repr(v)) for n, v in flags.items())))
         self.calls[key] += 1
-        if self.calls[key] == 1:  # the warm-up
-            return self.unet(**tensors, **flags).sample
-        if key not in self.graphs:
-            self.graphs[key] = self._record(tensors, flags)
-        captured = self.graphs[key]
-        if captured is None:
+        if self.calls[key] == 2 and (recorded := self._record(tensors, flags)) is not None:
+            self.graphs[key] = recorded
+        captured = self.graphs.get(key)
+        if captured is None:  # the warm-up, or a call that could not be recorded
             return self.unet(**tensors, **flags).sample
         for name, value in tensors.items():
             captured.static[name].copy_(value)
