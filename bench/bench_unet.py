@@ -77,7 +77,7 @@ def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
     fps = lambda x: torch.full((x.shape[0],), 8.0, device=x.device)  # noqa: E731
     if options.get("channels_last") and not options.get("compile"):  # compile_regions(channels_last=True) does it
         model = model.to_channels_last()  # weights, frames and so every activation
-    return model, lambda m, x, t, c: m(x, t, c, fps=fps(x)).sample
+    return model, lambda m, x, t, c, **kw: m(x, t, c, fps=fps(x), **kw).sample
 
 
 def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
@@ -144,6 +144,30 @@ VARIANTS = {
         "compiled-selective-2-cl-blocks": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
                                            "regions": "blocks"},
         "compiled-ckpt-temporal": {"compile": True, "checkpointing": "temporal"},
+        # Inductor's own tuning: block sizes of its generated kernels by coordinate descent, and
+        # max-autotune (Triton GEMM/conv templates benchmarked against cuBLAS/cuDNN, epilogues fused).
+        "compiled-cl-cdt": {"compile": True, "channels_last": True, "inductor": {"coordinate_descent_tuning": True}},
+        # sampling: the CFG halves' shared layers before the text run once (`guidance_pair.py`)
+        "compiled-cl-pair": {"compile": True, "channels_last": True, "sample_kwargs": {"guidance_pair": True}},
+        # as before run 46: rotary tables computed inside each compiled region (fused per element)
+        "compiled-cl-pair-inline-rotary": {"compile": True, "channels_last": True, "sample_kwargs": {"guidance_pair": True},
+                                           "inline_rotary": True},
+        "compiled-selective-2-cl-blocks-inline-rotary": {"compile": True, "checkpointing": "selective-2",
+                                                         "channels_last": True, "regions": "blocks", "inline_rotary": True},
+        "compiled-cl-blocks-pair": {"compile": True, "channels_last": True, "regions": "blocks",
+                                    "sample_kwargs": {"guidance_pair": True}},
+        "compiled-cl-blocks-pair-cdt": {"compile": True, "channels_last": True, "regions": "blocks",
+                                        "sample_kwargs": {"guidance_pair": True},
+                                        "inductor": {"coordinate_descent_tuning": True}},
+        "compiled-cl-pair-cdt": {"compile": True, "channels_last": True, "sample_kwargs": {"guidance_pair": True},
+                                 "inductor": {"coordinate_descent_tuning": True}},
+        "compiled-cl-blocks-cdt": {"compile": True, "channels_last": True, "regions": "blocks",
+                                   "inductor": {"coordinate_descent_tuning": True}},
+        "compiled-cl-autotune": {"compile": True, "channels_last": True, "mode": "max-autotune-no-cudagraphs"},
+        "compiled-cl-blocks-budget-0.5": {"compile": True, "channels_last": True, "regions": "blocks",
+                                          "memory_budget": 0.5},
+        "compiled-cl-blocks-budget-0.7": {"compile": True, "channels_last": True, "regions": "blocks",
+                                          "memory_budget": 0.7},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
         "compiled-budget": {"compile": True, "memory_budget": 0.5},
@@ -160,8 +184,15 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
         import torch._functorch.config
 
         torch._functorch.config.activation_memory_budget = options["memory_budget"]
+    if "inductor" in options:  # for the rest of this process
+        import torch._inductor.config
+
+        for key, value in options["inductor"].items():
+            setattr(torch._inductor.config, key, value)
+    mode = {"mode": options["mode"]} if "mode" in options else {}
     if name == "sdvideo":
-        model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"))
+        model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"),
+                              **mode)
         if options.get("plain_conv_layout"):  # as before LeanConv2d.channels_last_io and the temporal conv's
             from sdvideo.models import temporal_conv  # output gradient layout (run 27's baseline; build it last)
             from sdvideo.models.lean_conv import LeanConv2d
@@ -170,6 +201,8 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
             for module in model.modules():
                 if isinstance(module, LeanConv2d):
                     module.channels_last_io = False
+        if options.get("inline_rotary"):  # no tables from the call: each temporal layer computes its own
+            model._rotary_keys = set()
         if options.get("sdpa_temporal"):  # as before run 40: SDPA's kernels for temporal attention when compiled
             from sdvideo.models import temporal_attention
 
@@ -206,8 +239,10 @@ def _untimed_first(turn) -> bool:
     return not getattr(turn, "passed_barrier", True)
 
 
-def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib.nullcontext) -> dict[str, float]:
-    """Median step time and peak memory; the first warm-up step (compilation) may run before `turn()`."""
+def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib.nullcontext,
+                  micro_batch: int | None = None) -> dict[str, float]:
+    """Median step time and peak memory; the first warm-up step (compilation) may run before `turn()`.
+    micro_batch: forward and backward this many videos at a time, gradients accumulated, one optimizer step."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
     target = torch.randn_like(x)
@@ -222,7 +257,8 @@ def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib
                 timed.enter_context(counting_tangent_copies(copies))
             if i == 1:
                 print(f"[progress {time.strftime('%T')}] first training step done (compiled)", flush=True)
-            _training_step(model, call, x, t, c, target, opt, times if i >= warmup else first if i == 0 else None)
+            _training_step(model, call, x, t, c, target, opt, times if i >= warmup else first if i == 0 else None,
+                           micro_batch)
     del opt
     # first_step_s: compiling included (alone on the machine, or beside other processes' compiling)
     return dict(step_s=statistics.median(times), first_step_s=first[0], peak_gib=torch.cuda.max_memory_allocated() / GiB,
@@ -230,13 +266,15 @@ def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib
                 tangent_copy_gib_per_step=copies.get("gib", 0.0) / steps)
 
 
-def _training_step(model, call, x, t, c, target, opt, times: list[float] | None) -> None:
+def _training_step(model, call, x, t, c, target, opt, times: list[float] | None, micro_batch: int | None = None) -> None:
     torch.cuda.synchronize()
     start = time.perf_counter()
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        out = call(model, x, t, c)
-    loss = torch.nn.functional.mse_loss(out.float(), target)
-    loss.backward()
+    n = micro_batch or x.shape[0]
+    for xs, ts, cs, target_s in zip(x.split(n), t.split(n), c.split(n), target.split(n)):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = call(model, xs, ts, cs)
+        loss = torch.nn.functional.mse_loss(out.float(), target_s) * (xs.shape[0] / x.shape[0])
+        loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
@@ -262,12 +300,15 @@ def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontex
 @torch.no_grad()
 def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int = 768,
                   turn=contextlib.nullcontext, profile: str | None = None, graphs: bool = False,
-                  latent: int = 64) -> dict[str, float]:
+                  latent: int = 64, call_kwargs: dict[str, Any] | None = None) -> dict[str, float]:
     """UNet-only and end-to-end sampling time; with `graphs`, the same model also through sdvideo's
     `GraphedUNet` (CUDA graphs): its first video (recording included), the next ones, and how far its
     prediction is from the plain call's."""
     from diffusers import DDIMScheduler
 
+    if call_kwargs:  # e.g. guidance_pair=True: the model's own options for a CFG batch
+        plain_call = call
+        call = lambda m, x, t, c: plain_call(m, x, t, c, **call_kwargs)  # noqa: E731
     model.to(torch.bfloat16)  # inference: every weight in bf16 (no fp32 master copies needed)
     result: dict[str, float] = {}
 
@@ -311,6 +352,13 @@ def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int 
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 plain, replayed = call(model, x, sched.timesteps[3], text), graphed_call(model, x, sched.timesteps[3], text)
             result["graphs_max_abs_diff"] = (plain.float() - replayed.float()).abs().max().item()
+        if call_kwargs:  # how far the model's option moves one prediction (same latents in both halves)
+            lat = torch.randn(1, 4, frames, latent, latent, device="cuda")
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                plain = plain_call(model, torch.cat([lat, lat]), sched.timesteps[3], text).float()
+                option = call(model, torch.cat([lat, lat]), sched.timesteps[3], text).float()
+            result["option_max_abs_diff"] = (plain - option).abs().max().item()
+            result["option_max_abs_pred"] = plain.abs().max().item()
         if profile:  # one denoising step's kernels (both CFG halves in one batch)
             lat = torch.randn(2, 4, frames, latent, latent, device="cuda")
             with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -328,7 +376,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="sdvideo,animatediff,modelscope")
     ap.add_argument("--variants", default="", help="comma list of variant names to keep (default: all)")
-    ap.add_argument("--cases", default="2x16,2x5,1x64", help="batch x frames; none: sampling only")
+    ap.add_argument("--cases", default="2x16,2x5,1x64", help="batch x frames (2x16/1: as micro-batches of 1, "
+                    "gradients accumulated); none: sampling only")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
@@ -392,7 +441,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             total = sum(p.numel() for p in model.parameters())
             flops = {}  # counted on the eager model, before any compilation (same math)
             for case in cases:
-                b, f = map(int, case.split("x"))
+                b, f = map(int, case.split("/")[0].split("x"))
                 try:
                     flops[case] = forward_flops(model, call, torch.randn(b, 4, f, 64, 64, device="cuda"),
                                                 torch.randint(0, 1000, (b,), device="cuda"),
@@ -404,7 +453,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             if options.get("compile"):
                 compile_regions(name, model, options)
             for case in cases:
-                b, f = map(int, case.split("x"))
+                b, f = map(int, case.split("/")[0].split("x"))
+                micro = int(case.split("/")[1]) if "/" in case else None  # "2x16/1": two micro-batches of 1 x 16
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
                 t = torch.randint(0, 1000, (b,), device="cuda")
@@ -414,14 +464,14 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                         profile_training(model, call, x, t, c, args.profile, turns, args.profile_stacks)
                         args.profile = None
                     row["fwd_tflop"] = flops[case]
-                    row.update(time_training(model, call, x, t, c, args.steps, args.warmup, turns))
+                    row.update(time_training(model, call, x, t, c, args.steps, args.warmup, turns, micro))
                     row["frames_per_s"] = b * f / row["step_s"]
                     row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / measured_peak()
                     if name == "sdvideo" and "memory_budget" not in options:  # how close `sdvideo train --dry-run`'s estimate comes
                         from sdvideo.training.memory_estimate import estimate_training_memory
 
                         row["estimate_gib"] = estimate_training_memory(
-                            preset("sd15")["unet"], options.get("temporal", {}), b, f, 64, optimizer="adamw",
+                            preset("sd15")["unet"], options.get("temporal", {}), micro or b, f, 64, optimizer="adamw",
                             gradient_checkpointing=options.get("checkpointing", "none"),
                             compiled=bool(options.get("compile")))["total_gib"]
                 except torch.OutOfMemoryError:
@@ -436,7 +486,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
                 try:
                     row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling,
-                                             graphs=args.sample_graphs, latent=latent))
+                                             graphs=args.sample_graphs, latent=latent,
+                                             call_kwargs=options.get("sample_kwargs")))
                     args.profile_sampling = None
                 except torch.OutOfMemoryError:
                     row["error"] = "out of memory"

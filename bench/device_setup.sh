@@ -19,6 +19,8 @@ bench_turns() {
   timeout "$limit" python3 bench/bench_unet.py --turns "/tmp/turns-$run-$processes" --processes "$processes" \
     --json "$OUT/$run-$label.json" "$@" 2>&1 | tee "/tmp/$run-$label.out" | grep -v Warning | grep -E '^\{|Error|GPU:' \
     | while read -r line; do echo "[$label $(date -u +%T)] $line"; done >> "$OUT/log.txt"
+  # Killed by the timeout (perhaps before the barrier, where it never arrived): count it, so the others still time.
+  if [ "${PIPESTATUS[0]}" = 124 ]; then touch "/tmp/turns-$run-$processes/ready-killed-$label"; fi
 }
 bench_tails() {
   for f in /tmp/"$1"-*.out; do echo "== $f (last lines)"; grep -v Warning "$f" | tail -n 15; done >> "$OUT/log.txt"
