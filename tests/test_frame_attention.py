@@ -38,3 +38,33 @@ def test_compiled_frame_attention_matches_sdpa_and_uses_it_only_for_long_clips(f
 def test_eager_frame_attention_is_sdpa() -> None:
     q, k, v = (torch.randn(3, 2, 5, 8) for _ in range(3))
     assert torch.equal(frame_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+
+
+def test_compiled_model_takes_rotary_tables_per_call_instead_of_computing_them_per_element() -> None:
+    # Computed inside a compiled region, the tiny (frames, head_dim / 2) tables were fused into the kernels
+    # applying them: pow, cos and sin evaluated for every element (4 % of a denoising step on an H100).
+    import copy
+
+    from diffusers import UNet2DConditionModel
+
+    from sdvideo.models.presets import preset
+    from sdvideo.models.video_unet import inflate
+
+    torch.manual_seed(0)
+    video = inflate(UNet2DConditionModel(**preset("tiny")["unet"])).eval()
+    for p in video.temporal_parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    graphs = []
+
+    def keep_graph(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    compiled = copy.deepcopy(video).compile_regions(channels_last=False, backend=keep_graph)
+    x, t, text = torch.randn(1, 4, 3, 16, 16), torch.tensor([10]), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x, t, text).sample, video(x, t, text).sample, rtol=1e-5, atol=1e-5)
+    ops = {getattr(node.target, "__name__", str(node.target)) for gm in graphs for node in gm.graph.nodes}
+    assert "softmax" in ops  # temporal attention was traced (as tensor ops: 3 frames)...
+    assert not {"cos", "sin", "pow"} & ops  # ...with its rotary tables as inputs
+    assert set(video.frame_context.rotary) == {(32, 10000.0), (64, 10000.0)}  # a pair per head size, made by the call

@@ -8,7 +8,7 @@ frames of each video. How many frames form a video (and the fps, if any) is read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -31,6 +31,9 @@ class FrameContext:
     checkpoint_temporal: bool = False  # recompute temporal layers in backward instead of storing
     checkpoint_attention: bool = False  # recompute whole spatio-temporal transformers in backward
     keep_attention_outputs: bool = False  # ...all but their long attention kernels, whose outputs are kept
+    guidance_pair: bool = False  # the batch's halves differ only in text: share the layers before it (guidance_pair.py)
+    # (head_dim, rope_base) -> float32 rotary (cos, sin) tables for num_frames, made once per call (VideoUNet.forward)
+    rotary: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 # The fused attention kernels SDPA dispatches to (one per backend).
@@ -111,7 +114,8 @@ class SpatioTemporalTransformer(nn.Module):
     def _forward(self, hidden_states: torch.Tensor, num_frames: int, enable_time: bool, *args: Any, **kwargs: Any):
         x = self.spatial(hidden_states, *args, return_dict=False, **kwargs)[0]
         if enable_time:
-            x = _maybe_checkpoint(self.context.checkpoint_temporal, self.temporal, x, num_frames)
+            rotary = self.context.rotary.get((self.temporal.head_dim, self.temporal.rope_base))
+            x = _maybe_checkpoint(self.context.checkpoint_temporal, self.temporal, x, num_frames, rotary)
         return x
 
 

@@ -25,8 +25,9 @@ from torch import nn
 
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
+from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
-from .temporal_attention import TemporalTransformer
+from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
 from .temporal_wrappers import FpsConditionedTimeEmbedding, FrameContext, PseudoConv3d, SpatioTemporalTransformer
 
@@ -118,6 +119,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         if cfg.condition_channels:
             install_frame_conditioning(self, cfg.condition_channels)
         make_convs_lean(self.unet)  # frozen convs keep no activations for backward
+        self._rotary_keys = {(m.head_dim, m.rope_base) for m in self.modules() if isinstance(m, TemporalTransformer)}
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -130,6 +132,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         return_dict: bool = True,
         cross_attention_kwargs: dict[str, Any] | None = None,
         conditioning: torch.Tensor | None = None,
+        guidance_pair: bool = False,
     ) -> VideoUNetOutput | tuple[torch.Tensor]:
         """Denoise a batch of videos.
 
@@ -142,7 +145,16 @@ class VideoUNet(ModelMixin, ConfigMixin):
                 frame-independent baseline, and how single images pass in joint training.
             conditioning: (batch, condition_channels, frames, height, width) known frames' latents
                 and mask, concatenated to the input channels (None on a conditioned model: no frame known).
+            guidance_pair: the batch's two halves (classifier-free guidance's unconditional and
+                conditional passes) hold the same latents, timestep, fps and conditioning and differ only
+                in `encoder_hidden_states`; the layers before the text then run once for both
+                (`guidance_pair.py`: same results, less work).
         """
+        if guidance_pair:
+            if sample.shape[0] % 2:
+                raise ValueError(f"guidance_pair needs a batch of two halves, got {sample.shape[0]} videos")
+            # Hooked on first use only: training never pays for the hooks (each hooked region compiles apart).
+            install_guidance_pair(self.unet, self.frame_context)
         sample = concat_conditioning(sample, conditioning, self.config.condition_channels)  # (b, c + k, f, h, w)
         b, c, f, h, w = sample.shape
         frames = sample.transpose(1, 2).reshape(b * f, c, h, w)  # (b*f, c, h, w), video-major
@@ -158,7 +170,11 @@ class VideoUNet(ModelMixin, ConfigMixin):
         # The context stays set after the call (no restore): activation checkpointing recomputes
         # layers during backward, and they must see the same frame count as in this forward.
         ctx = self.frame_context
-        ctx.num_frames, ctx.enable_time, ctx.fps = f, enable_time, fps_per_frame
+        ctx.num_frames, ctx.enable_time, ctx.fps, ctx.guidance_pair = f, enable_time, fps_per_frame, guidance_pair
+        ctx.rotary = {  # the frame-position tables every temporal attention layer of this call applies
+            key: rotary_cos_sin(f, *key, sample.device, torch.float32)
+            for key in self._rotary_keys
+        } if enable_time else {}
         out = self.unet(frames, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
         out = out.reshape(b, f, out.shape[1], h, w).transpose(1, 2)  # (b, c_out, f, h, w)
         if not return_dict:

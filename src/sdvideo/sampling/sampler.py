@@ -145,10 +145,9 @@ def denoise_video(
         x = x[:, :, start:end]  # (b, c, window, h, w), already scaled for the scheduler
         model_in = torch.cat([x, x]) if guided else x
         extra = None if cond_channels is None else cond_channels[:, :, start:end]
-        if graphs is not None:
-            pred = graphs(model_in, t, context, fps=fps_arg, enable_time=enable_time, conditioning=extra)
-        else:
-            pred = unet(model_in, t, context, fps=fps_arg, enable_time=enable_time, conditioning=extra).sample
+        # guided: both halves are the same latents and conditioning, so the layers before the text run once
+        inputs = dict(fps=fps_arg, enable_time=enable_time, conditioning=extra, guidance_pair=guided)
+        pred = graphs(model_in, t, context, **inputs) if graphs is not None else unet(model_in, t, context, **inputs).sample
         if guided:
             uncond, cond = pred.chunk(2)
             pred = uncond + guidance_scale * (cond - uncond)
