@@ -54,6 +54,10 @@ MEASURED_RUNS = [
     ("2026-11-26/run41.jsonl", "compiled-selective-cl-sdpa-temporal", "selective", True),
     ("2026-11-26/run42.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
     ("2026-11-26/run42.jsonl", "compiled-cl-blocks", "none", True),
+    ("2026-11-26/run44.jsonl", "compiled-cl-blocks", "none", True),  # 2 x 16 as micro-batches of 1 x 16
+    ("2026-11-26/run44.jsonl", "compiled-cl", "none", True),
+    ("2026-11-26/run46.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
+    ("2026-11-26/run46.jsonl", "compiled-selective-2-cl-blocks-inline-rotary", "selective-2", True),
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -72,7 +76,9 @@ def measured_peaks() -> list[tuple[str, bool, int, int, float]]:
         for row in result_rows(name):
             if (row.get("model", "sdvideo") == "sdvideo" and row.get("variant") == variant and row.get("peak_gib")
                     and "x" in row["case"]):
-                batch, frames = map(int, row["case"].split("x"))
+                batch, frames = map(int, row["case"].split("/")[0].split("x"))
+                if "/" in row["case"]:  # "2x16/1": micro-batches of 1 with gradients accumulated
+                    batch = int(row["case"].split("/")[1])
                 cases.append((checkpointing, compiled, batch, frames, row["peak_gib"]))
     return cases
 
@@ -86,7 +92,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 48 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 52 and {c[3] for c in cases} == {5, 16, 64}
     assert len(max_frames_peaks()) == 18
 
 
