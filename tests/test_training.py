@@ -201,11 +201,13 @@ def test_auto_checkpointing_resolves_to_the_fastest_level_that_fits(tmp_path, ti
 
 @pytest.mark.parametrize("regions", ["layers", "blocks"])
 def test_compiled_training_uses_the_chosen_regions_and_trains_as_eager(tmp_path, tiny_cache, tiny_base_dir,
-                                                                        compile_calls, regions):
+                                                                        compile_calls, regions, capsys):
     opts = dict(steps=2, checkpoint_every=100, gradient_checkpointing="selective")
     eager = train(config(tiny_cache, tiny_base_dir, tmp_path / "eager", **opts), progress=False)
+    assert "compiling" not in capsys.readouterr().out  # auto on the CPU: eager
     compiled = train(config(tiny_cache, tiny_base_dir, tmp_path / "compiled", compile=True, compile_regions=regions,
                             **opts), progress=False)
+    assert f"compiling the UNet's {regions} (torch.compile)" in capsys.readouterr().out
     assert compile_calls == [{"regions": regions}]
     assert [v for _, v in compiled["history"]] == pytest.approx([v for _, v in eager["history"]], rel=1e-4)
     with pytest.raises(ValueError, match="--compile-regions must be one of auto, layers, blocks"):

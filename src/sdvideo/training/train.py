@@ -122,6 +122,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     )
     video.to(accelerator.device)
     if cfg.compile:
+        accelerator.print(f"compiling the UNet's {cfg.compile_regions} (torch.compile): the first steps take minutes at "
+                          "the SD size (--compile off runs eagerly)")
         video.compile_regions(regions=cfg.compile_regions)  # after the move and dtype changes: code is specialised to them
     ema = EMA(video, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
