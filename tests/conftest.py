@@ -30,6 +30,23 @@ def base():
     return build_base("tiny", seed=0)
 
 
+@pytest.fixture(scope="module")
+def video_unet():
+    """The tiny video UNet in eval mode with its temporal layers moved off their identity init, so they
+    change the output (one per test module: tests may hook or compile it)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from sdvideo.models.presets import preset
+    from sdvideo.models.video_unet import inflate
+
+    torch.manual_seed(0)
+    video = inflate(UNet2DConditionModel(**preset("tiny")["unet"])).eval()
+    for p in video.temporal_parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    return video
+
+
 @pytest.fixture
 def compile_calls(monkeypatch) -> list:
     """`VideoUNet.compile_regions` through dynamo + AOTAutograd without code generation (seconds on a

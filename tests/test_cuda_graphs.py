@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from diffusers import DDIMScheduler, UNet2DConditionModel
+from diffusers import DDIMScheduler
 
 from sdvideo.models.presets import preset
 from sdvideo.models.video_unet import inflate
@@ -25,15 +25,6 @@ def _record(graph: _Recorder, run):
     graph.run = run
     graph.output = run()
     return graph.output
-
-
-@pytest.fixture(scope="module")
-def video_unet():
-    torch.manual_seed(0)
-    video = inflate(UNet2DConditionModel(**preset("tiny")["unet"])).eval()
-    for p in video.temporal_parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    return video
 
 
 def _graphed(unet) -> tuple[GraphedUNet, list]:

@@ -40,20 +40,12 @@ def test_eager_frame_attention_is_sdpa() -> None:
     assert torch.equal(frame_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
 
 
-def test_compiled_model_takes_rotary_tables_per_call_instead_of_computing_them_per_element() -> None:
+def test_compiled_model_takes_rotary_tables_per_call_instead_of_computing_them_per_element(video_unet) -> None:
     # Computed inside a compiled region, the tiny (frames, head_dim / 2) tables were fused into the kernels
     # applying them: pow, cos and sin evaluated for every element (4 % of a denoising step on an H100).
     import copy
 
-    from diffusers import UNet2DConditionModel
-
-    from sdvideo.models.presets import preset
-    from sdvideo.models.video_unet import inflate
-
-    torch.manual_seed(0)
-    video = inflate(UNet2DConditionModel(**preset("tiny")["unet"])).eval()
-    for p in video.temporal_parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
+    video = video_unet
     graphs = []
 
     def keep_graph(gm, example_inputs):

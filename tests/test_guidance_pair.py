@@ -14,15 +14,6 @@ from sdvideo.models.video_unet import inflate
 from sdvideo.sampling.sampler import denoise_video
 
 
-@pytest.fixture(scope="module")
-def video_unet():
-    torch.manual_seed(0)
-    video = inflate(UNet2DConditionModel(**preset("tiny")["unet"])).eval()
-    for p in video.temporal_parameters():  # non-zero temporal layers: the halves' frames interact
-        p.data.add_(0.05 * torch.randn_like(p))
-    return video
-
-
 def _batch_sizes(video) -> tuple[dict[str, list[int]], list]:
     """Batch size each shared module and the first cross-attention see, per call."""
     seen: dict[str, list[int]] = {}
