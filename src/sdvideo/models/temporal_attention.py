@@ -9,15 +9,15 @@ from torch import nn
 from .layout import is_channels_last
 
 
-def rotary_cos_sin(num_frames: int, head_dim: int, base: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotary position tables (frames, head_dim / 2) for frame indices 0 .. num_frames - 1.
+def rotary_cos_sin(num_frames: int, head_dim: int, base: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 rotary position tables (frames, head_dim / 2) for frame indices 0 .. num_frames - 1.
 
     Rotary embeddings make the attention score depend only on the frame offset between query and key,
     so the layer works for any number of frames: there is no table with a maximum length.
     """
     inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
     angles = torch.arange(num_frames, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -86,7 +86,7 @@ class TemporalTransformer(nn.Module):
         n, f, c = tokens.shape
         q, k, v = self.to_qkv(tokens).view(n, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if rotary is None:
-            rotary = rotary_cos_sin(f, self.head_dim, self.rope_base, tokens.device, torch.float32)
+            rotary = rotary_cos_sin(f, self.head_dim, self.rope_base, tokens.device)
         cos, sin = (table.to(q.dtype) for table in rotary)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (n, heads, f, head_dim)
         out = frame_attention(q, k, v)

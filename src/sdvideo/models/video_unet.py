@@ -172,7 +172,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         ctx = self.frame_context
         ctx.num_frames, ctx.enable_time, ctx.fps, ctx.guidance_pair = f, enable_time, fps_per_frame, guidance_pair
         ctx.rotary = {  # the frame-position tables every temporal attention layer of this call applies
-            key: rotary_cos_sin(f, *key, sample.device, torch.float32)
+            key: rotary_cos_sin(f, *key, sample.device)
             for key in self._rotary_keys
         } if enable_time else {}
         out = self.unet(frames, t, text, cross_attention_kwargs=cross_attention_kwargs, return_dict=False)[0]
