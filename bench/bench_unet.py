@@ -168,6 +168,28 @@ VARIANTS = {
                                           "memory_budget": 0.5},
         "compiled-cl-blocks-budget-0.7": {"compile": True, "channels_last": True, "regions": "blocks",
                                           "memory_budget": 0.7},
+        # cuDNN's algorithm choice: the product's default before run 49 (no benchmarking, cuDNN's heuristics),
+        # and benchmarking every algorithm rather than the first 10 it ranks (`benchmark_limit` 0)
+        "compiled-cl-pair-no-cudnn-benchmark": {"compile": True, "channels_last": True,
+                                                "sample_kwargs": {"guidance_pair": True}, "cudnn": {"benchmark": False}},
+        "compiled-cl-pair-cudnn-all": {"compile": True, "channels_last": True, "sample_kwargs": {"guidance_pair": True},
+                                       "cudnn": {"benchmark_limit": 0}},
+        "compiled-selective-2-cl-no-cudnn-benchmark": {"compile": True, "checkpointing": "selective-2",
+                                                       "channels_last": True, "cudnn": {"benchmark": False}},
+        "compiled-selective-2-cl-cudnn-all": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
+                                              "cudnn": {"benchmark_limit": 0}},
+        # temporal attention as compiled tensor ops instead of the fused Triton kernel (as before run 50)
+        "compiled-cl-pair-unfused": {"compile": True, "channels_last": True, "sample_kwargs": {"guidance_pair": True},
+                                     "fused_frame_attention": False},
+        # GEGLU as diffusers runs it (cuBLAS projection, then the gate kernel) instead of the fused matmul
+        "compiled-cl-pair-unfused-geglu": {"compile": True, "channels_last": True,
+                                           "sample_kwargs": {"guidance_pair": True}, "fused_geglu": False},
+        "compiled-selective-2-cl-blocks-unfused": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
+                                                   "regions": "blocks", "fused_frame_attention": False},
+        "compiled-cl-blocks-unfused": {"compile": True, "channels_last": True, "regions": "blocks",
+                                       "fused_frame_attention": False},
+        "compiled-selective-2-cl-unfused": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
+                                            "fused_frame_attention": False},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
         "compiled-budget": {"compile": True, "memory_budget": 0.5},
@@ -437,6 +459,14 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             torch._dynamo.reset()  # no compiled code or guards carried over from the previous variant
             with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
                 model, call = BUILDERS[name](options)
+            for key, value in options.get("cudnn", {}).items():  # for the rest of this process
+                setattr(torch.backends.cudnn, key, value)
+            from sdvideo.models import fused_frame_attention
+
+            fused_frame_attention.ENABLED = options.get("fused_frame_attention", True)
+            from sdvideo.models import fused_geglu
+
+            fused_geglu.ENABLED = options.get("fused_geglu", True)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
             flops = {}  # counted on the eager model, before any compilation (same math)

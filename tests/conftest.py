@@ -1,9 +1,16 @@
 """Shared fixtures: a tiny random Stable Diffusion on disk and a latent cache of a synthetic clip."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton kernels (models/fused_frame_attention.py) run on the CPU through Triton's interpreter, which
+# must be chosen before the kernels are defined (when sdvideo.models is first imported).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/media.py
 

@@ -362,3 +362,14 @@ def test_channels_last_model_stores_temporal_conv_weights_channels_last_3d() -> 
     assert convs and all(m.conv.weight[..., None, None].is_contiguous(memory_format=torch.channels_last_3d)
                          and not m.conv.weight.is_contiguous() for m in convs)
     assert all(torch.equal(p, before[n]) for n, p in video.named_parameters())  # same values, new layout
+
+
+def test_cudnn_benchmarking_on_for_cuda_work_only(monkeypatch) -> None:
+    from sdvideo.cudnn_benchmark import ENV, benchmark_cudnn_algorithms
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    assert not benchmark_cudnn_algorithms("cpu") and torch.backends.cudnn.benchmark is False
+    monkeypatch.setenv(ENV, "0")
+    assert not benchmark_cudnn_algorithms("cuda") and torch.backends.cudnn.benchmark is False
+    monkeypatch.delenv(ENV)
+    assert benchmark_cudnn_algorithms(torch.device("cuda", 0)) and torch.backends.cudnn.benchmark is True

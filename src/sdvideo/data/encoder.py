@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cudnn_benchmark import benchmark_cudnn_algorithms
+
 
 def pick_device(device: str | torch.device | None = None,
                 dtype: torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
@@ -67,6 +69,7 @@ class FrameEncoder:
         self._restore = (param.device, param.dtype, vae.training)
         _move(vae, device, dtype)
         vae.eval()
+        benchmark_cudnn_algorithms(device)  # frame batches of one size, clip after clip
         self.scaling = float(vae.config.scaling_factor)
         self._fp32: Any = None
         self.fallbacks = 0  # batches re-encoded in float32

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fused_frame_attention
 from .layout import is_channels_last
 
 
@@ -84,9 +85,12 @@ class TemporalTransformer(nn.Module):
         # region, inductor fused the tables into the kernels that apply them and evaluated pow, cos and sin
         # once per element (H100, run 45: those kernels took 4 % of a denoising step).
         n, f, c = tokens.shape
-        q, k, v = self.to_qkv(tokens).view(n, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.to_qkv(tokens)  # (n, f, 3c)
         if rotary is None:
             rotary = rotary_cos_sin(f, self.head_dim, self.rope_base, tokens.device)
+        if fused_frame_attention.supported(qkv, self.heads):  # one Triton kernel: rotary, softmax, layout
+            return self.to_out(fused_frame_attention.fused_frame_attention(qkv, *rotary, self.heads))
+        q, k, v = qkv.view(n, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         cos, sin = (table.to(q.dtype) for table in rotary)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (n, heads, f, head_dim)
         out = frame_attention(q, k, v)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.video_io import decode_video, probe_video
 from .conditioning import check_factor, load_image, open_image
 from .export import to_uint8_frames, write_mp4, write_videos
@@ -58,6 +59,7 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     0.84 -> 0.59 s (0.63 s for the first video, recording included), 512 px 2.36 -> 2.34 s (2.39 s);
     with the CFG pair and rotary tables per call since, 2.17 s (runs 46-47)."""
     dev = resolve_device(device)
+    benchmark_cudnn_algorithms(dev)  # every denoising step has the same shapes
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     if (Path(run) / "model_index.json").is_file():
         pipe = VideoPipeline.from_pretrained(run, dtype=dtype).to(dev)

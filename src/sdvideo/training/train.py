@@ -24,6 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from ..atomic_files import atomic_dir
+from ..cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.cache import check_cache_matches_identity
 from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
@@ -121,6 +122,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         num_warmup_steps=cfg.warmup_steps, num_training_steps=max(1, cfg.steps),
     )
     video.to(accelerator.device)
+    benchmark_cudnn_algorithms(accelerator.device)  # the same batch shapes every step
     if cfg.compile:
         accelerator.print(f"compiling the UNet's {cfg.compile_regions} (torch.compile): the first steps take minutes at "
                           "the SD size (--compile off runs eagerly)")

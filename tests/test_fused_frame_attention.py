@@ -1,0 +1,105 @@
+"""The fused Triton temporal attention (rotary, scores, softmax, weighted sum, output layout in one
+kernel each way) computes what the tensor-op path computes, forward and backward, eager and compiled.
+On the CPU the kernels run through Triton's interpreter (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sdvideo.models import fused_frame_attention as ffa
+from sdvideo.models.temporal_attention import TemporalTransformer, apply_rotary, rotary_cos_sin
+
+pytestmark = pytest.mark.skipif(not ffa.HAVE_TRITON, reason="Triton is a test dependency (pip install -e .[test])")
+
+
+@pytest.fixture
+def on_cpu(monkeypatch):
+    """The model takes the fused path on the CPU too (interpreted kernels)."""
+    monkeypatch.setattr(ffa, "DEVICES", {"cuda", "cpu"})
+
+
+def _reference(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int) -> torch.Tensor:
+    n, f, c3 = qkv.shape
+    q, k, v = qkv.view(n, f, 3, heads, c3 // 3 // heads).permute(2, 0, 3, 1, 4)
+    q, k = apply_rotary(q, cos.to(q.dtype), sin.to(q.dtype)), apply_rotary(k, cos.to(q.dtype), sin.to(q.dtype))
+    return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, f, c3 // 3)
+
+
+@pytest.mark.parametrize("frames,heads,head_dim", [(16, 2, 32), (1, 1, 32), (5, 3, 64), (20, 1, 32), (32, 2, 32)])
+def test_matches_the_tensor_op_path_forward_and_backward(frames, heads, head_dim) -> None:
+    torch.manual_seed(frames)
+    qkv = torch.randn(3, frames, 3 * heads * head_dim, requires_grad=True)
+    cos, sin = rotary_cos_sin(frames, head_dim, 10000.0, "cpu")
+    out = ffa.fused_frame_attention(qkv, cos, sin, heads)
+    expected = _reference(qkv, cos, sin, heads)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(out)
+    (got,), (want,) = torch.autograd.grad(out, qkv, grad), torch.autograd.grad(expected, qkv, grad)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_stays_within_rounding_of_float32() -> None:
+    torch.manual_seed(0)
+    qkv = torch.randn(4, 16, 3 * 2 * 32)
+    cos, sin = rotary_cos_sin(16, 32, 10000.0, "cpu")
+    exact = _reference(qkv, cos, sin, 2)
+    out = ffa.fused_frame_attention(qkv.bfloat16(), cos, sin, 2)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), exact, rtol=0, atol=0.03)
+
+
+def test_strided_input_gives_the_same_result() -> None:
+    qkv = torch.randn(16, 3, 3 * 32).transpose(0, 1)  # (3, 16, 96), not contiguous
+    cos, sin = rotary_cos_sin(16, 32, 10000.0, "cpu")
+    torch.testing.assert_close(ffa.fused_frame_attention(qkv, cos, sin, 1), _reference(qkv, cos, sin, 1))
+
+
+def test_supported_only_where_the_kernel_applies(on_cpu, monkeypatch) -> None:
+    ok = torch.randn(2, 16, 3 * 64)
+    assert ffa.supported(ok, 2)  # two heads of 32
+    assert not ffa.supported(torch.randn(2, ffa.MAX_FRAMES + 1, 3 * 64), 2)  # longer clips: SDPA's kernels
+    assert not ffa.supported(torch.randn(2, 16, 3 * 80), 2)  # head size 40: not a power of two
+    assert not ffa.supported(torch.randn(2, 16, 3 * 32), 2)  # head size 16: below tl.dot's minimum
+    assert not ffa.supported(ok.double(), 2)
+    monkeypatch.setattr(ffa, "ENABLED", False)
+    assert not ffa.supported(ok, 2)
+    monkeypatch.setattr(ffa, "ENABLED", True)
+    monkeypatch.setattr(ffa, "DEVICES", {"cuda"})
+    assert not ffa.supported(ok, 2)  # the CPU keeps the tensor-op path outside these tests
+
+
+def _layer_outputs(layer: TemporalTransformer, x: torch.Tensor, frames: int):
+    out = layer(x, frames)
+    grads = torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
+    return out, grads
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_temporal_transformer_same_with_and_without_the_kernel(on_cpu, monkeypatch, compiled) -> None:
+    torch.manual_seed(0)
+    layer = TemporalTransformer(64, head_dim=32)
+    for p in layer.parameters():  # off the identity init, so attention changes the output
+        p.data.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2 * 8, 64, 3, 3, requires_grad=True)
+    ops: list[str] = []
+    if compiled:
+        from torch._dynamo.backends.debugging import aot_eager
+
+        def backend(gm, example_inputs):  # dynamo's graph (its ops recorded), then AOTAutograd, run eagerly
+            ops.extend(str(node.target) for node in gm.graph.nodes)
+            return aot_eager(gm, example_inputs)
+
+        run = torch.compile(layer, backend=backend, dynamic=False)
+    else:
+        original = ffa.fused_frame_attention
+        monkeypatch.setattr(ffa, "fused_frame_attention", lambda *a: ops.append("fused") or original(*a))
+        run = layer
+    fused, fused_grads = _layer_outputs(run, x, 8)
+    assert any("frame_attention" in op or op == "fused" for op in ops), "the layer did not take the fused path"
+    monkeypatch.setattr(ffa, "ENABLED", False)
+    plain, plain_grads = _layer_outputs(layer, x, 8)
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+    for got, want in zip(fused_grads, plain_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
