@@ -181,9 +181,6 @@ VARIANTS = {
         # temporal attention as compiled tensor ops instead of the fused Triton kernel (as before run 50)
         "compiled-cl-pair-unfused": {"compile": True, "channels_last": True, "sample_kwargs": {"guidance_pair": True},
                                      "fused_frame_attention": False},
-        # GEGLU as diffusers runs it (cuBLAS projection, then the gate kernel) instead of the fused matmul
-        "compiled-cl-pair-unfused-geglu": {"compile": True, "channels_last": True,
-                                           "sample_kwargs": {"guidance_pair": True}, "fused_geglu": False},
         "compiled-selective-2-cl-blocks-unfused": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
                                                    "regions": "blocks", "fused_frame_attention": False},
         "compiled-cl-blocks-unfused": {"compile": True, "channels_last": True, "regions": "blocks",
@@ -464,9 +461,6 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             from sdvideo.models import fused_frame_attention
 
             fused_frame_attention.ENABLED = options.get("fused_frame_attention", True)
-            from sdvideo.models import fused_geglu
-
-            fused_geglu.ENABLED = options.get("fused_geglu", True)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
             flops = {}  # counted on the eager model, before any compilation (same math)

@@ -58,6 +58,14 @@ MEASURED_RUNS = [
     ("2026-11-26/run44.jsonl", "compiled-cl", "none", True),
     ("2026-11-26/run46.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
     ("2026-11-26/run46.jsonl", "compiled-selective-2-cl-blocks-inline-rotary", "selective-2", True),
+    # the fused Triton temporal attention (runs 50-54), and without it (run 50's "-unfused")
+    ("2026-11-26/run50-train-fused.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
+    ("2026-11-26/run50-train-unfused.jsonl", "compiled-selective-2-cl-blocks-unfused", "selective-2", True),
+    ("2026-11-26/run51-train-none-blocks.jsonl", "compiled-cl-blocks", "none", True),
+    ("2026-11-26/run53-sdvideo.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
+    ("2026-11-26/run53-sdvideo-2x5.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
+    ("2026-11-26/run54-train-bench.jsonl", "compiled-selective-2-cl", "selective-2", True),
+    ("2026-11-26/run54-train-nobench.jsonl", "compiled-selective-2-cl-no-cudnn-benchmark", "selective-2", True),
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -92,7 +100,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 52 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 59 and {c[3] for c in cases} == {5, 16, 64}
     assert len(max_frames_peaks()) == 18
 
 

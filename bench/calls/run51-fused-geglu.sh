@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU call (2026-11-26): GEGLU as one fused Triton matmul for inference (models/fused_geglu.py): the
+# One GPU call (2026-11-26), at commit d663d9d (the fused GEGLU, its bench script and variant were removed after it): GEGLU as one fused Triton matmul for inference (models/fused_geglu.py): the
 # feed-forward's first matmul alone at each level (bench/bench_fused_geglu.py) and guided sampling with and
 # without it (compiled layers, CFG pair, CUDA graphs, the fused temporal attention in both); and the 2 x 16
 # step without checkpointing (block regions) with the fused temporal attention.

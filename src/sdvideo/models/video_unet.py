@@ -25,7 +25,6 @@ from torch import nn
 
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
-from .fused_geglu import use_fused_geglu
 from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
@@ -120,7 +119,6 @@ class VideoUNet(ModelMixin, ConfigMixin):
         if cfg.condition_channels:
             install_frame_conditioning(self, cfg.condition_channels)
         make_convs_lean(self.unet)  # frozen convs keep no activations for backward
-        use_fused_geglu(self.unet)  # inference: GEGLU's projection and gate in one matmul
         self._rotary_keys = {(m.head_dim, m.rope_base) for m in self.modules() if isinstance(m, TemporalTransformer)}
 
     # ------------------------------------------------------------------ forward
