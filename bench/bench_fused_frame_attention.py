@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_timing import emit, write_rows  # noqa: E402
-from gpu_turns import GpuTurns  # noqa: E402
+from gpu_timing import emit, time_calls, write_rows  # noqa: E402
+from gpu_turns import GpuTurns, add_turns_arguments, run_in_turns  # noqa: E402
 
 from sdvideo.models import fused_frame_attention as ffa  # noqa: E402
 from sdvideo.models.temporal_attention import TemporalTransformer, apply_rotary, frame_attention, rotary_cos_sin  # noqa: E402
@@ -39,19 +39,6 @@ def tensor_ops(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: i
     return frame_attention(q, k, v).transpose(1, 2).reshape(n, f, c3 // 3)
 
 
-def timed(fn, iters: int = 20, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
-
-
 def forward_backward(fn, x: torch.Tensor, grad: torch.Tensor):
     def step():
         torch.autograd.backward(fn(x), grad)
@@ -64,14 +51,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--turns", default=None, help="as bench_unet.py's: time only in turn with other processes")
-    ap.add_argument("--processes", type=int, default=1)
+    add_turns_arguments(ap)
     args = ap.parse_args()
-    turns = GpuTurns(args.turns, args.processes)
-    try:
-        run(args, turns)
-    finally:
-        turns.arrive()
+    run_in_turns(run, args)
 
 
 def run(args: argparse.Namespace, turns: GpuTurns) -> None:
@@ -118,8 +100,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
         for row, qkv, grad, fused, plain, compiled_layer, x, f in cases:
             for name, fn in (("fused", fused), ("tensor_ops", plain)):
                 with torch.no_grad():
-                    row[f"forward_{name}_ms"] = timed(lambda fn=fn: fn(qkv))
-                row[f"forward_backward_{name}_ms"] = timed(forward_backward(fn, qkv, grad))
+                    row[f"forward_{name}_ms"] = time_calls(lambda fn=fn: fn(qkv))
+                row[f"forward_backward_{name}_ms"] = time_calls(forward_backward(fn, qkv, grad))
             layer_grad = torch.randn(x.shape, device="cuda").to(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 for enabled in (True, False):
@@ -127,8 +109,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                     name = "fused" if enabled else "tensor_ops"
                     layer = lambda t, f=f: compiled_layer(t, f)  # noqa: E731
                     with torch.no_grad():
-                        row[f"layer_forward_{name}_ms"] = timed(lambda: layer(x))
-                    row[f"layer_forward_backward_{name}_ms"] = timed(forward_backward(layer, x, layer_grad))
+                        row[f"layer_forward_{name}_ms"] = time_calls(lambda: layer(x))
+                    row[f"layer_forward_backward_{name}_ms"] = time_calls(forward_backward(layer, x, layer_grad))
             ffa.ENABLED = True
             emit(row, rows)
     write_rows(rows, args.json)

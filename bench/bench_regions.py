@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_unet import build_sdvideo  # noqa: E402
 from gpu_timing import emit, time_forward, write_rows  # noqa: E402
-from gpu_turns import GpuTurns  # noqa: E402
+from gpu_turns import GpuTurns, add_turns_arguments, run_in_turns  # noqa: E402
 
 
 def _flops(fn) -> float:
@@ -41,14 +41,9 @@ def main() -> None:
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--turns", default=None, help="as bench_unet.py's: time only in turn with other processes")
-    ap.add_argument("--processes", type=int, default=1)
+    add_turns_arguments(ap)
     args = ap.parse_args()
-    turns = GpuTurns(args.turns, args.processes)
-    try:
-        run(args, turns)
-    finally:
-        turns.arrive()
+    run_in_turns(run, args)
 
 
 def run(args: argparse.Namespace, turns: GpuTurns) -> None:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_timing import counting_tangent_copies, emit as emit_row, kernel_profile  # noqa: E402
-from gpu_turns import GpuTurns  # noqa: E402
+from gpu_turns import GpuTurns, add_turns_arguments, run_in_turns  # noqa: E402
 from sdvideo.models.presets import preset  # noqa: E402
 
 GiB = 1024**3
@@ -408,15 +408,9 @@ def main() -> None:
                     "model's denoising step (UNet, both CFG halves) here")
     ap.add_argument("--profile-stacks", action="store_true", help="with --profile: also the launching operators' "
                     "Python call sites (slower to record)")
-    ap.add_argument("--turns", default=None, help="a folder shared with --processes parallel runs of this script "
-                    "on the same GPU: all compile, then each times in turn (see gpu_turns.py)")
-    ap.add_argument("--processes", type=int, default=1)
+    add_turns_arguments(ap)
     args = ap.parse_args()
-    turns = GpuTurns(args.turns, args.processes)
-    try:
-        run(args, turns)
-    finally:
-        turns.arrive()  # a run that failed before its first measurement must not hold the others
+    run_in_turns(run, args)
 
 
 def run(args: argparse.Namespace, turns: GpuTurns) -> None:

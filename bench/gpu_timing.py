@@ -25,19 +25,24 @@ def time_forward_backward(fn: Callable[..., torch.Tensor], *args, iters: int = 2
     return start.elapsed_time(end) / iters
 
 
-@torch.no_grad()
-def time_forward(fn: Callable[..., torch.Tensor], *args, iters: int = 20, warmup: int = 3) -> float:
-    """Milliseconds per `fn(*args)` without autograd (inference), after `warmup` untimed calls."""
+def time_calls(fn: Callable[[], Any], iters: int = 20, warmup: int = 3) -> float:
+    """Milliseconds per `fn()` (autograd as the caller has it), after `warmup` untimed calls."""
     for _ in range(warmup):
-        fn(*args)
+        fn()
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(iters):
-        fn(*args)
+        fn()
     end.record()
     torch.cuda.synchronize()
     return start.elapsed_time(end) / iters
+
+
+@torch.no_grad()
+def time_forward(fn: Callable[..., torch.Tensor], *args, iters: int = 20, warmup: int = 3) -> float:
+    """Milliseconds per `fn(*args)` without autograd (inference), after `warmup` untimed calls."""
+    return time_calls(lambda: fn(*args), iters=iters, warmup=warmup)
 
 
 def kernel_profile(step: Callable[[], Any], stacks: bool = True, rows: int = 30, calls: int = 2,

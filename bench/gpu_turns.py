@@ -57,3 +57,20 @@ class GpuTurns:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def add_turns_arguments(parser) -> None:
+    """--turns and --processes, as every benchmark script that times in turns takes them."""
+    parser.add_argument("--turns", default=None, help="a folder shared with --processes parallel runs of "
+                        "benchmark scripts on the same GPU: all compile, then each times in turn (gpu_turns.py)")
+    parser.add_argument("--processes", type=int, default=1)
+
+
+def run_in_turns(run, args) -> None:
+    """`run(args, turns)` with the GpuTurns its --turns/--processes name; a run that fails before its first
+    measurement still counts as arrived, so it does not hold the others at the barrier."""
+    turns = GpuTurns(args.turns, args.processes)
+    try:
+        run(args, turns)
+    finally:
+        turns.arrive()
