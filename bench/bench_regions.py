@@ -8,11 +8,13 @@ own layers). Rows also give each region's forward FLOPs and rate, so the slow re
 the totals say how much of a call is inside the regions and how much the temporal layers add.
 
     python bench/bench_regions.py --json out.json
+    python bench/bench_regions.py --profile "down_blocks.0.attentions.0$" --profile-out table.txt
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -41,6 +43,9 @@ def main() -> None:
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--profile", default=None, help="regex: also profile the regions whose names match it "
+                    "(temporal layers on), their kernels by GPU time to --profile-out")
+    ap.add_argument("--profile-out", default="region-profile.txt")
     add_turns_arguments(ap)
     args = ap.parse_args()
     run_in_turns(run, args)
@@ -93,6 +98,9 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                                gflop_time_on=flops[id(m)] / 1e9)
                     rows.append(row)
                 row[f"ms_time_{on_off}"] = time_forward(lambda m=m, a=a, kw=kw: m(*a, **kw), iters=args.iters)
+    if args.profile:
+        with turns():
+            _profile([m for m in regions if re.search(args.profile, names[id(m)])], names, inputs, ctx, args.profile_out)
     for row in rows:
         row["tflops_time_on"] = row["gflop_time_on"] / row["ms_time_on"]
         emit(row, [])
@@ -104,6 +112,26 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
         summary[key] = (round(on + r["ms_time_on"], 3), round(off + r["ms_time_off"], 3))
     emit(summary, rows)
     write_rows(rows, args.json)
+
+
+def _profile(regions, names, inputs, ctx, out_path: str) -> None:
+    """Each region's kernels over 10 calls (temporal layers on), by GPU time, appended to out_path."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ctx.enable_time = True
+    with open(out_path, "a") as out, torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        for m in regions:
+            a, kw = inputs[id(m)]
+            for _ in range(3):
+                m(*a, **kw)
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(10):
+                    m(*a, **kw)
+                torch.cuda.synchronize()
+            out.write(f"== {names[id(m)]} input {list(a[0].shape)}, 10 calls\n")
+            out.write(prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=110))
+            out.write("\n")
 
 
 if __name__ == "__main__":

@@ -187,6 +187,13 @@ VARIANTS = {
                                        "fused_frame_attention": False},
         "compiled-selective-2-cl-unfused": {"compile": True, "checkpointing": "selective-2", "channels_last": True,
                                             "fused_frame_attention": False},
+        # light-N: the top N levels' transformers recompute only norms, pointwise ops and the projections
+        # out of the residual stream
+        "compiled-light-1-cl-blocks": {"compile": True, "checkpointing": "light-1", "channels_last": True,
+                                       "regions": "blocks"},
+        "compiled-light-2-cl-blocks": {"compile": True, "checkpointing": "light-2", "channels_last": True,
+                                       "regions": "blocks"},
+        "compiled-light-2-cl": {"compile": True, "checkpointing": "light-2", "channels_last": True},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
         "compiled-budget": {"compile": True, "memory_budget": 0.5},

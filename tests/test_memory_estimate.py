@@ -66,6 +66,11 @@ MEASURED_RUNS = [
     ("2026-11-26/run53-sdvideo-2x5.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
     ("2026-11-26/run54-train-bench.jsonl", "compiled-selective-2-cl", "selective-2", True),
     ("2026-11-26/run54-train-nobench.jsonl", "compiled-selective-2-cl-no-cudnn-benchmark", "selective-2", True),
+    # light checkpointing (runs 56-57): the top levels' transformers store attention outputs and wide matmuls
+    ("2026-11-26/run56-train-light-2.jsonl", "compiled-light-2-cl-blocks", "light-2", True),
+    ("2026-11-26/run57-train-light-2.jsonl", "compiled-light-2-cl-blocks", "light-2", True),
+    ("2026-11-26/run57-train-light-1.jsonl", "compiled-light-1-cl-blocks", "light-1", True),
+    ("2026-11-26/run57-train-selective-2.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -100,7 +105,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 59 and {c[3] for c in cases} == {5, 16, 64}
+    assert len(cases) == 63 and {c[3] for c in cases} == {5, 16, 64}
     assert len(max_frames_peaks()) == 18
 
 

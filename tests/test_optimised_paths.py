@@ -267,12 +267,13 @@ def test_selective_checkpointing_keeps_long_attention_and_matches_plain() -> Non
     video, x, t, text = _video_at_1024_tokens()
     plain, calls_plain = _long_attention_calls(video, x, t, text)
     results = {}
-    for level in ("attention", "selective"):
+    for level in ("attention", "selective", "light-1", "light-2"):
         video.set_gradient_checkpointing(level)
         results[level] = _long_attention_calls(video, x, t, text)
     assert calls_plain == 0
     assert results["attention"][1] == 3  # the top level's three transformers recompute their self-attention
     assert results["selective"][1] == 0  # ...selective keeps those outputs
+    assert results["light-1"][1] == results["light-2"][1] == 0  # ...and so do the light levels
     for level, (grads, _) in results.items():
         assert grads.keys() == plain.keys()
         for name in plain:
@@ -317,7 +318,7 @@ def test_compiled_selective_checkpointing_recomputes_no_long_attention_in_backwa
         return count
 
     counts = {}
-    for level in ("none", "attention", "selective"):
+    for level in ("none", "attention", "selective", "light-1"):
         video.set_gradient_checkpointing(level)
         graphs, grads = _backward_graphs_of(video, x, t, text)
         counts[level] = long_attention_in(graphs)
@@ -325,7 +326,47 @@ def test_compiled_selective_checkpointing_recomputes_no_long_attention_in_backwa
             torch.testing.assert_close(grads[name], plain[name], rtol=1e-4, atol=1e-5)
     # One compiled graph serves the top level's three transformers (same shapes): the checkpointed
     # graph recomputes self-attention in backward; the selective one keeps its output, as no checkpointing does.
-    assert counts == {"none": 0, "attention": 1, "selective": 0}
+    assert counts == {"none": 0, "attention": 1, "selective": 0, "light-1": 0}
+
+
+def test_light_policy_recomputes_only_projections_out_of_the_residual_stream() -> None:
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    from sdvideo.models.temporal_wrappers import ATTENTION_KERNELS, FUSED_ATTENTION_KERNELS, SavePolicy, contraction_size
+
+    aten, save, recompute = torch.ops.aten, CheckpointPolicy.MUST_SAVE, CheckpointPolicy.PREFER_RECOMPUTE
+    light, selective = SavePolicy(max_recomputed_contraction=320), SavePolicy()
+    tokens, wide = torch.empty(8, 320), torch.empty(8, 1280)
+    assert contraction_size(aten.mm.default, (tokens, torch.empty(320, 2560))) == 320
+    assert contraction_size(aten.addmm.default, (torch.empty(320), wide, torch.empty(1280, 320))) == 1280
+    assert contraction_size(aten.convolution.default, (torch.empty(1, 64, 8, 8), torch.empty(32, 64, 3, 3))) == 576
+    assert contraction_size(aten.gelu.default, (tokens,)) is None
+    # light: a projection out of 320 channels (q, k, v, a feed-forward's first layer) is recomputed, a
+    # wider contraction (the feed-forward's second layer, a 3 x 3 convolution) and every attention stored.
+    assert light(None, aten.mm.default, tokens, torch.empty(320, 2560)) == recompute
+    assert light(None, aten.addmm.default, torch.empty(320), wide, torch.empty(1280, 320)) == save
+    assert light(None, aten.convolution.default, torch.empty(1, 320, 8, 8), torch.empty(320, 320, 3, 3),
+                 None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1) == save
+    assert light(None, aten.gelu.default, tokens) == recompute
+    short_key = torch.empty(1, 8, 16, 40)  # 16 keys: temporal or cross-attention
+    for kernel in ATTENTION_KERNELS:
+        assert light(None, kernel, short_key, short_key, short_key) == save
+        assert selective(None, kernel, short_key, short_key, short_key) == recompute
+    for kernel in FUSED_ATTENTION_KERNELS:
+        assert light(None, kernel, torch.empty(8, 16, 192)) == save
+    # selective keeps no matmul
+    assert selective(None, aten.addmm.default, torch.empty(320), wide, torch.empty(1280, 320)) == recompute
+
+
+def test_light_levels_store_between_none_and_selective() -> None:
+    from sdvideo.training.memory_estimate import estimate_training_memory
+
+    def stored(level: str) -> float:
+        return estimate_training_memory(preset("tiny")["unet"], {}, 1, 4, 32, optimizer="adamw",
+                                        gradient_checkpointing=level, compiled=True)["activations_gib"]
+
+    assert stored("none") > stored("light-1") > stored("light-2") > stored("selective-2")
+    assert stored("light-1") > stored("selective-1")
 
 
 def _convolution_backward_arguments(graphs) -> list[torch.Tensor]:

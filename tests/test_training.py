@@ -158,12 +158,12 @@ def test_read_ahead_threads_give_the_same_batches_in_the_same_order(tiny_cache, 
 
 def test_checkpointing_granularities_give_identical_training(tmp_path, tiny_cache, tiny_base_dir):
     losses = {}
-    for g in ("none", "selective-1", "selective", "full"):
+    for g in ("none", "light-2", "selective-1", "selective", "full"):
         result = train(config(tiny_cache, tiny_base_dir, tmp_path / g, steps=3, gradient_checkpointing=g,
                               checkpoint_every=100), progress=False)
         losses[g] = [v for _, v in result["history"]]
         assert json.loads((tmp_path / g / "config.json").read_text())["gradient_checkpointing"] == g
-    for g in ("selective-1", "selective", "full"):
+    for g in ("light-2", "selective-1", "selective", "full"):
         assert losses["none"] == pytest.approx(losses[g], rel=1e-5)
 
 

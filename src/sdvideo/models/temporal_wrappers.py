@@ -43,6 +43,8 @@ ATTENTION_KERNELS = [
                  "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_flash_attention_for_cpu")
     if hasattr(torch.ops.aten, name)
 ]
+# Our own fused temporal attention (fused_frame_attention.py), registered where Triton is.
+FUSED_ATTENTION_KERNELS = [torch.ops.sdvideo.frame_attention.default] if hasattr(torch.ops.sdvideo, "frame_attention") else []
 KEPT_ATTENTION_MIN_KEYS = 1024
 
 
@@ -57,20 +59,58 @@ def keeps_attention_output(key: torch.Tensor) -> bool:
     return key.shape[-2] >= KEPT_ATTENTION_MIN_KEYS
 
 
-def _keep_long_attention(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    if op in ATTENTION_KERNELS and keeps_attention_output(args[1]):  # args: query, key, value, ...
-        return CheckpointPolicy.MUST_SAVE
-    return CheckpointPolicy.PREFER_RECOMPUTE
+_MATMULS = {op: i for op, i in ((torch.ops.aten.mm.default, 0), (torch.ops.aten.bmm.default, 0),
+                                  (torch.ops.aten.addmm.default, 1), (torch.ops.aten.baddbmm.default, 1))}
 
 
-_keep_long_attention_outputs = partial(create_selective_checkpoint_contexts, _keep_long_attention)
+def contraction_size(op, args) -> int | None:
+    """Multiply-adds per output value of a matmul or convolution op (its contraction length), else None.
+
+    Recomputing an op costs 2 x this many FLOPs per output value: the price of not storing it."""
+    if op in _MATMULS:
+        return args[_MATMULS[op]].shape[-1]
+    if op == torch.ops.aten.convolution.default:
+        return args[1][0].numel()  # weight (out, in / groups, *kernel): in / groups x kernel taps
+    return None
 
 
-def _maybe_checkpoint(enabled: bool, fn, *args, keep_attention: bool = False, **kwargs):
-    """`fn(*args, **kwargs)`, recomputed in backward when `enabled` (training); `keep_attention`
-    keeps the outputs of attention over many keys instead of recomputing them (selective checkpointing)."""
+class SavePolicy:
+    """Which ops' outputs a recomputed (checkpointed) region stores: a selective-checkpointing policy.
+
+    Always stored: attention over many keys (`keeps_attention_output`). With `max_recomputed_contraction`
+    (the `light` levels) also every other attention kernel and every matmul or convolution that contracts
+    over more values than that: with it set to a transformer's width, backward recomputes only the norms,
+    pointwise ops and the projections out of the residual stream (q, k, v, the feed-forwards' first layer,
+    at 2 x width FLOPs per value), the cheapest bytes to recompute, and stores the rest.
+    """
+
+    def __init__(self, max_recomputed_contraction: int | None = None) -> None:
+        self.max_recomputed_contraction = max_recomputed_contraction
+
+    def keeps_attention(self, key: torch.Tensor) -> bool:
+        return self.max_recomputed_contraction is not None or keeps_attention_output(key)
+
+    def __call__(self, ctx, op, *args, **kwargs) -> CheckpointPolicy:
+        if op in ATTENTION_KERNELS:  # args: query, key, value, ...
+            return CheckpointPolicy.MUST_SAVE if self.keeps_attention(args[1]) else CheckpointPolicy.PREFER_RECOMPUTE
+        if self.max_recomputed_contraction is None:
+            return CheckpointPolicy.PREFER_RECOMPUTE
+        if op in FUSED_ATTENTION_KERNELS:
+            return CheckpointPolicy.MUST_SAVE
+        size = contraction_size(op, args)
+        if size is not None and size > self.max_recomputed_contraction:
+            return CheckpointPolicy.MUST_SAVE
+        return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+KEEP_LONG_ATTENTION = SavePolicy()
+
+
+def _maybe_checkpoint(enabled: bool, fn, *args, policy: SavePolicy | None = None, **kwargs):
+    """`fn(*args, **kwargs)`, recomputed in backward when `enabled` (training); with a `policy`, the
+    outputs it names are stored instead of recomputed (selective checkpointing)."""
     if enabled and torch.is_grad_enabled():
-        context = {"context_fn": _keep_long_attention_outputs} if keep_attention else {}
+        context = {"context_fn": partial(create_selective_checkpoint_contexts, policy)} if policy is not None else {}
         return checkpoint(fn, *args, use_reentrant=False, **context, **kwargs)
     return fn(*args, **kwargs)
 
@@ -100,14 +140,15 @@ class SpatioTemporalTransformer(nn.Module):
         self.temporal = TemporalTransformer(channels, **temporal_options)
         self.context = context
         self.checkpoint: bool | None = None  # recompute in backward; None: as the context says for all
+        self.save_policy: SavePolicy | None = None  # what a recompute stores; None: as the context says
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
         ctx = self.context
         hidden_states = gradient_in_input_layout(hidden_states)  # see layout.py
         recompute = ctx.checkpoint_attention if self.checkpoint is None else self.checkpoint
+        policy = self.save_policy or (KEEP_LONG_ATTENTION if ctx.keep_attention_outputs else None)
         x = _maybe_checkpoint(
-            recompute, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args,
-            keep_attention=ctx.keep_attention_outputs, **kwargs,
+            recompute, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args, policy=policy, **kwargs,
         )
         return (x,) if not return_dict else Transformer2DModelOutput(sample=x)
 

@@ -23,9 +23,11 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_map
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils.checkpoint import CheckpointPolicy
 
-from ..models.temporal_wrappers import keeps_attention_output
+from ..models.temporal_wrappers import ATTENTION_KERNELS, SavePolicy
 
 GiB = 1024**3
 
@@ -85,17 +87,35 @@ def _sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, *
     if _active_autocast:  # SDPA is on autocast's half-precision list too
         q, k, v = (_active_autocast[-1].cast(t, _active_autocast[-1].dtype) for t in (q, k, v))
     out = _FlashLikeAttention.apply(q, k, v)
-    if _regions and _regions[-1].keeps_attention and keeps_attention_output(k):  # selective: output and LSE kept
+    policy = _regions[-1].policy if _regions else None
+    if policy is not None and policy.keeps_attention(k):  # selective: output and LSE kept
         _regions[0].pack(torch.empty_like(out))
         _regions[0].pack(torch.empty(q.shape[:-1], dtype=torch.float32, device=q.device))
     return out
 
 
+class _StoredByPolicy(TorchDispatchMode):
+    """Inside a selectively checkpointed region: the outputs of the ops its policy stores (attention
+    aside, which `_sdpa` counts) are kept until backward, with the whole model's saved tensors."""
+
+    def __init__(self, policy: SavePolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func not in ATTENTION_KERNELS and self.policy(None, func, *args, **(kwargs or {})) == CheckpointPolicy.MUST_SAVE:
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    _regions[0].pack(t)
+        return out
+
+
 class _Region:
     """Saved-tensor bytes of one checkpointed region, and the largest recompute nested inside it."""
 
-    def __init__(self, keeps_attention: bool = False) -> None:
-        self.keeps_attention = keeps_attention  # selective checkpointing (a `context_fn`)
+    def __init__(self, policy: SavePolicy | None = None) -> None:
+        self.policy = policy  # selective checkpointing: what a recompute stores
         self.saved: dict[int, int] = {}
         self.held: list[torch.Tensor] = []  # alive until the trace ends, so no id is reused
         self.largest_child = 0
@@ -126,11 +146,13 @@ def saved_activation_bytes(
     stack[:] = [_Region()]
 
     def traced_checkpoint(fn, *args, use_reentrant=None, context_fn=None, **kwargs):
-        region = _Region(keeps_attention=context_fn is not None)
+        policy = context_fn.args[0] if context_fn is not None else None  # partial(contexts, policy)
+        region = _Region(policy)
         stack.append(region)
         try:
             with torch.autograd.graph.saved_tensors_hooks(region.pack, lambda t: t):
-                out = fn(*args, **kwargs)
+                with _StoredByPolicy(policy) if policy is not None else contextlib.nullcontext():
+                    out = fn(*args, **kwargs)
         finally:
             stack.pop()
         for arg in args:
