@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_unet import build_sdvideo  # noqa: E402
-from gpu_timing import emit, time_forward, write_rows  # noqa: E402
+from gpu_timing import emit, kernel_profile, time_forward, write_rows  # noqa: E402
 from gpu_turns import GpuTurns, add_turns_arguments, run_in_turns  # noqa: E402
 
 
@@ -116,22 +116,14 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
 
 def _profile(regions, names, inputs, ctx, out_path: str) -> None:
     """Each region's kernels over 10 calls (temporal layers on), by GPU time, appended to out_path."""
-    from torch.profiler import ProfilerActivity, profile
-
     ctx.enable_time = True
     with open(out_path, "a") as out, torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         for m in regions:
             a, kw = inputs[id(m)]
-            for _ in range(3):
+            for _ in range(3):  # warm-up
                 m(*a, **kw)
-            torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                for _ in range(10):
-                    m(*a, **kw)
-                torch.cuda.synchronize()
-            out.write(f"== {names[id(m)]} input {list(a[0].shape)}, 10 calls\n")
-            out.write(prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=110))
-            out.write("\n")
+            table = kernel_profile(lambda m=m, a=a, kw=kw: m(*a, **kw), stacks=False, rows=40, calls=10)
+            out.write(f"== {names[id(m)]} input {list(a[0].shape)}, 10 calls\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ class FrameContext:
     fps: torch.Tensor | None = None  # (batch * frames,) or None: no fps conditioning for this call
     checkpoint_temporal: bool = False  # recompute temporal layers in backward instead of storing
     checkpoint_attention: bool = False  # recompute whole spatio-temporal transformers in backward
-    keep_attention_outputs: bool = False  # ...all but their long attention kernels, whose outputs are kept
     guidance_pair: bool = False  # the batch's halves differ only in text: share the layers before it (guidance_pair.py)
     # (head_dim, rope_base) -> float32 rotary (cos, sin) tables for num_frames, made once per call (VideoUNet.forward)
     rotary: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
@@ -140,15 +139,15 @@ class SpatioTemporalTransformer(nn.Module):
         self.temporal = TemporalTransformer(channels, **temporal_options)
         self.context = context
         self.checkpoint: bool | None = None  # recompute in backward; None: as the context says for all
-        self.save_policy: SavePolicy | None = None  # what a recompute stores; None: as the context says
+        self.save_policy: SavePolicy | None = None  # what a recompute stores; None: nothing (recompute all)
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, return_dict: bool = True, **kwargs: Any):
         ctx = self.context
         hidden_states = gradient_in_input_layout(hidden_states)  # see layout.py
         recompute = ctx.checkpoint_attention if self.checkpoint is None else self.checkpoint
-        policy = self.save_policy or (KEEP_LONG_ATTENTION if ctx.keep_attention_outputs else None)
         x = _maybe_checkpoint(
-            recompute, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args, policy=policy, **kwargs,
+            recompute, self._forward, hidden_states, ctx.num_frames, ctx.enable_time, *args, policy=self.save_policy,
+            **kwargs,
         )
         return (x,) if not return_dict else Transformer2DModelOutput(sample=x)
 

@@ -29,7 +29,14 @@ from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
-from .temporal_wrappers import FpsConditionedTimeEmbedding, FrameContext, PseudoConv3d, SavePolicy, SpatioTemporalTransformer
+from .temporal_wrappers import (
+    KEEP_LONG_ATTENTION,
+    FpsConditionedTimeEmbedding,
+    FrameContext,
+    PseudoConv3d,
+    SavePolicy,
+    SpatioTemporalTransformer,
+)
 
 TEMPORAL_TYPES = (TemporalConv, TemporalTransformer, FpsEmbedding)
 
@@ -211,13 +218,12 @@ class VideoUNet(ModelMixin, ConfigMixin):
         selective_levels = int(granularity.split("-")[1]) if "-" in granularity else None
         ctx.checkpoint_temporal = granularity in ("temporal", "full")
         ctx.checkpoint_attention = granularity in ("selective", "attention", "blocks", "full")
-        ctx.keep_attention_outputs = granularity.startswith("selective")
         for level, transformer in self._transformers_by_level():
             transformer.checkpoint = None if selective_levels is None else level < selective_levels
-            transformer.save_policy = (
-                SavePolicy(max_recomputed_contraction=transformer.temporal.to_out.in_features)
-                if granularity.startswith("light-") else None
-            )
+            if granularity.startswith("light-"):
+                transformer.save_policy = SavePolicy(max_recomputed_contraction=transformer.temporal.to_out.in_features)
+            else:
+                transformer.save_policy = KEEP_LONG_ATTENTION if granularity.startswith("selective") else None
         if granularity in ("blocks", "full"):
             self.unet.enable_gradient_checkpointing()
         else:
