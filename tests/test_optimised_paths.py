@@ -369,6 +369,41 @@ def test_light_levels_store_between_none_and_selective() -> None:
     assert stored("light-1") > stored("selective-1")
 
 
+def test_light_1_plus_k_recomputes_the_next_levels_first_k_transformers() -> None:
+    from sdvideo.models.video_unet import VideoUNet
+
+    with torch.device("meta"):
+        model = VideoUNet(unet_config=preset("sd15")["unet"])
+    names = {id(t): name for name, t in model.named_modules()}
+    for level in ("light-1", "light-1+2", "light-2"):
+        model.set_gradient_checkpointing(level)
+        recomputed = [names[id(t)] for _, t in model._transformers_by_level() if t.checkpoint]
+        assert all(t.save_policy is not None for _, t in model._transformers_by_level())
+        top = ["unet.down_blocks.0.attentions.0", "unet.down_blocks.0.attentions.1", "unet.up_blocks.3.attentions.0",
+               "unet.up_blocks.3.attentions.1", "unet.up_blocks.3.attentions.2"]
+        second = ["unet.down_blocks.1.attentions.0", "unet.down_blocks.1.attentions.1", "unet.up_blocks.2.attentions.0",
+                  "unet.up_blocks.2.attentions.1", "unet.up_blocks.2.attentions.2"]
+        expected = {"light-1": top, "light-1+2": top[:2] + second[:2] + top[2:], "light-2": top[:2] + second[:2] + second[2:] + top[2:]}
+        assert sorted(recomputed) == sorted(expected[level]), (level, recomputed)
+    model.set_gradient_checkpointing("none")
+    assert not any(t.checkpoint for _, t in model._transformers_by_level())
+    with pytest.raises(ValueError, match="light-1\\+1"):
+        model.set_gradient_checkpointing("light-1+9")
+
+
+def test_light_1_plus_k_estimates_fall_between_light_1_and_light_2() -> None:
+    from sdvideo.training.memory_estimate import estimate_training_memory
+
+    def peak(level: str) -> float:
+        return estimate_training_memory(preset("sd15")["unet"], {}, 2, 16, 64, optimizer="adamw8bit",
+                                        gradient_checkpointing=level, compiled=True)["total_gib"]
+
+    peaks = [peak(level) for level in ("light-1", "light-1+1", "light-1+2", "light-1+3", "light-1+4", "light-2")]
+    assert peaks == sorted(peaks, reverse=True) and len(set(peaks)) == len(peaks)
+    steps = [a - b for a, b in zip(peaks, peaks[1:])]  # each 32 x 32 transformer: about 1.1 GiB at 2 x 16
+    assert all(0.9 < s < 1.3 for s in steps), steps
+
+
 def _convolution_backward_arguments(graphs) -> list[torch.Tensor]:
     """The traced (fake) gradient and input of every convolution_backward in `graphs`: inductor hands
     them to cuDNN with exactly these strides."""

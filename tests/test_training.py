@@ -181,18 +181,18 @@ def test_auto_checkpointing_resolves_to_the_fastest_level_that_fits(tmp_path, ti
         options = memory_options(dataclasses.replace(gpu, gradient_checkpointing=level), unet, 8)
         return estimate_training_memory(batch_size=cfg.batch_size, frames=cfg.frames, **options)["total_gib"]
 
-    # A card whose usable share lies just above selective-1's estimate (below none's and temporal's) picks it;
-    # one too small for everything gets full (and train() then warns).
-    budget = peak("selective-1") * 1.001 / USABLE_SHARE
-    assert peak("none") > peak("temporal") > peak("selective-1") * 1.001
-    assert resolve_checkpointing(gpu, unet, 8, budget).gradient_checkpointing == "selective-1"
+    # A card whose usable share lies just above light-1+1's estimate (below none's, temporal's and light-1's)
+    # picks it; one too small for everything gets full (and train() then warns).
+    budget = peak("light-1+1") * 1.001 / USABLE_SHARE
+    assert peak("none") > peak("temporal") > peak("light-1") > peak("light-1+1") * 1.001
+    assert resolve_checkpointing(gpu, unet, 8, budget).gradient_checkpointing == "light-1+1"
     assert resolve_checkpointing(gpu, unet, 8, peak("none") * 2).gradient_checkpointing == "none"
     assert resolve_checkpointing(gpu, unet, 8, 1e-6).gradient_checkpointing == "full"
     given = dataclasses.replace(gpu, gradient_checkpointing="attention")
     assert resolve_checkpointing(given, unet, 8, 1e-6) is given  # a level given is kept
     # The level comes with its estimate, which the memory warning takes instead of tracing the level again.
     level, estimate = auto_checkpointing(gpu, unet, 8, budget)
-    assert level == "selective-1" and estimate == pytest.approx(peak("selective-1"))
+    assert level == "light-1+1" and estimate == pytest.approx(peak("light-1+1"))
     assert auto_checkpointing(gpu, unet, 8, 1e-6) == ("full", None) and auto_checkpointing(cfg, unet, 8) == ("none", None)
     chosen = dataclasses.replace(gpu, gradient_checkpointing=level)
     with mock.patch("sdvideo.training.memory_estimate.estimate_training_memory", side_effect=AssertionError("traced")):
@@ -292,24 +292,22 @@ def test_two_processes_hold_identical_weights(tmp_path, tiny_cache, tiny_base_di
     assert read_losses(out)[-1][0] == 4
 
 
-def test_8bit_adamw_falls_back_to_adamw_with_a_warning():
-    import warnings
-
+def test_optimizer_choice():
+    from sdvideo.training.adamw8bit import AdamW8bit
     from sdvideo.training.optim import make_optimizer, resolve_optimizer
 
-    assert resolve_optimizer("auto", "cpu") == "adamw"
+    assert resolve_optimizer("auto", "cpu") == "adamw" and resolve_optimizer("auto", "cuda") == "adamw8bit"
     with pytest.raises(ValueError, match="--optimizer"):
         resolve_optimizer("sgd", "cpu")
     param = torch.nn.Parameter(torch.zeros(3))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        optimizer, built = make_optimizer([param], "adamw8bit", 1e-3, 0.0, "cpu")
-    assert built == "adamw" and type(optimizer) is torch.optim.AdamW
-    assert any("falling back to AdamW" in str(w.message) for w in caught)
+    optimizer, built = make_optimizer([param], "adamw8bit", 1e-3, 0.0, "cpu")
+    assert type(optimizer) is AdamW8bit and built == "adamw8bit (sdvideo, tensor ops)"
+    optimizer, built = make_optimizer([param], "adamw", 1e-3, 0.0, "cpu")
+    assert type(optimizer) is torch.optim.AdamW and built == "adamw"
 
 
 def test_checkpoint_keeps_tensor_valued_optimizer_settings(tmp_path):
-    # torchao's 8-bit AdamW holds `lr` as a tensor in its param groups (and the LR schedule copies it).
+    # Some optimizers (torchao's 8-bit AdamW) hold `lr` as a tensor in their param groups (the LR schedule copies it).
     from sdvideo.training.checkpoint import load_checkpoint, save_checkpoint
 
     model = torch.nn.Linear(3, 2)

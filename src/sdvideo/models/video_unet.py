@@ -193,8 +193,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
     # light-1 recomputes less than selective-1 for about the same memory, light-2 less than selective-2
     # for a little more (H100, 2 x 16, block regions, run 57: 0.248 s / 25.3 GiB, selective-1 0.290 s /
     # 25.3 GiB in run 28; 0.257 s / 20.0 GiB against 0.266 s / 18.4 GiB).
-    CHECKPOINTING = ("none", "temporal", "light-1", "selective-1", "light-2", "selective-2", "selective", "attention",
-                     "blocks", "full")
+    CHECKPOINTING = ("none", "temporal", "light-1", "light-1+1", "light-1+2", "light-1+3", "light-1+4", "selective-1",
+                     "light-2", "selective-2", "selective", "attention", "blocks", "full")
 
     def set_gradient_checkpointing(self, granularity: str) -> None:
         """Trade compute for memory: recompute activations in backward instead of storing them.
@@ -207,19 +207,20 @@ class VideoUNet(ModelMixin, ConfigMixin):
         which costs a quarter of the memory per recomputed FLOP. light-1, light-2: those transformers
         recompute only their norms, pointwise ops and the projections out of the residual stream, and
         store every attention output and wider matmul (`SavePolicy`): less memory freed than
-        selective-N, for much less recomputation. attention: recompute every
-        spatio-temporal transformer whole (the largest activations). blocks: diffusers' own
+        selective-N, for much less recomputation. light-1+K: light-1 plus the first K transformers of
+        the next level (down blocks first), for memory between light-1 and light-2. attention: recompute
+        every spatio-temporal transformer whole (the largest activations). blocks: diffusers' own
         checkpointing of the UNet blocks' resnets, plus attention. full: blocks plus temporal layers
         inside them.
         """
         if granularity not in self.CHECKPOINTING:
             raise ValueError(f"gradient checkpointing must be one of {', '.join(self.CHECKPOINTING)}, got {granularity!r}")
         ctx = self.frame_context
-        selective_levels = int(granularity.split("-")[1]) if "-" in granularity else None
         ctx.checkpoint_temporal = granularity in ("temporal", "full")
         ctx.checkpoint_attention = granularity in ("selective", "attention", "blocks", "full")
-        for level, transformer in self._transformers_by_level():
-            transformer.checkpoint = None if selective_levels is None else level < selective_levels
+        recomputed = self._recomputed_transformers(granularity)
+        for _, transformer in self._transformers_by_level():
+            transformer.checkpoint = None if recomputed is None else transformer in recomputed
             if granularity.startswith("light-"):
                 transformer.save_policy = SavePolicy(max_recomputed_contraction=transformer.temporal.to_out.in_features)
             else:
@@ -228,6 +229,16 @@ class VideoUNet(ModelMixin, ConfigMixin):
             self.unet.enable_gradient_checkpointing()
         else:
             self.unet.disable_gradient_checkpointing()
+
+    def _recomputed_transformers(self, granularity: str) -> list[SpatioTemporalTransformer] | None:
+        """The transformers a per-level granularity (`light-1+2`: levels < 1, then 2 of level 1)
+        recomputes; None for the others (every transformer as the frame context says)."""
+        if "-" not in granularity:
+            return None
+        levels, _, extra = granularity.split("-")[1].partition("+")
+        levels, extra = int(levels), int(extra or 0)
+        by_level = list(self._transformers_by_level())  # down blocks, up blocks, mid block
+        return [t for level, t in by_level if level < levels] + [t for level, t in by_level if level == levels][:extra]
 
     def _transformers_by_level(self) -> Iterator[tuple[int, SpatioTemporalTransformer]]:
         """(resolution level, 0 the highest, transformer) for every spatio-temporal transformer."""

@@ -51,7 +51,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | cosine | linear, after warmup
     warmup_steps: int = 0
     weight_decay: float = 0.0
-    optimizer: str = "auto"  # auto (8-bit AdamW on CUDA when available) | adamw | adamw8bit
+    optimizer: str = "auto"  # auto (8-bit AdamW on CUDA: training/adamw8bit.py, else AdamW) | adamw | adamw8bit
     grad_clip: float = 1.0
     ema_decay: float = 0.999  # 0 turns EMA off; the saved model holds the EMA weights
     # diffusion

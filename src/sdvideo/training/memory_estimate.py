@@ -233,7 +233,8 @@ def estimate_training_memory(
     n_frozen = sum(p.numel() for p in frozen)
     weight_bytes = n_frozen * (2 if half is not None else 4) + n_train * 4
     grad_bytes = n_train * 4
-    optimizer_bytes = n_train * (2 + 0.1 if optimizer.startswith("adamw8bit") else 8)
+    # 8-bit AdamW: two 1-byte codes and, per 256 values, two float32 scales (adamw8bit.py); AdamW: two float32 moments
+    optimizer_bytes = n_train * (2 + 8 / 256 if optimizer.startswith("adamw8bit") else 8)
     # Backward holds a layer's input gradients and temporaries at once: about the largest single
     # activation, a few times over, on top of what forward saved and what a recompute stores again.
     itemsize = (half or torch.float32).itemsize
