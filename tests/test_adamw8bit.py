@@ -154,3 +154,29 @@ def test_refuses_half_precision_parameters() -> None:
     p.grad = torch.ones_like(p)
     with pytest.raises(TypeError, match="float32"):
         AdamW8bit([p]).step()
+
+
+def test_checkpoint_round_trip_and_another_optimizers_state_is_refused(tmp_path) -> None:
+    from sdvideo.training.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(80, 64)  # a 5,120-value weight (8-bit states) and a 64-value bias (float32)
+    opt = AdamW8bit(model.parameters(), lr=1e-2)
+    model(torch.randn(4, 80)).square().mean().backward()
+    opt.step()
+    path = save_checkpoint(tmp_path, 1, model, opt, {}, None, {})
+    assert (path / "optimizer.safetensors").exists()  # plain tensors: no pickle
+    fresh = torch.nn.Linear(80, 64)
+    fresh_opt = AdamW8bit(fresh.parameters(), lr=1e-2)
+    load_checkpoint(path, fresh, fresh_opt, torch.device("cpu"))
+    for a, b in zip(model.parameters(), fresh.parameters()):
+        a.grad, b.grad = torch.ones_like(a), torch.ones_like(b)
+    opt.step()
+    fresh_opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters()))
+    assert fresh_opt.state[fresh.weight]["step"] == 2
+
+    adamw = torch.optim.AdamW(model.parameters())
+    adamw.step()
+    other = save_checkpoint(tmp_path / "adamw", 1, model, adamw, {}, None, {})
+    with pytest.raises(ValueError, match=r"adamw.*exp_avg_sq.*--optimizer adamw"):
+        load_checkpoint(other, fresh, AdamW8bit(fresh.parameters()), torch.device("cpu"))

@@ -189,6 +189,17 @@ class AdamW8bit(torch.optim.Optimizer):
                     exp_avg_root=torch.zeros(blocks * BLOCK, dtype=torch.uint8, device=p.device),
                     exp_avg_root_scale=torch.zeros(blocks, device=p.device))
 
+    STATE_KEYS = ({"step", "exp_avg", "exp_avg_root"}, {"step", "exp_avg", "exp_avg_scale", "exp_avg_root", "exp_avg_root_scale"})
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for entry in state_dict["state"].values():
+            if set(entry) not in self.STATE_KEYS:
+                raise ValueError(
+                    f"the optimizer state holds {sorted(entry)}, not sdvideo's 8-bit AdamW's: it was written by another "
+                    "optimizer (AdamW: resume with --optimizer adamw; torchao's or bitsandbytes' 8-bit AdamW, which "
+                    "sdvideo used before 2026-11-26: start a new run from the checkpoint's unet/ weights)")
+        super().load_state_dict(state_dict)
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None

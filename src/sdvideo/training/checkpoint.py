@@ -122,14 +122,18 @@ def load_checkpoint(
         for n, value in weights.items():
             params[n].copy_(value.to(params[n].dtype))
     if (path / "optimizer.pt").exists():
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=False))
+        saved = torch.load(path / "optimizer.pt", map_location=device, weights_only=False)
     else:
         flat = load_file(path / "optimizer.safetensors")
         entries: dict[int, dict[str, Any]] = {}
         for key, value in flat.items():
             idx, name = key.split(".", 1)
             entries.setdefault(int(idx), {})[name] = value.to(device) if name != "step" else value
-        optimizer.load_state_dict({"state": entries, "param_groups": state["optimizer"]["param_groups"]})
+        saved = {"state": entries, "param_groups": state["optimizer"]["param_groups"]}
+    try:
+        optimizer.load_state_dict(saved)
+    except ValueError as err:  # e.g. another optimizer's state (AdamW8bit names the fix)
+        raise ValueError(f"{path}: {err}") from None
     _follow_parameter_layouts(optimizer)
     ema = load_file(path / "ema.safetensors") if (path / "ema.safetensors").exists() else None
     return state, ema
