@@ -428,7 +428,7 @@ def main() -> None:
                     "gradients accumulated); none: sampling only")
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--optimizer", choices=("adamw", "adamw8bit", "adamw8bit-bnb", "adamw8bit-torchao"), default="adamw",
-                    help="training step's optimizer: torch's fused AdamW, or sdvideo train's 8-bit AdamW (torchao)")
+                    help="training step's optimizer: torch's fused AdamW, sdvideo train's 8-bit AdamW, or bitsandbytes'/torchao's")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")

@@ -67,7 +67,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant")
     g.add_argument("--warmup-steps", type=int, default=0)
     g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--optimizer", choices=["auto", "adamw", "adamw8bit"], default="auto")
+    g.add_argument("--optimizer", choices=["auto", "adamw", "adamw8bit"], default="auto",
+                   help="auto: adamw8bit on a CUDA GPU (sdvideo's fused 8-bit AdamW: a quarter of AdamW's state memory), "
+                   "else adamw")
     g.add_argument("--grad-clip", type=float, default=1.0)
     g.add_argument("--ema-decay", type=float, default=0.999, help="0 turns EMA off")
     g = p.add_argument_group("diffusion")
