@@ -46,7 +46,8 @@ def make_params() -> list[torch.nn.Parameter]:
     big = torch.nn.Parameter(torch.randn(64, 32, 3, 3, generator=g))  # 18,432 values: 8-bit states, 72 blocks
     lean = torch.nn.Parameter(torch.randn(48, 40, 5, generator=g).transpose(1, 2).contiguous().transpose(1, 2))
     small = torch.nn.Parameter(torch.randn(300, generator=g))  # float32 states
-    return [big, lean, small]  # lean: 9,600 values laid out (out, k, in), as the temporal convolutions are
+    odd = torch.nn.Parameter(torch.randn(4396, generator=g))  # 8-bit, its last program a partial block
+    return [big, lean, small, odd]  # lean: 9,600 values laid out (out, k, in), as the temporal convolutions are
 
 
 def run_steps(params, steps: int, kernel: bool, **options) -> AdamW8bit:
@@ -87,7 +88,7 @@ def test_kernel_matches_the_tensor_op_reference() -> None:
 def test_states_take_two_bytes_a_value_and_small_tensors_stay_float32() -> None:
     params = make_params()
     opt = run_steps(params, 1, kernel=False)
-    big, lean, small = (opt.state[p] for p in params)
+    big, lean, small, _ = (opt.state[p] for p in params)
     assert big["exp_avg"].dtype == big["exp_avg_root"].dtype == torch.uint8
     assert big["exp_avg"].numel() == 18432 and big["exp_avg_scale"].numel() == 18432 // BLOCK
     assert lean["exp_avg"].numel() == 9728  # 9,600 rounded up to whole blocks
@@ -147,6 +148,7 @@ def test_state_dict_round_trip_continues_identically() -> None:
     for p, q in zip(a, b):
         assert torch.equal(p, q)
     assert restored.state[b[0]]["step"] == 3
+    assert restored.state[b[0]]["exp_avg"].dtype == restored.state[b[0]]["exp_avg_root"].dtype == torch.uint8
 
 
 def test_refuses_half_precision_parameters() -> None:
@@ -173,7 +175,7 @@ def test_checkpoint_round_trip_and_another_optimizers_state_is_refused(tmp_path)
     opt.step()
     fresh_opt.step()
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters()))
-    assert fresh_opt.state[fresh.weight]["step"] == 2
+    assert fresh_opt.state[fresh.weight]["step"] == 2 and fresh_opt.state[fresh.weight]["exp_avg"].dtype == torch.uint8
 
     adamw = torch.optim.AdamW(model.parameters())
     adamw.step()

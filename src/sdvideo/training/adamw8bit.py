@@ -1,11 +1,12 @@
-"""AdamW with 8-bit states, one fused kernel per parameter (`--optimizer adamw8bit`).
+"""AdamW with 8-bit states, one fused kernel launch a step (`--optimizer adamw8bit`).
 
 Why our own: the 8-bit AdamWs of torchao and bitsandbytes spend most of a step in Python per
 parameter. At the SD 1.5 video UNet's 234.6 M trainable parameters (268 tensors) their steps took 93
 and 26 ms of GPU time (118 and 51 ms of Python) against fused float32 AdamW's 2.5 ms and this one's
 3.7 ms (H100, run 61, `bench/bench_optimizer.py`); torchao's was a quarter of a 2 x 16 training step.
-A step here is one Triton kernel launch per parameter that reads the float32 weight and gradient and
-the 8-bit states and writes them back: 16 bytes of traffic per value against fused AdamW's 28.
+A step here is one Triton kernel launch for all parameters (a table of their addresses) that reads
+the float32 weights and gradients and the 8-bit states and writes them back: 16 bytes of traffic per
+value against fused AdamW's 28.
 
 States, per block of 256 values with one float32 scale (the block's largest magnitude), as codes of
 logarithmically spaced levels: the first moment signed (a sign bit, 127 levels 2^(1/8) apart down to
@@ -62,17 +63,35 @@ if HAVE_TRITON:
         return level.to(tl.uint8)
 
     @triton.jit
-    def _adamw_kernel(p_ptr, g_ptr, m_ptr, m_scale_ptr, r_ptr, r_scale_ptr, n, lr, beta1, beta2, eps, weight_decay,
-                      bias_correction1, root_bias_correction2, QUANTIZED: tl.constexpr, BLOCK: tl.constexpr,
-                      GROUP: tl.constexpr, M_LEVELS: tl.constexpr, M_PER_OCTAVE: tl.constexpr,
-                      R_LEVELS: tl.constexpr, R_PER_OCTAVE: tl.constexpr):
-        # One program: GROUP quantisation blocks of BLOCK values, as a (GROUP, BLOCK) tile.
-        blocks = tl.program_id(0) * GROUP + tl.arange(0, GROUP)
+    def _adamw_kernel(pointers, sizes, corrections, program_tensor, program_block, lr, beta1, beta2, eps,
+                      weight_decay, QUANTIZED: tl.constexpr, BLOCK: tl.constexpr, GROUP: tl.constexpr,
+                      M_LEVELS: tl.constexpr, M_PER_OCTAVE: tl.constexpr, R_LEVELS: tl.constexpr,
+                      R_PER_OCTAVE: tl.constexpr):
+        # One launch for many tensors. A program updates GROUP quantisation blocks of BLOCK values, a
+        # (GROUP, BLOCK) tile, of tensor `program_tensor[pid]` from its block `program_block[pid]` on.
+        # pointers: (tensors, 6) int64 addresses of the weight, gradient, first moment (codes), its
+        # scales, root of the second moment (codes), its scales; float32 states where not QUANTIZED.
+        pid = tl.program_id(0)
+        t = tl.load(program_tensor + pid).to(tl.int64)
+        n = tl.load(sizes + t)
+        bias_correction1 = tl.load(corrections + 2 * t)
+        root_bias_correction2 = tl.load(corrections + 2 * t + 1)
+        p_ptr = tl.load(pointers + 6 * t).to(tl.pointer_type(tl.float32))
+        g_ptr = tl.load(pointers + 6 * t + 1).to(tl.pointer_type(tl.float32))
+        m_scale_ptr = tl.load(pointers + 6 * t + 3).to(tl.pointer_type(tl.float32))
+        r_scale_ptr = tl.load(pointers + 6 * t + 5).to(tl.pointer_type(tl.float32))
+        if QUANTIZED:
+            m_ptr = tl.load(pointers + 6 * t + 2).to(tl.pointer_type(tl.uint8))
+            r_ptr = tl.load(pointers + 6 * t + 4).to(tl.pointer_type(tl.uint8))
+        else:
+            m_ptr = tl.load(pointers + 6 * t + 2).to(tl.pointer_type(tl.float32))
+            r_ptr = tl.load(pointers + 6 * t + 4).to(tl.pointer_type(tl.float32))
+        blocks = tl.load(program_block + pid).to(tl.int64) + tl.arange(0, GROUP)
         offsets = blocks[:, None] * BLOCK + tl.arange(0, BLOCK)[None, :]
         mask = offsets < n
         block_mask = blocks * BLOCK < n
         p = tl.load(p_ptr + offsets, mask=mask, other=0.0)
-        g = tl.load(g_ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+        g = tl.load(g_ptr + offsets, mask=mask, other=0.0)
         if QUANTIZED:
             m = _decode(tl.load(m_ptr + offsets, mask=mask, other=0),
                         tl.load(m_scale_ptr + blocks, mask=block_mask, other=0.0)[:, None], True, M_LEVELS, M_PER_OCTAVE)
@@ -164,19 +183,56 @@ def _dense(t: torch.Tensor) -> bool:
 
 
 def uses_kernel(p: torch.Tensor, grad: torch.Tensor) -> bool:
-    """The Triton kernel updates p (flat, in memory order): Triton there, p dense, its gradient laid out alike."""
-    return HAVE_TRITON and (p.device.type == "cuda" or INTERPRETED) and _dense(p) and grad.stride() == p.stride()
+    """The Triton kernel updates p (flat, in memory order): Triton there, p dense, its float32 gradient laid out alike."""
+    return (HAVE_TRITON and (p.device.type == "cuda" or INTERPRETED) and _dense(p) and grad.stride() == p.stride()
+            and grad.dtype == torch.float32)
+
+
+def _program_tables(sizes: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For tensors of these sizes, each kernel program's tensor index and first block (int32, on device)."""
+    per_tensor = [-(-n // (BLOCK * GROUP)) for n in sizes]
+    tensor = torch.repeat_interleave(torch.arange(len(sizes), dtype=torch.int32), torch.tensor(per_tensor))
+    first = torch.cat([torch.arange(k, dtype=torch.int32) * GROUP for k in per_tensor])
+    return tensor.to(device), first.to(device)
+
+
+def _launch(items: list[tuple[torch.Tensor, torch.Tensor, dict, float, float]], quantized: bool,
+            tables: dict, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float) -> None:
+    """One kernel launch updating every (weight, gradient, state, bias corrections) in `items`."""
+    device = items[0][0].device
+    sizes = tuple(p.numel() for p, *_ in items)
+    key = (device, quantized, sizes)
+    if key not in tables:  # the programs' layout depends on the sizes only: made once
+        if len(tables) >= 8:
+            tables.clear()
+        tables[key] = (*_program_tables(sizes, device), torch.tensor(sizes, dtype=torch.int64, device=device))
+    program_tensor, program_block, size_table = tables[key]
+    addresses, corrections = [], []
+    for p, grad, state, correction1, root_correction2 in items:
+        m, r = state["exp_avg"], state["exp_avg_root"]
+        addresses += [p.data_ptr(), grad.data_ptr(), m.data_ptr(), state.get("exp_avg_scale", m).data_ptr(),
+                      r.data_ptr(), state.get("exp_avg_root_scale", r).data_ptr()]
+        corrections += [correction1, root_correction2]
+    pin = device.type == "cuda"  # (pinned: the copy does not wait for the GPU to drain)
+    pointers = torch.tensor(addresses, dtype=torch.int64).pin_memory() if pin else torch.tensor(addresses)
+    corrections = torch.tensor(corrections, dtype=torch.float32)
+    corrections = corrections.pin_memory() if pin else corrections
+    _adamw_kernel[(program_tensor.numel(),)](
+        pointers.to(device, non_blocking=True), size_table, corrections.to(device, non_blocking=True), program_tensor,
+        program_block, lr, beta1, beta2, eps, weight_decay, QUANTIZED=quantized, BLOCK=BLOCK, GROUP=GROUP,
+        M_LEVELS=M_LEVELS, M_PER_OCTAVE=M_PER_OCTAVE, R_LEVELS=R_LEVELS, R_PER_OCTAVE=R_PER_OCTAVE, num_warps=8)
 
 
 class AdamW8bit(torch.optim.Optimizer):
     """AdamW (decoupled weight decay, bias-corrected) whose moments are stored in 8 bits per value
-    (module docstring); float32 parameters updated in place, one kernel launch each."""
+    (module docstring); float32 parameters updated in place, one kernel launch for all of them."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
         if lr < 0 or eps < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"invalid AdamW8bit settings: lr={lr}, betas={betas}, eps={eps}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self._program_tables: dict = {}  # (device, 8-bit, tensor sizes) -> the kernel's program tables
 
     @staticmethod
     def _init_state(p: torch.Tensor) -> dict:
@@ -199,6 +255,9 @@ class AdamW8bit(torch.optim.Optimizer):
                     "optimizer (AdamW: resume with --optimizer adamw; torchao's or bitsandbytes' 8-bit AdamW, which "
                     "sdvideo used before 2026-11-26: start a new run from the checkpoint's unet/ weights)")
         super().load_state_dict(state_dict)
+        for state in self.state.values():  # torch casts every state tensor to its parameter's dtype: codes back to 8 bits
+            if "exp_avg_scale" in state:
+                state["exp_avg"], state["exp_avg_root"] = state["exp_avg"].to(torch.uint8), state["exp_avg_root"].to(torch.uint8)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -209,6 +268,7 @@ class AdamW8bit(torch.optim.Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr, eps, weight_decay = float(group["lr"]), group["eps"], group["weight_decay"]
+            on_kernel: dict[tuple[torch.device, bool], list] = {}  # (device, 8-bit states) -> tensors for one launch
             for param in group["params"]:
                 if param.grad is None:
                     continue
@@ -226,16 +286,11 @@ class AdamW8bit(torch.optim.Optimizer):
                     for key in ("exp_avg", "exp_avg_root"):  # loaded from a checkpoint plainly contiguous
                         state[key] = torch.empty_like(p, dtype=torch.float32).copy_(state[key])
                 state["step"] = int(state["step"]) + 1  # (a checkpoint may hand it back as a 0-d tensor)
-                bias_correction1 = 1 - beta1 ** state["step"]
-                root_bias_correction2 = math.sqrt(1 - beta2 ** state["step"])
-                args = (lr, beta1, beta2, eps, weight_decay, bias_correction1, root_bias_correction2)
+                corrections = (1 - beta1 ** state["step"], math.sqrt(1 - beta2 ** state["step"]))
                 if uses_kernel(p, grad):
-                    quantized = "exp_avg_scale" in state
-                    _adamw_kernel[(-(-p.numel() // (BLOCK * GROUP)),)](
-                        p, grad, state["exp_avg"], state.get("exp_avg_scale", state["exp_avg"]), state["exp_avg_root"],
-                        state.get("exp_avg_root_scale", state["exp_avg_root"]), p.numel(), *args, QUANTIZED=quantized,
-                        BLOCK=BLOCK, GROUP=GROUP, M_LEVELS=M_LEVELS, M_PER_OCTAVE=M_PER_OCTAVE, R_LEVELS=R_LEVELS,
-                        R_PER_OCTAVE=R_PER_OCTAVE, num_warps=8)
+                    on_kernel.setdefault((p.device, "exp_avg_scale" in state), []).append((p, grad, state, *corrections))
                 else:
-                    reference_update(p, grad, state, *args)
+                    reference_update(p, grad, state, lr, beta1, beta2, eps, weight_decay, *corrections)
+            for (_, quantized), items in on_kernel.items():
+                _launch(items, quantized, self._program_tables, lr, beta1, beta2, eps, weight_decay)
         return loss
