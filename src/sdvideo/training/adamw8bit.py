@@ -76,16 +76,17 @@ if HAVE_TRITON:
         n = tl.load(sizes + t)
         bias_correction1 = tl.load(corrections + 2 * t)
         root_bias_correction2 = tl.load(corrections + 2 * t + 1)
-        p_ptr = tl.load(pointers + 6 * t).to(tl.pointer_type(tl.float32))
-        g_ptr = tl.load(pointers + 6 * t + 1).to(tl.pointer_type(tl.float32))
-        m_scale_ptr = tl.load(pointers + 6 * t + 3).to(tl.pointer_type(tl.float32))
-        r_scale_ptr = tl.load(pointers + 6 * t + 5).to(tl.pointer_type(tl.float32))
+        # every address is 16-byte aligned (`_launch` checks): say so, for vectorised loads and stores
+        p_ptr = tl.multiple_of(tl.load(pointers + 6 * t).to(tl.pointer_type(tl.float32)), 16)
+        g_ptr = tl.multiple_of(tl.load(pointers + 6 * t + 1).to(tl.pointer_type(tl.float32)), 16)
+        m_scale_ptr = tl.multiple_of(tl.load(pointers + 6 * t + 3).to(tl.pointer_type(tl.float32)), 16)
+        r_scale_ptr = tl.multiple_of(tl.load(pointers + 6 * t + 5).to(tl.pointer_type(tl.float32)), 16)
         if QUANTIZED:
-            m_ptr = tl.load(pointers + 6 * t + 2).to(tl.pointer_type(tl.uint8))
-            r_ptr = tl.load(pointers + 6 * t + 4).to(tl.pointer_type(tl.uint8))
+            m_ptr = tl.multiple_of(tl.load(pointers + 6 * t + 2).to(tl.pointer_type(tl.uint8)), 16)
+            r_ptr = tl.multiple_of(tl.load(pointers + 6 * t + 4).to(tl.pointer_type(tl.uint8)), 16)
         else:
-            m_ptr = tl.load(pointers + 6 * t + 2).to(tl.pointer_type(tl.float32))
-            r_ptr = tl.load(pointers + 6 * t + 4).to(tl.pointer_type(tl.float32))
+            m_ptr = tl.multiple_of(tl.load(pointers + 6 * t + 2).to(tl.pointer_type(tl.float32)), 16)
+            r_ptr = tl.multiple_of(tl.load(pointers + 6 * t + 4).to(tl.pointer_type(tl.float32)), 16)
         blocks = tl.load(program_block + pid).to(tl.int64) + tl.arange(0, GROUP)
         offsets = blocks[:, None] * BLOCK + tl.arange(0, BLOCK)[None, :]
         mask = offsets < n
@@ -183,9 +184,10 @@ def _dense(t: torch.Tensor) -> bool:
 
 
 def uses_kernel(p: torch.Tensor, grad: torch.Tensor) -> bool:
-    """The Triton kernel updates p (flat, in memory order): Triton there, p dense, its float32 gradient laid out alike."""
+    """The Triton kernel updates p (flat, in memory order): Triton there, p dense and 16-byte aligned, its float32
+    gradient laid out alike (the states are fresh allocations: aligned)."""
     return (HAVE_TRITON and (p.device.type == "cuda" or INTERPRETED) and _dense(p) and grad.stride() == p.stride()
-            and grad.dtype == torch.float32)
+            and grad.dtype == torch.float32 and p.data_ptr() % 16 == 0 and grad.data_ptr() % 16 == 0)
 
 
 def _program_tables(sizes: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
