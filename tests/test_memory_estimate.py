@@ -79,6 +79,8 @@ MEASURED_RUNS = [
     ("2026-11-26/run61-train-light-1p2-adamw.jsonl", "compiled-light-1+2-cl-blocks", "light-1+2", True),
     ("2026-11-26/run61-train-light-1p3-8bit.jsonl", "compiled-light-1+3-cl-blocks", "light-1+3", True),
     ("2026-11-26/run63-sdvideo.jsonl", "compiled-light-1+2-cl-blocks", "light-1+2", True),
+    *[(f"2026-11-26/run{run}-train-light-{name}.jsonl", f"compiled-{level}-cl-blocks", level, True)
+      for run in (64, 66) for name, level in (("1p2-8bit", "light-1+2"), ("1p2-adamw", "light-1+2"), ("1p3-8bit", "light-1+3"))],
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -114,7 +116,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 70 and {c[3] for c in cases} == {5, 16, 64} and {c[5] for c in cases} == {"adamw", "adamw8bit"}
+    assert len(cases) == 76 and {c[3] for c in cases} == {5, 16, 64} and {c[5] for c in cases} == {"adamw", "adamw8bit"}
     assert len(max_frames_peaks()) == 18
 
 
