@@ -192,7 +192,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
     # transformers on the N highest-resolution levels only (the largest activations per FLOP recomputed).
     # light-1 recomputes less than selective-1 for about the same memory, light-2 less than selective-2
     # for a little more (H100, 2 x 16, block regions, run 57: 0.248 s / 25.3 GiB, selective-1 0.290 s /
-    # 25.3 GiB in run 28; 0.257 s / 20.0 GiB against 0.266 s / 18.4 GiB).
+    # 25.3 GiB in run 28; 0.257 s / 20.0 GiB against 0.266 s / 18.4 GiB). light-1+K sit between light-1 and
+    # light-2, ~1.1 GiB apart (run 66, 8-bit AdamW: light-1+2 0.254 s / 21.9 GiB, light-1+3 0.256 s / 20.8 GiB).
     CHECKPOINTING = ("none", "temporal", "light-1", "light-1+1", "light-1+2", "light-1+3", "light-1+4", "selective-1",
                      "light-2", "selective-2", "selective", "attention", "blocks", "full")
 
