@@ -283,11 +283,8 @@ class AdamW8bit(torch.optim.Optimizer):
                 p = param.to_local() if hasattr(param, "to_local") else param
                 grad = param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad
                 state = self.state[param]
-                if not state:
+                if not state:  # (float32 states loaded from a checkpoint get p's layout in `load_checkpoint`)
                     state.update(self._init_state(p))
-                elif "exp_avg_scale" not in state and state["exp_avg"].stride() != p.stride():
-                    for key in ("exp_avg", "exp_avg_root"):  # loaded from a checkpoint plainly contiguous
-                        state[key] = torch.empty_like(p, dtype=torch.float32).copy_(state[key])
                 state["step"] = int(state["step"]) + 1  # (a checkpoint may hand it back as a 0-d tensor)
                 corrections = (1 - beta1 ** state["step"], math.sqrt(1 - beta2 ** state["step"]))
                 if uses_kernel(p, grad):
