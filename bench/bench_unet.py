@@ -207,6 +207,23 @@ VARIANTS = {
 }
 
 
+def set_upsampling(model: torch.nn.Module, how: str) -> None:
+    """subpixel: every supported `Upsample2D` as four 2 x 2 convolutions (what sdvideo installs); interpolate:
+    diffusers' own nearest interpolation + 3 x 3 convolution (the baseline)."""
+    from diffusers.models.upsampling import Upsample2D
+
+    from sdvideo.models import subpixel_upsample
+    from sdvideo.models.subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
+
+    if how.startswith("subpixel"):
+        subpixel_upsample.COMPILED_FORM = how.partition("-")[2] or "auto"
+        install_subpixel_upsamplers(model)
+        return
+    for module in model.modules():
+        if isinstance(module, SubpixelUpsample2D):
+            module.__class__ = Upsample2D
+
+
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
     """Regional torch.compile: sdvideo's own method; the same block types for the peers."""
     if "memory_budget" in options:
@@ -429,6 +446,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--optimizer", choices=("adamw", "adamw8bit", "adamw8bit-bnb", "adamw8bit-torchao"), default="adamw",
                     help="training step's optimizer: torch's fused AdamW, sdvideo train's 8-bit AdamW, or bitsandbytes'/torchao's")
+    ap.add_argument("--upsample", choices=("subpixel", "subpixel-conv", "subpixel-matmul", "interpolate"), default="subpixel",
+                    help="sdvideo's and the VAE's upsamplers: four 2 x 2 convolutions (the product's; compiled in the form "
+                    "chosen per shape, or always as the convolution / the matmul) or diffusers' nearest interpolation + 3 x 3 conv")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")
@@ -464,6 +484,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
         from diffusers import AutoencoderKL
 
         vae = AutoencoderKL(**preset("sd15")["vae"]).to("cuda", torch.bfloat16).eval()
+        set_upsampling(vae, args.upsample)
     keep = set(filter(None, args.variants.split(",")))
     cases = [] if args.cases == "none" else args.cases.split(",")
     rows = []
@@ -481,6 +502,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             torch._dynamo.reset()  # no compiled code or guards carried over from the previous variant
             with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
                 model, call = BUILDERS[name](options)
+            if name == "sdvideo":
+                set_upsampling(model, args.upsample)
             for key, value in options.get("cudnn", {}).items():  # for the rest of this process
                 setattr(torch.backends.cudnn, key, value)
             from sdvideo.models import fused_frame_attention
@@ -505,6 +528,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 b, f = map(int, case.split("/")[0].split("x"))
                 micro = int(case.split("/")[1]) if "/" in case else None  # "2x16/1": two micro-batches of 1 x 16
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
+                if name == "sdvideo":
+                    row["upsample"] = args.upsample
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
                 t = torch.randint(0, 1000, (b,), device="cuda")
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
@@ -534,6 +559,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 emit(row)
             for latent in map(int, args.sample_latents.split(",")) if args.sample else []:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
+                if name == "sdvideo":
+                    row["upsample"] = args.upsample
                 try:
                     row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling,
                                              graphs=args.sample_graphs, latent=latent,

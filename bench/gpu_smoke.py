@@ -1,5 +1,6 @@
 """The whole CLI on a GPU with a tiny random model: prepare (fp16 VAE on CUDA) -> train (bf16 autocast,
-frozen weights in bf16, 8-bit AdamW, attention checkpointing, fps conditioning) -> resume -> sample.
+frozen weights in bf16, 8-bit AdamW, attention checkpointing, fps conditioning) -> resume (--compiled: with
+block regions compiled) -> sample (--compiled: layers compiled).
 
     python bench/gpu_smoke.py --out /tmp/gpu-smoke      # needs CUDA; prints what each stage reported
 """
@@ -35,7 +36,11 @@ def sh(*args: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/gpu-smoke")
-    out = Path(ap.parse_args().out)
+    ap.add_argument("--compiled", action="store_true", help="resume training with block regions compiled and sample "
+                    "with layers compiled (the compiled forms of every layer, e.g. the upsamplers' matmul)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    compiled = ["--compile", "--compile-regions", "blocks"] if args.compiled else []
     out.mkdir(parents=True, exist_ok=True)
     build_base("tiny", seed=0).save(out / "base")
     clips = [str(media.write_video(out / f"clip{i}.mp4", frames=60, fps=12, width=48, height=32, codec="libx264"))
@@ -46,11 +51,11 @@ def main() -> None:
               "--batch-size", "2", "--mixed-precision", "bf16", "--optimizer", "adamw8bit",
               "--gradient-checkpointing", "attention", "--checkpoint-every", "5", "--strides", "1", "2"]
     sh("train", *common, "--steps", "5")
-    sh("train", *common, "--steps", "10", "--resume")
+    sh("train", *common, "--steps", "10", "--resume", *compiled)
     config = json.loads((out / "run" / "config.json").read_text())
     print("optimizer built:", config.get("optimizer_built"), "| mixed precision:", config.get("mixed_precision"))
     sh("sample", "--run", str(out / "run"), "--prompt", "a moving square", "--frames", "6", "--steps", "4",
-       "--out", str(out / "samples"))
+       "--out", str(out / "samples"), *(["--compile"] if args.compiled else []))
     print("files:", sorted(p.name for p in (out / "samples").iterdir()))
     compare_cuda_graphs(out / "run")
 

@@ -81,6 +81,14 @@ MEASURED_RUNS = [
     ("2026-11-26/run63-sdvideo.jsonl", "compiled-light-1+2-cl-blocks", "light-1+2", True),
     *[(f"2026-11-26/run{run}-train-light-{name}.jsonl", f"compiled-{level}-cl-blocks", level, True)
       for run in (64, 66) for name, level in (("1p2-8bit", "light-1+2"), ("1p2-adamw", "light-1+2"), ("1p3-8bit", "light-1+3"))],
+    # upsamplers as four 2 x 2 convolutions (runs 68-71; rows name their form), and diffusers' interpolate + conv
+    *[(f"2026-11-26/run{run}-train-light-{name}.jsonl", f"compiled-{level}-cl-blocks", level, True)
+      for run, name, level in ((68, "1p2-subpixel", "light-1+2"), (68, "1p1-subpixel", "light-1+1"),
+                               (68, "1p2-interpolate", "light-1+2"))],
+    *[(f"2026-11-26/run{run}-{'' if name == 'sdvideo' else 'train-'}{name}.jsonl", "compiled-light-1+2-cl-blocks",
+       "light-1+2", True)
+      for run, name in ((70, "subpixel"), (70, "subpixel-conv"), (70, "interpolate"), (71, "subpixel"), (71, "interpolate"),
+                        (73, "subpixel-a"), (73, "subpixel-b"), (73, "interpolate"), (74, "sdvideo"))],
 ]
 # bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
 MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
@@ -116,7 +124,7 @@ def max_frames_peaks() -> list[tuple[str, int, int, float]]:
 
 def test_reference_runs_are_there() -> None:
     cases = measured_peaks()
-    assert len(cases) == 76 and {c[3] for c in cases} == {5, 16, 64} and {c[5] for c in cases} == {"adamw", "adamw8bit"}
+    assert len(cases) == 88 and {c[3] for c in cases} == {5, 16, 64} and {c[5] for c in cases} == {"adamw", "adamw8bit"}
     assert len(max_frames_peaks()) == 18
 
 

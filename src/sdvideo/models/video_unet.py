@@ -27,6 +27,7 @@ from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
 from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
+from .subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
 from .temporal_wrappers import (
@@ -126,6 +127,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         if cfg.condition_channels:
             install_frame_conditioning(self, cfg.condition_channels)
         make_convs_lean(self.unet)  # frozen convs keep no activations for backward
+        install_subpixel_upsamplers(self.unet)  # nearest 2x + 3 x 3 conv as 2 x 2 convs: 4/9 of the FLOPs
         self._rotary_keys = {(m.head_dim, m.rope_base) for m in self.modules() if isinstance(m, TemporalTransformer)}
 
     # ------------------------------------------------------------------ forward
@@ -193,7 +195,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
     # light-1 recomputes less than selective-1 for about the same memory, light-2 less than selective-2
     # for a little more (H100, 2 x 16, block regions, run 57: 0.248 s / 25.3 GiB, selective-1 0.290 s /
     # 25.3 GiB in run 28; 0.257 s / 20.0 GiB against 0.266 s / 18.4 GiB). light-1+K sit between light-1 and
-    # light-2, ~1.1 GiB apart (run 66, 8-bit AdamW: light-1+2 0.254 s / 21.9 GiB, light-1+3 0.256 s / 20.8 GiB).
+    # light-2, ~1.1 GiB apart (run 66, 8-bit AdamW: light-1+2 0.254 s / 21.9 GiB, light-1+3 0.256 s / 20.8 GiB;
+    # light-1+2 with the subpixel upsamplers 0.247-0.249 s / 22.0 GiB, runs 71 and 73).
     CHECKPOINTING = ("none", "temporal", "light-1", "light-1+1", "light-1+2", "light-1+3", "light-1+4", "selective-1",
                      "light-2", "selective-2", "selective", "attention", "blocks", "full")
 
@@ -279,7 +282,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         activation checkpointing happens inside its compiled region, so the compiler sees what is
         recomputed (fused into backward) and which outputs selective checkpointing keeps.
 
-        regions: "layers" as above; "blocks": each UNet down, mid and up block as one region (its
+        regions: "layers" as above, and the upsamplers (`SubpixelUpsample2D`: their matmul form); "blocks": each UNet down, mid and up block as one region (its
         skip concatenations and resampling convolutions fused too; fewer, larger graphs, none shared).
         channels_last: `to_channels_last()` first. Faster compiled (2 x 16 frames on an H100: 0.346 ->
         0.332 s per step), slower eager (0.438 -> 0.451 s), so it comes with compiling.
@@ -306,7 +309,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
             return [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
         wrapped = {id(m) for w in self.modules() if isinstance(w, SpatioTemporalTransformer) for m in w.modules()}
         return [module for module in self.modules()
-                if isinstance(module, (ResnetBlock2D, SpatioTemporalTransformer))
+                if isinstance(module, (ResnetBlock2D, SpatioTemporalTransformer, SubpixelUpsample2D))
                 or (isinstance(module, (Transformer2DModel, TemporalTransformer)) and id(module) not in wrapped)]
 
     # ------------------------------------------------------------------ parameters

@@ -24,6 +24,7 @@ from PIL import Image
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..models.base import load_base
+from ..models.subpixel_upsample import install_subpixel_upsamplers
 from ..models.video_unet import VideoUNet
 from .conditioning import (
     FrameCondition,
@@ -85,6 +86,8 @@ class VideoPipeline(DiffusionPipeline):
                  scheduler: Any, default_fps: float | None = None, default_size: int | None = None,
                  trained_frames: int | None = None) -> None:
         super().__init__()
+        if vae is not None:  # the decoder's nearest 2x + 3 x 3 convs as 2 x 2 convs (subpixel_upsample.py)
+            install_subpixel_upsamplers(vae)
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
         self.register_to_config(default_fps=default_fps, default_size=default_size, trained_frames=trained_frames)
 

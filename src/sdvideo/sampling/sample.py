@@ -58,7 +58,7 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     (`cuda_graphs.py`): same results; on an H100, 16 frames, 25 steps, compiled (run 37): 256 px
     0.84 -> 0.59 s (0.63 s for the first video, recording included), 512 px 2.36 -> 2.34 s (2.39 s);
     with the CFG pair and rotary tables per call since, 2.17 s (runs 46-47); with the fused Triton temporal
-    attention, 2.12-2.14 s (runs 50-52)."""
+    attention, 2.12-2.14 s (runs 50-52); with the subpixel upsamplers, 2.06-2.07 s (runs 67, 71)."""
     dev = resolve_device(device)
     benchmark_cudnn_algorithms(dev)  # every denoising step has the same shapes
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
