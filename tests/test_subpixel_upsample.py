@@ -84,6 +84,10 @@ def test_module_switch_keeps_state_and_handles_other_forms() -> None:
         # An explicit output size other than 2x (diffusers' odd-latent case) runs diffusers' code.
         assert torch.equal(switched(x, output_size=(9, 11)), plain(x, output_size=(9, 11)))
         torch.testing.assert_close(switched(x, output_size=(10, 12)), plain(x, output_size=(10, 12)), rtol=1e-5, atol=1e-5)
+        square = torch.randn(1, 4, 3, 3)
+        # an int size, as F.interpolate reads it (diffusers' own forward cannot take one)
+        torch.testing.assert_close(switched(square, output_size=6), interpolate_then_conv(square, plain.conv),
+                                   rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="expects 4 channels, got 3"):
         switched(torch.randn(1, 3, 4, 4))
     others = torch.nn.ModuleList([

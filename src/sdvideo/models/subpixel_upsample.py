@@ -133,7 +133,8 @@ class SubpixelUpsample2D(Upsample2D):
     (`upsample_nearest_conv3x3`). An explicit `output_size` other than twice the input keeps diffusers' code."""
 
     def forward(self, hidden_states: torch.Tensor, output_size: int | None = None, *args, **kwargs) -> torch.Tensor:
-        doubled = output_size is None or tuple(output_size) == tuple(2 * s for s in hidden_states.shape[-2:])
+        size = (output_size, output_size) if isinstance(output_size, int) else output_size  # as F.interpolate reads it
+        doubled = size is None or tuple(size) == tuple(2 * s for s in hidden_states.shape[-2:])
         if not doubled or args or kwargs:
             return super().forward(hidden_states, output_size, *args, **kwargs)
         if hidden_states.shape[1] != self.channels:
