@@ -131,23 +131,26 @@ def test_lean_frozen_conv_keeps_its_backward() -> None:
     torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("trainable", [False, True])  # frozen (the temporal-only default) or `--train all`
 @pytest.mark.parametrize("form", ["matmul", "conv"])
-def test_compiled_matches_eager(form, monkeypatch) -> None:
+def test_compiled_matches_eager(form, trainable, monkeypatch) -> None:
     from sdvideo.models import subpixel_upsample
 
     monkeypatch.setattr(subpixel_upsample, "COMPILED_FORM", form)
     torch._dynamo.reset()
     torch.manual_seed(0)
-    up = Upsample2D(8, use_conv=True).requires_grad_(False).to(memory_format=torch.channels_last)
+    up = Upsample2D(8, use_conv=True).requires_grad_(trainable).to(memory_format=torch.channels_last)
     install_subpixel_upsamplers(up)
-    compiled = torch.compile(copy.deepcopy(up), backend="aot_eager", dynamic=False)
+    twin = copy.deepcopy(up)
+    compiled = torch.compile(twin, backend="aot_eager", dynamic=False)
     x = torch.randn(2, 8, 4, 6).to(memory_format=torch.channels_last)
     xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     out, ref = compiled(xa), up(xb)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     grad = torch.randn_like(ref)
-    torch.testing.assert_close(torch.autograd.grad(out, xa, grad)[0], torch.autograd.grad(ref, xb, grad)[0],
-                               rtol=1e-4, atol=1e-5)
+    inputs = lambda module, x: [x, *([module.conv.weight, module.conv.bias] if trainable else [])]  # noqa: E731
+    for a, b in zip(torch.autograd.grad(out, inputs(twin, xa), grad), torch.autograd.grad(ref, inputs(up, xb), grad)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_video_unet_and_pipeline_vae_use_it() -> None:
