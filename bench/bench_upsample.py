@@ -1,10 +1,11 @@
 """Nearest 2x upsampling + 3 x 3 convolution: diffusers' `Upsample2D` against sdvideo's four 2 x 2 convolutions.
 
 For the upsamplers of SD 1.5's UNet (32 frames: 2 x 16 frames, or one guided 16-frame call) and of its VAE
-decoder (16 frames), bf16, channels-last: forward alone (eager, as sampling runs them between compiled layers,
-and compiled), forward + input gradient (frozen weights, compiled, as a training step's block regions run
+decoder (16 frames), bf16, channels-last: forward alone (eager, as the VAE decode and uncompiled sampling run
+them, and compiled), forward + input gradient (frozen weights, compiled, as a training step's block regions run
 them), and the largest difference of each output (and input gradient) from an fp32 reference. sdvideo's path runs
-eager as a 2 x 2 convolution (cuDNN) and compiled as one matmul plus fused shifted sums.
+eager as a 2 x 2 convolution (cuDNN); compiled, in both of its forms: that convolution, and one matmul plus
+fused shifted sums.
 
     python bench/bench_upsample.py --json out.json
 """
@@ -69,38 +70,45 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
         row = dict(where=where, channels=channels, side=side, batch=batch,
                    gflop_interpolate=2 * batch * (2 * side) ** 2 * channels ** 2 * 9 / 1e9,
                    gflop_subpixel=2 * batch * (side + 1) ** 2 * 4 * channels ** 2 * 4 / 1e9)
-        fns = {}
-        for name, module in (("interpolate", plain), ("subpixel_matmul", subpixel), ("subpixel_conv", subpixel)):
+        # eager: each module once (the form applies to compiled graphs only); compiled: sdvideo's path in both forms
+        eager = {"interpolate": plain, "subpixel": subpixel}
+        forms = {"interpolate": (plain, None), "subpixel_matmul": (subpixel, "matmul"), "subpixel_conv": (subpixel, "conv")}
+        for name, module in eager.items():
             xg = x.clone().requires_grad_(True)
             out = module(xg)
             (g,) = torch.autograd.grad(out, xg, grad)
             row[f"{name}_vs_fp32_max_abs_diff_out"] = float((out[:2].float() - exact.detach()).abs().max())
             row[f"{name}_vs_fp32_max_abs_diff_grad"] = float((g[:2].float() - exact_grad).abs().max())
             row[f"{name}_out_channels_last"] = out.is_contiguous(memory_format=torch.channels_last)
-            # compiled in its matmul form or as the 2 x 2 convolution (sdvideo picks per shape: COMPILED_FORM "auto")
-            subpixel_upsample.COMPILED_FORM = name.partition("_")[2] or "matmul"
-            compiled = torch.compile(copy.deepcopy(module), dynamic=False)
+            del out, g
+        compiled = {}
+        for name, (module, form) in forms.items():
+            subpixel_upsample.COMPILED_FORM = form or "auto"  # (read while tracing; diffusers' module ignores it)
+            module = torch.compile(copy.deepcopy(module), dynamic=False)
+            compiled[name] = (module, form)
+            xg = x.clone().requires_grad_(True)
             with torch.no_grad():
-                compiled_out = compiled(x)
-            (compiled_g,) = torch.autograd.grad(compiled(xg), xg, grad)
-            row[f"{name}_compiled_vs_fp32_max_abs_diff_out"] = float((compiled_out[:2].float() - exact.detach()).abs().max())
-            row[f"{name}_compiled_vs_fp32_max_abs_diff_grad"] = float((compiled_g[:2].float() - exact_grad).abs().max())
-            fns[name] = (module, compiled)
-            del out, g, compiled_out, compiled_g
+                out = module(x)
+            (g,) = torch.autograd.grad(module(xg), xg, grad)
+            row[f"{name}_compiled_vs_fp32_max_abs_diff_out"] = float((out[:2].float() - exact.detach()).abs().max())
+            row[f"{name}_compiled_vs_fp32_max_abs_diff_grad"] = float((g[:2].float() - exact_grad).abs().max())
+            del out, g
         row["max_abs_out"] = float(exact.detach().abs().max())
         del reference, x32, exact, exact_grad
         torch.cuda.empty_cache()
-        cases.append((row, x, grad, fns))
+        cases.append((row, x, grad, eager, compiled))
     with turns():
-        for row, x, grad, fns in cases:
-            for name, (module, compiled) in fns.items():
-                subpixel_upsample.COMPILED_FORM = name.partition("_")[2] or "matmul"  # as compiled
-                with torch.no_grad():
+        for row, x, grad, eager, compiled in cases:
+            with torch.no_grad():
+                for name, module in eager.items():
                     row[f"forward_eager_{name}_ms"] = time_calls(lambda m=module: m(x))
-                    row[f"forward_compiled_{name}_ms"] = time_calls(lambda m=compiled: m(x))
+            for name, (module, form) in compiled.items():
+                subpixel_upsample.COMPILED_FORM = form or "auto"  # as traced: dynamo's guard on it then holds
                 xg = x.clone().requires_grad_(True)
+                with torch.no_grad():
+                    row[f"forward_compiled_{name}_ms"] = time_calls(lambda m=module: m(x))
                 row[f"forward_backward_compiled_{name}_ms"] = time_calls(
-                    lambda m=compiled: torch.autograd.grad(m(xg), xg, grad))
+                    lambda m=module: torch.autograd.grad(m(xg), xg, grad))
             emit(row, rows)
     write_rows(rows, args.json)
 

@@ -282,8 +282,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         activation checkpointing happens inside its compiled region, so the compiler sees what is
         recomputed (fused into backward) and which outputs selective checkpointing keeps.
 
-        regions: "layers" as above, and the upsamplers (`SubpixelUpsample2D`: their matmul form); "blocks": each UNet down, mid and up block as one region (its
-        skip concatenations and resampling convolutions fused too; fewer, larger graphs, none shared).
+        regions: "layers" as above, and the upsamplers (`SubpixelUpsample2D`, in the form chosen per shape);
+        "blocks": each UNet down, mid and up block as one region (its skip concatenations and resampling
+        convolutions fused too; fewer, larger graphs, none shared).
         channels_last: `to_channels_last()` first. Faster compiled (2 x 16 frames on an H100: 0.346 ->
         0.332 s per step), slower eager (0.438 -> 0.451 s), so it comes with compiling.
         """
