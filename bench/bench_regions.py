@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_unet import build_sdvideo  # noqa: E402
+from bench_unet import build_sdvideo, set_fusions  # noqa: E402
 from gpu_timing import emit, kernel_profile, time_forward, write_rows  # noqa: E402
 from gpu_turns import GpuTurns, add_turns_arguments, run_in_turns  # noqa: E402
 
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--profile", default=None, help="regex: also profile the regions whose names match it "
                     "(temporal layers on), their kernels by GPU time to --profile-out")
     ap.add_argument("--profile-out", default="region-profile.txt")
+    ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions, as bench_unet.py's --fusions")
     add_turns_arguments(ap)
     args = ap.parse_args()
     run_in_turns(run, args)
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
     torch.backends.cudnn.benchmark = True
     with torch.device("cuda"):
         model, call = build_sdvideo({})
+    set_fusions(args.fusions)
     model.eval().to(torch.bfloat16)
     names = {id(m): n for n, m in model.named_modules()}
     regions = model._compile_targets("layers")

@@ -224,6 +224,16 @@ def set_upsampling(model: torch.nn.Module, how: str) -> None:
             module.__class__ = Upsample2D
 
 
+def set_fusions(which: str) -> None:
+    """Switch sdvideo's inference fusions on (all) or off (none): linear-gelu (models/fused_linear_gelu.py)."""
+    from sdvideo.models import fused_linear_gelu
+
+    chosen = {"linear-gelu"} if which == "all" else set() if which == "none" else set(which.split(","))
+    if chosen - {"linear-gelu"}:
+        raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - {'linear-gelu'}))}")
+    fused_linear_gelu.ENABLED = "linear-gelu" in chosen
+
+
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
     """Regional torch.compile: sdvideo's own method; the same block types for the peers."""
     if "memory_budget" in options:
@@ -449,6 +459,8 @@ def main() -> None:
     ap.add_argument("--upsample", choices=("subpixel", "subpixel-conv", "subpixel-matmul", "interpolate"), default="subpixel",
                     help="sdvideo's and the VAE's upsamplers: four 2 x 2 convolutions (the product's; compiled in the form "
                     "chosen per shape, or always as the convolution / the matmul) or diffusers' nearest interpolation + 3 x 3 conv")
+    ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions to keep on: all, none, or "
+                    "linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")
@@ -504,6 +516,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 model, call = BUILDERS[name](options)
             if name == "sdvideo":
                 set_upsampling(model, args.upsample)
+                set_fusions(args.fusions)
             for key, value in options.get("cudnn", {}).items():  # for the rest of this process
                 setattr(torch.backends.cudnn, key, value)
             from sdvideo.models import fused_frame_attention
@@ -529,7 +542,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 micro = int(case.split("/")[1]) if "/" in case else None  # "2x16/1": two micro-batches of 1 x 16
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
                 if name == "sdvideo":
-                    row["upsample"] = args.upsample
+                    row["upsample"], row["fusions"] = args.upsample, args.fusions
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
                 t = torch.randint(0, 1000, (b,), device="cuda")
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
@@ -560,7 +573,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             for latent in map(int, args.sample_latents.split(",")) if args.sample else []:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
                 if name == "sdvideo":
-                    row["upsample"] = args.upsample
+                    row["upsample"], row["fusions"] = args.upsample, args.fusions
                 try:
                     row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling,
                                              graphs=args.sample_graphs, latent=latent,
