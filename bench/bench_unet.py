@@ -224,14 +224,20 @@ def set_upsampling(model: torch.nn.Module, how: str) -> None:
             module.__class__ = Upsample2D
 
 
-def set_fusions(which: str) -> None:
-    """Switch sdvideo's inference fusions on (all) or off (none): linear-gelu (models/fused_linear_gelu.py)."""
-    from sdvideo.models import fused_linear_gelu
+def set_fusions(which: str, geglu_tile: str | None = None) -> None:
+    """Switch sdvideo's inference fusions on (all) or off (none), or name those to keep: linear-gelu
+    (models/fused_linear_gelu.py), geglu (models/fused_geglu.py); `geglu_tile` as --geglu-tile."""
+    from sdvideo.models import fused_geglu, fused_linear_gelu
 
-    chosen = {"linear-gelu"} if which == "all" else set() if which == "none" else set(which.split(","))
-    if chosen - {"linear-gelu"}:
-        raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - {'linear-gelu'}))}")
+    known = {"linear-gelu", "geglu"}
+    chosen = known if which == "all" else set() if which == "none" else set(which.split(","))
+    if chosen - known:
+        raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - known))}")
     fused_linear_gelu.ENABLED = "linear-gelu" in chosen
+    fused_geglu.ENABLED = "geglu" in chosen
+    if geglu_tile:
+        tile, max_k = geglu_tile.split(";")
+        fused_geglu.TILE, fused_geglu.MAX_K = tuple(int(t) for t in tile.split(",")), int(max_k)
 
 
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
@@ -460,7 +466,10 @@ def main() -> None:
                     help="sdvideo's and the VAE's upsamplers: four 2 x 2 convolutions (the product's; compiled in the form "
                     "chosen per shape, or always as the convolution / the matmul) or diffusers' nearest interpolation + 3 x 3 conv")
     ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions to keep on: all, none, or "
-                    "linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue)")
+                    "a comma list of linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue), geglu "
+                    "(the spatial feed-forward's projection and gate as one matmul)")
+    ap.add_argument("--geglu-tile", default=None, help="the GEGLU kernel's tile and the most input channels it "
+                    "takes (bench_geglu_tiles.py, pick_geglu_tile.py): BLOCK_M,BLOCK_N,BLOCK_K,warps,stages,per_sm;max_k")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")
@@ -516,7 +525,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 model, call = BUILDERS[name](options)
             if name == "sdvideo":
                 set_upsampling(model, args.upsample)
-                set_fusions(args.fusions)
+                set_fusions(args.fusions, args.geglu_tile)
             for key, value in options.get("cudnn", {}).items():  # for the rest of this process
                 setattr(torch.backends.cudnn, key, value)
             from sdvideo.models import fused_frame_attention

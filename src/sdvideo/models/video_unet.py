@@ -25,6 +25,7 @@ from torch import nn
 
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
+from .fused_geglu import install_fused_geglu
 from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
 from .subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
@@ -128,6 +129,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
             install_frame_conditioning(self, cfg.condition_channels)
         make_convs_lean(self.unet)  # frozen convs keep no activations for backward
         install_subpixel_upsamplers(self.unet)  # nearest 2x + 3 x 3 conv as 2 x 2 convs: 4/9 of the FLOPs
+        install_fused_geglu(self.unet)  # inference: GEGLU's projection and gate as one matmul
         self._rotary_keys = {(m.head_dim, m.rope_base) for m in self.modules() if isinstance(m, TemporalTransformer)}
 
     # ------------------------------------------------------------------ forward
