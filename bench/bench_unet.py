@@ -19,6 +19,7 @@ frames/s, trainable parameters, forward FLOPs (torch.utils.flop_counter) and FLO
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import gc
 import json
@@ -224,20 +225,19 @@ def set_upsampling(model: torch.nn.Module, how: str) -> None:
             module.__class__ = Upsample2D
 
 
-def set_fusions(which: str, geglu_tile: str | None = None) -> None:
+def set_fusions(which: str) -> None:
     """Switch sdvideo's inference fusions on (all) or off (none), or name those to keep: linear-gelu
-    (models/fused_linear_gelu.py), geglu (models/fused_geglu.py); `geglu_tile` as --geglu-tile."""
-    from sdvideo.models import fused_geglu, fused_linear_gelu
+    (models/fused_linear_gelu.py), bias-after-matmul (models/bias_after_matmul.py), packed-qkv
+    (models/packed_qkv_attention.py)."""
+    from sdvideo.models import bias_after_matmul, fused_linear_gelu, packed_qkv_attention
 
-    known = {"linear-gelu", "geglu"}
+    known = {"linear-gelu", "bias-after-matmul", "packed-qkv"}
     chosen = known if which == "all" else set() if which == "none" else set(which.split(","))
     if chosen - known:
         raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - known))}")
     fused_linear_gelu.ENABLED = "linear-gelu" in chosen
-    fused_geglu.ENABLED = "geglu" in chosen
-    if geglu_tile:
-        tile, max_k = geglu_tile.split(";")
-        fused_geglu.TILE, fused_geglu.MAX_K = tuple(int(t) for t in tile.split(",")), int(max_k)
+    bias_after_matmul.ENABLED = "bias-after-matmul" in chosen
+    packed_qkv_attention.ENABLED = "packed-qkv" in chosen
 
 
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
@@ -466,10 +466,11 @@ def main() -> None:
                     help="sdvideo's and the VAE's upsamplers: four 2 x 2 convolutions (the product's; compiled in the form "
                     "chosen per shape, or always as the convolution / the matmul) or diffusers' nearest interpolation + 3 x 3 conv")
     ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions to keep on: all, none, or "
-                    "a comma list of linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue), geglu "
-                    "(the spatial feed-forward's projection and gate as one matmul)")
-    ap.add_argument("--geglu-tile", default=None, help="the GEGLU kernel's tile and the most input channels it "
-                    "takes (bench_geglu_tiles.py, pick_geglu_tile.py): BLOCK_M,BLOCK_N,BLOCK_K,warps,stages,per_sm;max_k")
+                    "a comma list of linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue), "
+                    "bias-after-matmul (transformer Linears' biases added in the next fused kernel), packed-qkv (spatial "
+                    "self-attention's q, k, v from one matmul)")
+    ap.add_argument("--inductor", default="", help="inductor settings for every variant, KEY=VALUE comma list "
+                    "(e.g. aggressive_fusion=True,coordinate_descent_tuning=True)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")
@@ -519,13 +520,17 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
         for variant, options in VARIANTS[name].items():
             if keep and variant not in keep:
                 continue
+            if args.inductor:
+                settings = dict(item.split("=", 1) for item in args.inductor.split(","))
+                options = {**options, "inductor": {**options.get("inductor", {}),
+                                                   **{k: ast.literal_eval(v) for k, v in settings.items()}}}
             torch.manual_seed(0)
             torch._dynamo.reset()  # no compiled code or guards carried over from the previous variant
             with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
                 model, call = BUILDERS[name](options)
             if name == "sdvideo":
                 set_upsampling(model, args.upsample)
-                set_fusions(args.fusions, args.geglu_tile)
+                set_fusions(args.fusions)
             for key, value in options.get("cudnn", {}).items():  # for the rest of this process
                 setattr(torch.backends.cudnn, key, value)
             from sdvideo.models import fused_frame_attention
@@ -552,6 +557,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
                 if name == "sdvideo":
                     row["upsample"], row["fusions"] = args.upsample, args.fusions
+                    row["inductor"] = args.inductor
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
                 t = torch.randint(0, 1000, (b,), device="cuda")
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
@@ -583,6 +589,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
                 if name == "sdvideo":
                     row["upsample"], row["fusions"] = args.upsample, args.fusions
+                    row["inductor"] = args.inductor
                 try:
                     row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling,
                                              graphs=args.sample_graphs, latent=latent,

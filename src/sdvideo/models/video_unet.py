@@ -23,11 +23,12 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .bias_after_matmul import install_bias_after_matmul
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
-from .fused_geglu import install_fused_geglu
 from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
+from .packed_qkv_attention import install_packed_qkv
 from .subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
@@ -129,7 +130,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
             install_frame_conditioning(self, cfg.condition_channels)
         make_convs_lean(self.unet)  # frozen convs keep no activations for backward
         install_subpixel_upsamplers(self.unet)  # nearest 2x + 3 x 3 conv as 2 x 2 convs: 4/9 of the FLOPs
-        install_fused_geglu(self.unet)  # inference: GEGLU's projection and gate as one matmul
+        install_bias_after_matmul(self.unet)  # compiled inference: biases added in the next fused kernel
+        install_packed_qkv(self.unet)  # compiled inference: self-attention's q, k, v from one matmul
         self._rotary_keys = {(m.head_dim, m.rope_base) for m in self.modules() if isinstance(m, TemporalTransformer)}
 
     # ------------------------------------------------------------------ forward

@@ -1,0 +1,110 @@
+"""Transformer Linears with the bias after the matmul (models/bias_after_matmul.py): in compiled inference the
+traced graph holds a matmul without bias and a separate add (so inductor can fuse the add), with the same
+numbers as nn.Linear up to rounding; eager calls, training and unsupported devices keep nn.Linear's addmm;
+installed in every transformer block of a VideoUNet with parameters and state dict unchanged."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers.models.attention import BasicTransformerBlock
+from torch import nn
+
+from sdvideo.models import bias_after_matmul
+from sdvideo.models.bias_after_matmul import BiasAfterMatmulLinear, install_bias_after_matmul
+from sdvideo.models.temporal_attention import TemporalTransformer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def on_cpu(monkeypatch):
+    monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda", "cpu"})
+
+
+def _linear() -> BiasAfterMatmulLinear:
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 8)
+    layer.__class__ = BiasAfterMatmulLinear
+    return layer
+
+
+def _traced(fn, *args):
+    """Run `fn` under torch.compile with a backend that keeps the traced FX graphs; returns (output, graphs)."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    return torch.compile(fn, backend=backend, fullgraph=True)(*args), graphs
+
+
+def _linear_calls(graphs) -> list[int]:
+    """The number of arguments of each F.linear call in the traced graphs (2: no bias, 3: with bias)."""
+    return [len(n.args) + len(n.kwargs) for g in graphs for n in g.graph.nodes
+            if n.op == "call_function" and n.target is torch._C._nn.linear]
+
+
+def test_compiled_inference_traces_matmul_then_add_with_linears_numbers(on_cpu) -> None:
+    layer, x = _linear(), torch.randn(4, 5, 16)
+    with torch.no_grad():
+        out, graphs = _traced(layer, x)
+        expected = nn.functional.linear(x, layer.weight, layer.bias)
+    assert _linear_calls(graphs) == [2]  # the bias left the matmul
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_bfloat16_rounds_twice_and_no_more(on_cpu) -> None:
+    layer, x = _linear().bfloat16(), torch.randn(64, 16).bfloat16()
+    with torch.no_grad():
+        out, _ = _traced(layer, x)
+        product = nn.functional.linear(x.float(), layer.weight.float())
+        exact = product + layer.bias.float()
+    assert out.dtype == torch.bfloat16
+    # half a bf16 spacing (8 significant bits) of the rounded matmul, then of the sum
+    bound = 2**-8 * (product.abs() + exact.abs()) * (1 + 2**-6)
+    assert bool(((out.float() - exact).abs() <= bound).all())
+    assert float((out.float() - exact).abs().max()) > 0  # it did round
+
+
+def test_eager_training_and_other_devices_keep_addmm(on_cpu, monkeypatch) -> None:
+    layer, x = _linear(), torch.randn(3, 16)
+    with torch.no_grad():
+        assert not bias_after_matmul.supported(x, layer)  # eager: one addmm beats matmul + add
+    _, graphs = _traced(layer, x)  # autograd on
+    assert _linear_calls(graphs) == [3]
+    monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda"})
+    with torch.no_grad():
+        _, graphs = _traced(layer, x)  # a CPU tensor
+    assert _linear_calls(graphs) == [3]
+    monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda", "cpu"})
+    monkeypatch.setattr(bias_after_matmul, "ENABLED", False)
+    with torch.no_grad():
+        _, graphs = _traced(layer, x)
+    assert _linear_calls(graphs) == [3]
+
+
+def test_installed_in_transformer_blocks_only_with_state_dict_unchanged() -> None:
+    torch.manual_seed(0)
+    model = nn.ModuleDict(dict(block=BasicTransformerBlock(32, 2, 16, cross_attention_dim=24),
+                               temporal=TemporalTransformer(32, head_dim=16), other=nn.Linear(4, 4)))
+    keys = model.state_dict().keys()
+    # spatial: attn1 and attn2 output projections, GEGLU's projection, the feed-forward's output; temporal:
+    # the output projection and both feed-forward Linears (to_qkv has no bias)
+    assert install_bias_after_matmul(model) == 4 + 3
+    assert type(model["other"]) is nn.Linear and model.state_dict().keys() == keys
+    x, text = torch.randn(2, 9, 32), torch.randn(2, 4, 24)
+    with torch.no_grad():
+        eager = model["block"](x, encoder_hidden_states=text)
+        compiled = torch.compile(model["block"], backend="aot_eager")(x, encoder_hidden_states=text)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+
+
+def test_installed_in_every_video_unet(base) -> None:
+    from sdvideo.models.video_unet import inflate
+
+    unet = inflate(base.unet)
+    switched = [m for m in unet.modules() if type(m) is BiasAfterMatmulLinear]
+    assert switched and all(m.bias is not None for m in switched)
