@@ -227,17 +227,15 @@ def set_upsampling(model: torch.nn.Module, how: str) -> None:
 
 def set_fusions(which: str) -> None:
     """Switch sdvideo's inference fusions on (all) or off (none), or name those to keep: linear-gelu
-    (models/fused_linear_gelu.py), bias-after-matmul (models/bias_after_matmul.py), packed-qkv
-    (models/packed_qkv_attention.py)."""
-    from sdvideo.models import bias_after_matmul, fused_linear_gelu, packed_qkv_attention
+    (models/fused_linear_gelu.py), bias-after-matmul (models/bias_after_matmul.py)."""
+    from sdvideo.models import bias_after_matmul, fused_linear_gelu
 
-    known = {"linear-gelu", "bias-after-matmul", "packed-qkv"}
+    known = {"linear-gelu", "bias-after-matmul"}
     chosen = known if which == "all" else set() if which == "none" else set(which.split(","))
     if chosen - known:
         raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - known))}")
     fused_linear_gelu.ENABLED = "linear-gelu" in chosen
     bias_after_matmul.ENABLED = "bias-after-matmul" in chosen
-    packed_qkv_attention.ENABLED = "packed-qkv" in chosen
 
 
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
@@ -467,8 +465,7 @@ def main() -> None:
                     "chosen per shape, or always as the convolution / the matmul) or diffusers' nearest interpolation + 3 x 3 conv")
     ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions to keep on: all, none, or "
                     "a comma list of linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue), "
-                    "bias-after-matmul (transformer Linears' biases added in the next fused kernel), packed-qkv (spatial "
-                    "self-attention's q, k, v from one matmul)")
+                    "bias-after-matmul (transformer Linears' biases added in the next fused kernel)")
     ap.add_argument("--inductor", default="", help="inductor settings for every variant, KEY=VALUE comma list "
                     "(e.g. aggressive_fusion=True,coordinate_descent_tuning=True)")
     ap.add_argument("--warmup", type=int, default=3)

@@ -3,7 +3,7 @@
 # inference (models/packed_qkv_attention.py), guided 16-frame sampling (25 steps, CUDA graphs) with all fusions
 # against all but that one, two processes of each, compiling side by side and timing in turn; while they
 # compile, the whole CLI on a tiny model on the GPU (bench/gpu_smoke.py).
-# Record of the call as run: the code of commit "packed q/k/v measured (run 91)"; models/packed_qkv_attention.py
+# Record of the call as run: the code of commit f046593; models/packed_qkv_attention.py
 # and --fusions packed-qkv were removed in the next commit (bench/PERFORMANCE_NOTES.md).
 #   run: bash bench/calls/run91-packed-qkv.sh   (carry .whl/core .whl/av .whl/tf)
 source bench/device_setup.sh core av tf

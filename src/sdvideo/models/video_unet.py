@@ -28,7 +28,6 @@ from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
 from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
-from .packed_qkv_attention import install_packed_qkv
 from .subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
@@ -131,7 +130,6 @@ class VideoUNet(ModelMixin, ConfigMixin):
         make_convs_lean(self.unet)  # frozen convs keep no activations for backward
         install_subpixel_upsamplers(self.unet)  # nearest 2x + 3 x 3 conv as 2 x 2 convs: 4/9 of the FLOPs
         install_bias_after_matmul(self.unet)  # compiled inference: biases added in the next fused kernel
-        install_packed_qkv(self.unet)  # compiled inference: self-attention's q, k, v from one matmul
         self._rotary_keys = {(m.head_dim, m.rope_base) for m in self.modules() if isinstance(m, TemporalTransformer)}
 
     # ------------------------------------------------------------------ forward
