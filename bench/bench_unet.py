@@ -466,6 +466,8 @@ def main() -> None:
     ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions to keep on: all, none, or "
                     "a comma list of linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue), "
                     "bias-after-matmul (transformer Linears' biases added in the next fused kernel)")
+    ap.add_argument("--blas", choices=("torch", "cublaslt"), default="torch", help="matmul library for the whole "
+                    "process: PyTorch's choice, or cuBLASLt for every matmul (what `sdvideo sample` sets: blas_backend.py)")
     ap.add_argument("--inductor", default="", help="inductor settings for every variant, KEY=VALUE comma list "
                     "(e.g. aggressive_fusion=True,coordinate_descent_tuning=True)")
     ap.add_argument("--warmup", type=int, default=3)
@@ -487,6 +489,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
+    if args.blas == "cublaslt":  # every model of the process: a PyTorch setting the peers could use as well
+        torch.backends.cuda.preferred_blas_library("cublaslt")
 
     peak = None  # measured in this process's first turn: the GPU is shared until then
 
@@ -554,7 +558,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
                 if name == "sdvideo":
                     row["upsample"], row["fusions"] = args.upsample, args.fusions
-                    row["inductor"] = args.inductor
+                    row["inductor"], row["blas"] = args.inductor, args.blas
                 x = torch.randn(b, 4, f, 64, 64, device="cuda")
                 t = torch.randint(0, 1000, (b,), device="cuda")
                 c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
@@ -586,7 +590,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
                 if name == "sdvideo":
                     row["upsample"], row["fusions"] = args.upsample, args.fusions
-                    row["inductor"] = args.inductor
+                    row["inductor"], row["blas"] = args.inductor, args.blas
                 try:
                     row.update(time_sampling(model, call, 16, 25, vae, TEXT_DIM[name], turns, args.profile_sampling,
                                              graphs=args.sample_graphs, latent=latent,
