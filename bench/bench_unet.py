@@ -467,7 +467,7 @@ def main() -> None:
                     "a comma list of linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue), "
                     "bias-after-matmul (transformer Linears' biases added in the next fused kernel)")
     ap.add_argument("--blas", choices=("torch", "cublaslt"), default="torch", help="matmul library for the whole "
-                    "process: PyTorch's choice, or cuBLASLt for every matmul (what `sdvideo sample` sets: blas_backend.py)")
+                    "process: PyTorch's choice (cuBLAS; cuBLASLt for bias epilogues), or cuBLASLt for every matmul")
     ap.add_argument("--inductor", default="", help="inductor settings for every variant, KEY=VALUE comma list "
                     "(e.g. aggressive_fusion=True,coordinate_descent_tuning=True)")
     ap.add_argument("--warmup", type=int, default=3)

@@ -3,7 +3,7 @@
 # for every matmul as `sdvideo sample` now sets it (bench_unet.py --blas cublaslt) against PyTorch's choice, two
 # processes of each, compiling side by side and timing in turn; while they compile, the whole CLI on a tiny
 # model on the GPU (bench/gpu_smoke.py; `sample` sets cuBLASLt).
-# Record of the call as run: the code of the commit "cuBLASLt for sampling measured (runs 92-93)", whose `sample`
+# Record of the call as run: the code of commit 55f678f, whose `sample`
 # set cuBLASLt (blas_backend.py); removed in the next commit (no difference here: bench/PERFORMANCE_NOTES.md).
 #   run: bash bench/calls/run93-cublaslt-product.sh   (carry .whl/core .whl/av .whl/tf)
 source bench/device_setup.sh core av tf

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..blas_backend import prefer_cublaslt
 from ..cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.video_io import decode_video, probe_video
 from .conditioning import check_factor, load_image, open_image
@@ -62,7 +61,6 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     attention, 2.12-2.14 s (runs 50-52); with the subpixel upsamplers, 2.06-2.07 s (runs 67, 71)."""
     dev = resolve_device(device)
     benchmark_cudnn_algorithms(dev)  # every denoising step has the same shapes
-    prefer_cublaslt(dev)  # 1.9 % faster sampling (blas_backend.py)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     if (Path(run) / "model_index.json").is_file():
         pipe = VideoPipeline.from_pretrained(run, dtype=dtype).to(dev)
