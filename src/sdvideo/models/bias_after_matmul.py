@@ -6,8 +6,8 @@ sampling, those without one 0.06 ms (H100, run 76's regions): cuBLAS picks anoth
 Inductor can split `addmm` into `mm` + an add fused into the pointwise kernel that follows, but left these whole.
 `BiasAfterMatmulLinear` writes the split itself where it pays: inside a compiled graph (eager, the add would be
 one more kernel), without autograd, in half precision. An output projection and its residual add at 64 x 64:
-0.195 -> 0.162 ms; guided sampling 0.7 % and 1.7 % faster (runs 89, 90). The output is the matmul rounded to half precision
-plus the bias, rounded again: two roundings where `addmm` has one.
+0.195 -> 0.162 ms; guided sampling 0.7 % and 1.7 % faster (runs 89, 90). The output is the matmul rounded to
+half precision plus the bias, rounded again: two roundings where `addmm` has one.
 
 `install_bias_after_matmul(module)` switches the Linears with a bias of every spatial and temporal
 transformer block in place (same parameters and state dict); the others keep `nn.Linear`.
