@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .half_precision import runs_in_half_precision
+
 DEVICES = {"cuda"}  # where the split applies; tests add "cpu"
 ENABLED = True  # off: always nn.Linear's addmm (benchmarks compare the two)
 
@@ -27,10 +29,7 @@ def supported(x: torch.Tensor, linear: nn.Linear) -> bool:
     """Compiled inference in half precision (as autocast would run it) on a device in DEVICES."""
     if not ENABLED or linear.bias is None or x.device.type not in DEVICES or torch.is_grad_enabled():
         return False
-    if not torch.compiler.is_compiling():
-        return False
-    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-    return dtype in (torch.float16, torch.bfloat16) or x.device.type != "cuda"
+    return torch.compiler.is_compiling() and runs_in_half_precision(x)
 
 
 class BiasAfterMatmulLinear(nn.Linear):

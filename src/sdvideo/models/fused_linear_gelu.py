@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .half_precision import runs_in_half_precision
+
 DEVICES = {"cuda"}  # where `linear_gelu` takes the fused matmul; tests add "cpu"
 ENABLED = True  # off: always Linear then GELU (benchmarks compare the two)
 
@@ -25,8 +27,7 @@ def supported(x: torch.Tensor, linear: nn.Linear) -> bool:
     """Inference (no autograd graph) in half precision (as autocast would run it) on a device in DEVICES."""
     if not ENABLED or torch.is_grad_enabled() or x.device.type not in DEVICES or linear.bias is None:
         return False  # (before the autocast queries, which fail for devices like "meta")
-    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-    return dtype in (torch.float16, torch.bfloat16) or x.device.type != "cuda"
+    return runs_in_half_precision(x)
 
 
 def linear_gelu(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
