@@ -47,6 +47,7 @@ def main() -> None:
                     "(temporal layers on), their kernels by GPU time to --profile-out")
     ap.add_argument("--profile-out", default="region-profile.txt")
     ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions, as bench_unet.py's --fusions")
+    ap.add_argument("--output-code", action="store_true", help="log inductor's generated code (to stderr)")
     add_turns_arguments(ap)
     args = ap.parse_args()
     run_in_turns(run, args)
@@ -54,6 +55,8 @@ def main() -> None:
 
 def run(args: argparse.Namespace, turns: GpuTurns) -> None:
     torch.backends.cudnn.benchmark = True
+    if args.output_code:
+        torch._logging.set_logs(output_code=True)
     with torch.device("cuda"):
         model, call = build_sdvideo({})
     set_fusions(args.fusions)

@@ -227,15 +227,17 @@ def set_upsampling(model: torch.nn.Module, how: str) -> None:
 
 def set_fusions(which: str) -> None:
     """Switch sdvideo's inference fusions on (all) or off (none), or name those to keep: linear-gelu
-    (models/fused_linear_gelu.py), bias-after-matmul (models/bias_after_matmul.py)."""
-    from sdvideo.models import bias_after_matmul, fused_linear_gelu
+    (models/fused_linear_gelu.py), bias-after-matmul (models/bias_after_matmul.py), channel-stats-group-norm
+    (models/channel_stats_group_norm.py)."""
+    from sdvideo.models import bias_after_matmul, channel_stats_group_norm, fused_linear_gelu
 
-    known = {"linear-gelu", "bias-after-matmul"}
+    known = {"linear-gelu", "bias-after-matmul", "channel-stats-group-norm"}
     chosen = known if which == "all" else set() if which == "none" else set(which.split(","))
     if chosen - known:
         raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - known))}")
     fused_linear_gelu.ENABLED = "linear-gelu" in chosen
     bias_after_matmul.ENABLED = "bias-after-matmul" in chosen
+    channel_stats_group_norm.ENABLED = "channel-stats-group-norm" in chosen
 
 
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
