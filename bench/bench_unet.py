@@ -228,16 +228,17 @@ def set_upsampling(model: torch.nn.Module, how: str) -> None:
 def set_fusions(which: str) -> None:
     """Switch sdvideo's inference fusions on (all) or off (none), or name those to keep: linear-gelu
     (models/fused_linear_gelu.py), bias-after-matmul (models/bias_after_matmul.py), channel-stats-group-norm
-    (models/channel_stats_group_norm.py)."""
-    from sdvideo.models import bias_after_matmul, channel_stats_group_norm, fused_linear_gelu
+    (models/channel_stats_group_norm.py), frame-major-tokens (temporal_attention.FRAME_MAJOR)."""
+    from sdvideo.models import bias_after_matmul, channel_stats_group_norm, fused_linear_gelu, temporal_attention
 
-    known = {"linear-gelu", "bias-after-matmul", "channel-stats-group-norm"}
+    known = {"linear-gelu", "bias-after-matmul", "channel-stats-group-norm", "frame-major-tokens"}
     chosen = known if which == "all" else set() if which == "none" else set(which.split(","))
     if chosen - known:
         raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - known))}")
     fused_linear_gelu.ENABLED = "linear-gelu" in chosen
     bias_after_matmul.ENABLED = "bias-after-matmul" in chosen
     channel_stats_group_norm.ENABLED = "channel-stats-group-norm" in chosen
+    temporal_attention.FRAME_MAJOR = "frame-major-tokens" in chosen
 
 
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
@@ -467,7 +468,9 @@ def main() -> None:
                     "chosen per shape, or always as the convolution / the matmul) or diffusers' nearest interpolation + 3 x 3 conv")
     ap.add_argument("--fusions", default="all", help="sdvideo's inference fusions to keep on: all, none, or "
                     "a comma list of linear-gelu (the temporal feed-forward's first matmul with a GELU epilogue), "
-                    "bias-after-matmul (transformer Linears' biases added in the next fused kernel)")
+                    "bias-after-matmul (transformer Linears' biases added in the next fused kernel), "
+                    "channel-stats-group-norm (GroupNorm from per-channel statistics), frame-major-tokens (temporal "
+                    "attention on channels-last maps in their own order)")
     ap.add_argument("--blas", choices=("torch", "cublaslt"), default="torch", help="matmul library for the whole "
                     "process: PyTorch's choice (cuBLAS; cuBLASLt for bias epilogues), or cuBLASLt for every matmul")
     ap.add_argument("--inductor", default="", help="inductor settings for every variant, KEY=VALUE comma list "

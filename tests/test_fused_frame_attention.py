@@ -40,6 +40,23 @@ def test_matches_the_tensor_op_path_forward_and_backward(frames, heads, head_dim
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_frame_major_layout_matches_the_sequence_layout_forward_and_backward() -> None:
+    # (batch, frames, positions, 3C): a channels-last video's own order, each position's frames positions x 3C
+    # apart; the same attention as on the (batch * positions, frames, 3C) copy, in the input's layout
+    torch.manual_seed(0)
+    b, f, p, heads, head_dim = 2, 5, 3, 2, 32
+    qkv = torch.randn(b, f, p, 3 * heads * head_dim, requires_grad=True)
+    cos, sin = rotary_cos_sin(f, head_dim, 10000.0, "cpu")
+    out = ffa.fused_frame_attention(qkv, cos, sin, heads)
+    assert out.shape == (b, f, p, heads * head_dim)
+    sequences = qkv.transpose(1, 2).reshape(b * p, f, -1)
+    expected = _reference(sequences, cos, sin, heads).view(b, p, f, -1).transpose(1, 2)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(out)
+    (got,), (want,) = torch.autograd.grad(out, qkv, grad), torch.autograd.grad(expected, qkv, grad)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_bfloat16_stays_within_rounding_of_float32() -> None:
     torch.manual_seed(0)
     qkv = torch.randn(4, 16, 3 * 2 * 32)
@@ -103,3 +120,30 @@ def test_temporal_transformer_same_with_and_without_the_kernel(on_cpu, monkeypat
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
     for got, want in zip(fused_grads, plain_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_inference_on_channels_last_maps_keeps_tokens_frame_major_with_the_same_numbers(monkeypatch, fused) -> None:
+    from sdvideo.models import temporal_attention
+
+    if fused:
+        monkeypatch.setattr(ffa, "DEVICES", {"cuda", "cpu"})
+    torch.manual_seed(0)
+    layer = TemporalTransformer(64, head_dim=32)
+    for p in layer.parameters():  # off the identity init, so attention changes the output
+        p.data.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2 * 5, 64, 3, 4).contiguous(memory_format=torch.channels_last)
+    orders, blocks = [], layer._blocks
+    monkeypatch.setattr(layer, "_blocks", lambda tokens, rotary: orders.append(tuple(tokens.shape)) or blocks(tokens, rotary))
+    with torch.no_grad():
+        frame_major = layer(x, 5)
+        monkeypatch.setattr(temporal_attention, "FRAME_MAJOR", False)
+        sequences = layer(x, 5)
+        monkeypatch.setattr(temporal_attention, "FRAME_MAJOR", True)
+        plain = layer(x.contiguous(), 5)  # NCHW maps: the sequence order
+    with_grad = layer(x, 5)  # training: the sequence order (its memory estimates were measured with it)
+    # (batch, frames, h * w, channels): a view of the channels-last map; else (batch * h * w, frames, channels)
+    assert orders == [(2, 5, 12, 64), (24, 5, 64), (24, 5, 64), (24, 5, 64)]
+    assert frame_major.is_contiguous(memory_format=torch.channels_last)
+    for other in (sequences, plain, with_grad):
+        torch.testing.assert_close(frame_major, other.detach(), rtol=1e-5, atol=1e-5)

@@ -51,16 +51,25 @@ if HAVE_TRITON:
         return tl.dot(a, b)
 
     @triton.jit
-    def _load_qkv_probs(qkv_ptr, cos_ptr, sin_ptr, frames, stride_seq, stride_frame, scale,
+    def _rows(positions, stride_batch, stride_pos, stride_frame, HEADS: tl.constexpr, HEAD_DIM: tl.constexpr,
+              BLOCK_F: tl.constexpr):
+        """Offsets (BLOCK_F, HEAD_DIM) of this program's (sequence, head) rows, the sequence being position
+        `seq % positions` of batch `seq // positions`, each frame `stride_frame` further on."""
+        pid = tl.program_id(0)
+        seq, head = pid // HEADS, pid % HEADS
+        batch, pos = seq // positions, seq % positions
+        base = batch.to(tl.int64) * stride_batch + pos.to(tl.int64) * stride_pos + head * HEAD_DIM
+        return base + tl.arange(0, BLOCK_F)[:, None].to(tl.int64) * stride_frame + tl.arange(0, HEAD_DIM)[None, :]
+
+    @triton.jit
+    def _load_qkv_probs(qkv_ptr, cos_ptr, sin_ptr, frames, positions, stride_batch, stride_pos, stride_frame, scale,
                         HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_F: tl.constexpr, IEEE: tl.constexpr):
         """This program's (sequence, head): rotated q and k halves and v in the input dtype, the
         softmax probabilities (fp32), the frame mask and the row offsets."""
-        pid = tl.program_id(0)
-        seq, head = pid // HEADS, pid % HEADS
         HALF: tl.constexpr = HEAD_DIM // 2
         f = tl.arange(0, BLOCK_F)
         valid = f < frames
-        rows = seq.to(tl.int64) * stride_seq + f[:, None] * stride_frame + head * HEAD_DIM + tl.arange(0, HEAD_DIM)[None, :]
+        rows = _rows(positions, stride_batch, stride_pos, stride_frame, HEADS, HEAD_DIM, BLOCK_F)
         dtype = qkv_ptr.dtype.element_ty
         q = tl.load(qkv_ptr + rows, mask=valid[:, None], other=0.0)
         k = tl.load(qkv_ptr + rows + HEADS * HEAD_DIM, mask=valid[:, None], other=0.0)
@@ -78,33 +87,27 @@ if HAVE_TRITON:
         return q_even, q_odd, k_even, k_odd, v, probs, cos, sin, valid, rows
 
     @triton.jit
-    def _forward_kernel(qkv_ptr, cos_ptr, sin_ptr, out_ptr, frames, stride_seq, stride_frame, out_stride_seq,
-                        out_stride_frame, scale, HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_F: tl.constexpr,
-                        IEEE: tl.constexpr):
+    def _forward_kernel(qkv_ptr, cos_ptr, sin_ptr, out_ptr, frames, positions, stride_batch, stride_pos,
+                        stride_frame, out_stride_batch, out_stride_pos, out_stride_frame, scale, HEADS: tl.constexpr,
+                        HEAD_DIM: tl.constexpr, BLOCK_F: tl.constexpr, IEEE: tl.constexpr):
         _, _, _, _, v, probs, _, _, valid, _ = _load_qkv_probs(
-            qkv_ptr, cos_ptr, sin_ptr, frames, stride_seq, stride_frame, scale, HEADS, HEAD_DIM, BLOCK_F, IEEE)
+            qkv_ptr, cos_ptr, sin_ptr, frames, positions, stride_batch, stride_pos, stride_frame, scale, HEADS,
+            HEAD_DIM, BLOCK_F, IEEE)
         out = _dot(probs.to(v.dtype), v, IEEE)  # (BLOCK_F, HEAD_DIM)
-        pid = tl.program_id(0)
-        seq, head = pid // HEADS, pid % HEADS
-        f = tl.arange(0, BLOCK_F)
-        offsets = seq.to(tl.int64) * out_stride_seq + f[:, None] * out_stride_frame + head * HEAD_DIM \
-            + tl.arange(0, HEAD_DIM)[None, :]
+        offsets = _rows(positions, out_stride_batch, out_stride_pos, out_stride_frame, HEADS, HEAD_DIM, BLOCK_F)
         tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=valid[:, None])
 
     @triton.jit
-    def _backward_kernel(qkv_ptr, cos_ptr, sin_ptr, grad_ptr, grad_qkv_ptr, frames, stride_seq, stride_frame,
-                         grad_stride_seq, grad_stride_frame, scale, HEADS: tl.constexpr, HEAD_DIM: tl.constexpr,
-                         BLOCK_F: tl.constexpr, IEEE: tl.constexpr):
+    def _backward_kernel(qkv_ptr, cos_ptr, sin_ptr, grad_ptr, grad_qkv_ptr, frames, positions, stride_batch,
+                         stride_pos, stride_frame, grad_stride_batch, grad_stride_pos, grad_stride_frame, scale,
+                         HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_F: tl.constexpr, IEEE: tl.constexpr):
         # grad_qkv has qkv's strides (both made contiguous by the caller).
         q_even, q_odd, k_even, k_odd, v, probs, cos, sin, valid, rows = _load_qkv_probs(
-            qkv_ptr, cos_ptr, sin_ptr, frames, stride_seq, stride_frame, scale, HEADS, HEAD_DIM, BLOCK_F, IEEE)
+            qkv_ptr, cos_ptr, sin_ptr, frames, positions, stride_batch, stride_pos, stride_frame, scale, HEADS,
+            HEAD_DIM, BLOCK_F, IEEE)
         HALF: tl.constexpr = HEAD_DIM // 2
         dtype = v.dtype
-        pid = tl.program_id(0)
-        seq, head = pid // HEADS, pid % HEADS
-        f = tl.arange(0, BLOCK_F)
-        grad_rows = seq.to(tl.int64) * grad_stride_seq + f[:, None] * grad_stride_frame + head * HEAD_DIM \
-            + tl.arange(0, HEAD_DIM)[None, :]
+        grad_rows = _rows(positions, grad_stride_batch, grad_stride_pos, grad_stride_frame, HEADS, HEAD_DIM, BLOCK_F)
         grad_out = tl.load(grad_ptr + grad_rows, mask=valid[:, None], other=0.0).to(dtype)  # (BLOCK_F, HEAD_DIM)
         grad_v = _dot(tl.trans(probs.to(dtype)), grad_out, IEEE)
         grad_probs = _dot(grad_out, tl.trans(v), IEEE)  # (BLOCK_F, BLOCK_F)
@@ -122,35 +125,42 @@ if HAVE_TRITON:
         tl.store(grad_qkv_ptr + rows + 2 * HEADS * HEAD_DIM, grad_v.to(out_ty), mask=mask)
 
     def _launch_options(qkv: torch.Tensor, heads: int) -> dict:
-        frames, head_dim = qkv.shape[1], qkv.shape[2] // (3 * heads)
+        frames, head_dim = qkv.shape[1], qkv.shape[-1] // (3 * heads)
         return dict(HEADS=heads, HEAD_DIM=head_dim, BLOCK_F=max(16, triton.next_power_of_2(frames)),
                     IEEE=qkv.dtype == torch.float32 or INTERPRETED, num_warps=4 if frames > 16 else 2)
+
+    def _sequences(t: torch.Tensor) -> tuple[int, int, int, int, int]:
+        """(sequences, positions, batch stride, position stride, frame stride) of a (sequences, frames, C)
+        or (batch, frames, positions, C) tensor: the kernels' view of either layout."""
+        if t.ndim == 3:
+            return t.shape[0], t.shape[0], 0, t.stride(0), t.stride(1)
+        return t.shape[0] * t.shape[2], t.shape[2], t.stride(0), t.stride(2), t.stride(1)
 
     # Opaque custom ops (compiled graphs call them as they are): Triton's CPU interpreter, which the
     # tests use, cannot be traced through as `torch.library.triton_op` would.
     @torch.library.custom_op("sdvideo::frame_attention", mutates_args=())
     def _frame_attention(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int) -> torch.Tensor:
-        n, frames, _ = qkv.shape
         options = _launch_options(qkv, heads)
-        out = qkv.new_empty(n, frames, heads * options["HEAD_DIM"])
-        _forward_kernel[(n * heads,)](
-            qkv, cos, sin, out, frames, qkv.stride(0), qkv.stride(1), out.stride(0), out.stride(1),
+        out = qkv.new_empty(*qkv.shape[:-1], heads * options["HEAD_DIM"])
+        sequences, positions, *strides = _sequences(qkv)
+        _forward_kernel[(sequences * heads,)](
+            qkv, cos, sin, out, qkv.shape[1], positions, *strides, *_sequences(out)[2:],
             options["HEAD_DIM"] ** -0.5, **options)
         return out
 
     @_frame_attention.register_fake
     def _(qkv, cos, sin, heads):
-        return qkv.new_empty(*qkv.shape[:2], qkv.shape[2] // 3)
+        return qkv.new_empty(*qkv.shape[:-1], qkv.shape[-1] // 3)
 
     @torch.library.custom_op("sdvideo::frame_attention_backward", mutates_args=())
     def _frame_attention_backward(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, grad_out: torch.Tensor,
                                   heads: int) -> torch.Tensor:
-        n, frames, _ = qkv.shape
         options = _launch_options(qkv, heads)
         grad_qkv = torch.empty_like(qkv)
-        _backward_kernel[(n * heads,)](
-            qkv, cos, sin, grad_out, grad_qkv, frames, qkv.stride(0), qkv.stride(1), grad_out.stride(0),
-            grad_out.stride(1), options["HEAD_DIM"] ** -0.5, **options)
+        sequences, positions, *strides = _sequences(qkv)
+        _backward_kernel[(sequences * heads,)](
+            qkv, cos, sin, grad_out, grad_qkv, qkv.shape[1], positions, *strides, *_sequences(grad_out)[2:],
+            options["HEAD_DIM"] ** -0.5, **options)
         return grad_qkv
 
     @_frame_attention_backward.register_fake
@@ -189,8 +199,10 @@ def supported(qkv: torch.Tensor, heads: int) -> bool:
 def fused_frame_attention(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int) -> torch.Tensor:
     """Softmax attention over frames with rotary positions, from the fused projection.
 
-    qkv: (sequences, frames, 3 * heads * head_dim), q then k then v, each head's channels adjacent;
-    cos, sin: float32 (frames, head_dim / 2) rotary tables (`rotary_cos_sin`), rotating each (even,
-    odd) channel pair. Returns (sequences, frames, heads * head_dim) in qkv's dtype. Differentiable in qkv.
+    qkv: (sequences, frames, 3 * heads * head_dim) or, frame-major, (batch, frames, positions, 3 * heads *
+    head_dim) -- a channels-last video's own order, where each position's frames lie positions x channels
+    apart; q then k then v, each head's channels adjacent. cos, sin: float32 (frames, head_dim / 2) rotary
+    tables (`rotary_cos_sin`), rotating each (even, odd) channel pair. Returns qkv's layout with heads *
+    head_dim channels, in qkv's dtype. Differentiable in qkv.
     """
     return torch.ops.sdvideo.frame_attention(qkv.contiguous(), cos.float().contiguous(), sin.float().contiguous(), heads)

@@ -28,6 +28,10 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return rotated.flatten(-2)
 
 
+# Inference on channels-last maps keeps the tokens frame-major (see `TemporalTransformer.forward`); off: the
+# (positions, frames, channels) order everywhere (benchmarks compare the two).
+FRAME_MAJOR = True
+
 # Temporal attention over at most this many frames runs as plain tensor ops when compiled (see
 # `frame_attention`); longer clips use SDPA's fused kernels, whose memory does not grow with frames^2.
 SHORT_ATTENTION_MAX_FRAMES = 32
@@ -80,21 +84,27 @@ class TemporalTransformer(nn.Module):
                 nn.init.zeros_(last.bias)
 
     def attention(self, tokens: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        # tokens: (n, frames, channels) with n = batch * height * width. rotary: float32 (cos, sin) tables
-        # for these frames (rotary_cos_sin), computed once per UNet call: computed here, inside a compiled
-        # region, inductor fused the tables into the kernels that apply them and evaluated pow, cos and sin
-        # once per element (H100, run 45: those kernels took 4 % of a denoising step).
-        n, f, c = tokens.shape
-        qkv = self.to_qkv(tokens)  # (n, f, 3c)
+        # tokens: (n, frames, channels) with n = batch * height * width, or frame-major (batch, frames,
+        # height * width, channels) (see `forward`); returns the same layout. rotary: float32 (cos, sin)
+        # tables for these frames (rotary_cos_sin), computed once per UNet call: computed here, inside a
+        # compiled region, inductor fused the tables into the kernels that apply them and evaluated pow, cos
+        # and sin once per element (H100, run 45: those kernels took 4 % of a denoising step).
+        f, c = tokens.shape[1], tokens.shape[-1]
+        qkv = self.to_qkv(tokens)  # tokens' layout, 3c channels
         if rotary is None:
             rotary = rotary_cos_sin(f, self.head_dim, self.rope_base, tokens.device)
         if fused_frame_attention.supported(qkv, self.heads):  # one Triton kernel: rotary, softmax, layout
             return self.to_out(fused_frame_attention.fused_frame_attention(qkv, *rotary, self.heads))
+        frame_major = qkv.ndim == 4
+        if frame_major:  # the tensor ops below take (sequences, frames, 3c)
+            b, _, p, _ = qkv.shape
+            qkv = qkv.transpose(1, 2).reshape(b * p, f, 3 * c)
+        n = qkv.shape[0]
         q, k, v = qkv.view(n, f, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         cos, sin = (table.to(q.dtype) for table in rotary)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (n, heads, f, head_dim)
-        out = frame_attention(q, k, v)
-        return self.to_out(out.transpose(1, 2).reshape(n, f, c))
+        out = frame_attention(q, k, v).transpose(1, 2).reshape(n, f, c)
+        return self.to_out(out.view(b, p, f, c).transpose(1, 2) if frame_major else out)
 
     def feed_forward(self, tokens: torch.Tensor) -> torch.Tensor:
         # tokens: (n, frames, channels). Half-precision inference runs the first Linear and its GELU as one
@@ -104,15 +114,26 @@ class TemporalTransformer(nn.Module):
             return last(fused_linear_gelu.linear_gelu(tokens, first))
         return self.ff(tokens)
 
+    def _blocks(self, tokens: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        # tokens in either of `attention`'s layouts; the norms and feed-forward act on each token alone.
+        tokens = tokens + self.attention(self.norm_attn(tokens), rotary)
+        if self.ff is not None:
+            tokens = tokens + self.feed_forward(self.norm_ff(tokens))
+        return tokens
+
     def forward(self, x: torch.Tensor, num_frames: int, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         # x: (batch * frames, channels, height, width) -> same shape. rotary: see `attention`.
         bf, c, h, w = x.shape
         b = bf // num_frames
+        if FRAME_MAJOR and is_channels_last(x) and not torch.is_grad_enabled():
+            # Inference on a channels-last map: the tokens in its own memory order, (b, f, h * w, c), a free
+            # view in and out. The (b * h * w, f, c) order below costs a permuting copy each way, and inductor
+            # compiled the LayerNorms reading or writing it as two-pass looped reductions: 132-162 us at
+            # 64 x 64 where the spatial blocks' one-pass norms take 86-141 (H100, run 96's regions).
+            tokens = self._blocks(x.permute(0, 2, 3, 1).reshape(b, num_frames, h * w, c), rotary)
+            return tokens.reshape(bf, h, w, c).permute(0, 3, 1, 2)
         tokens = x.view(b, num_frames, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, num_frames, c)
-        tokens = tokens + self.attention(self.norm_attn(tokens), rotary)
-        if self.ff is not None:
-            tokens = tokens + self.feed_forward(self.norm_ff(tokens))
-        tokens = tokens.view(b, h * w, num_frames, c)
+        tokens = self._blocks(tokens, rotary).view(b, h * w, num_frames, c)
         if is_channels_last(x):
             # Channels-last in, channels-last out: one copy to (b, f, h*w, c), then a free view, so
             # the convolutions after this layer need no layout conversion.
