@@ -1,8 +1,9 @@
 """GroupNorm from per-channel statistics (models/channel_stats_group_norm.py): the same numbers as
 F.group_norm (float64 reference, both memory layouts, large per-channel offsets, with and without affine
 parameters); in compiled inference the traced graph holds no group_norm and inductor's code matches
-nn.GroupNorm; eager calls, training, maps under MIN_PIXELS and other devices keep nn.GroupNorm's kernel; installed on every
-GroupNorm of a VideoUNet with the state dict unchanged, and a compiled UNet call with it matches eager."""
+nn.GroupNorm; eager calls, training, maps under MIN_PIXELS and other devices keep nn.GroupNorm's kernel;
+installed on every GroupNorm of a VideoUNet with the state dict unchanged, and a compiled UNet call with it
+matches eager."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_matches_group_norm_in_float64(shape, affine, channels_last) -> None:
     exact = F.group_norm(x.double(), 4, *(t.double() if t is not None else None for t in (w, b)), 1e-5)
     out = group_norm_from_channel_stats(x, 4, w, b, 1e-5)
     assert out.dtype == torch.float32 and out.shape == x.shape
-    error, native_error = (out.double() - exact).abs().max(), (F.group_norm(x, 4, w, b, 1e-5).double() - exact).abs().max()
+    error = (out.double() - exact).abs().max()
+    native_error = (F.group_norm(x, 4, w, b, 1e-5).double() - exact).abs().max()
     assert float(error) < 2e-6 and float(error) < 4 * float(native_error) + 1e-7
 
 
@@ -90,7 +92,8 @@ def test_inductor_code_matches_and_keeps_group_norms_dtypes(on_cpu) -> None:
     torch._dynamo.reset()
     compiled = torch.compile(lambda x: F.silu(norm(x)), dynamic=False)
     with torch.no_grad():
-        torch.testing.assert_close(compiled(x), F.silu(F.group_norm(x, 4, norm.weight, norm.bias)), rtol=1e-5, atol=1e-5)
+        expected = F.silu(F.group_norm(x, 4, norm.weight, norm.bias))
+        torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-5)
         xb = x.bfloat16()
         assert compiled(xb).dtype == torch.bfloat16  # as nn.GroupNorm on a bf16 input
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -134,7 +134,7 @@ def test_inference_on_channels_last_maps_keeps_tokens_frame_major_with_the_same_
         p.data.add_(0.1 * torch.randn_like(p))
     x = torch.randn(2 * 5, 64, 3, 4).contiguous(memory_format=torch.channels_last)
     orders, blocks = [], layer._blocks
-    monkeypatch.setattr(layer, "_blocks", lambda tokens, rotary: orders.append(tuple(tokens.shape)) or blocks(tokens, rotary))
+    monkeypatch.setattr(layer, "_blocks", lambda t, rotary: orders.append(tuple(t.shape)) or blocks(t, rotary))
     with torch.no_grad():
         frame_major = layer(x, 5)
         monkeypatch.setattr(temporal_attention, "FRAME_MAJOR", False)

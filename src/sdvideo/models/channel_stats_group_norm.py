@@ -18,7 +18,7 @@ variance) -- both in fp32, from Welford's per-channel moments, with no sum-of-sq
 
 `install_channel_stats_group_norm(module)` switches every `nn.GroupNorm` inside `module` in place (same
 parameters and state dict); the form applies inside compiled graphs without autograd on DEVICES, and
-everything else (eager calls, training, other devices) runs `nn.GroupNorm`'s own kernel.
+everything else (eager calls, training, maps under MIN_PIXELS, other devices) runs `nn.GroupNorm`'s own kernel.
 """
 
 from __future__ import annotations

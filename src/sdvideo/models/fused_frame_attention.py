@@ -5,7 +5,10 @@
 v rows from there, rotates q and k by the frame positions (rotary), computes the (frames x frames)
 scores, softmax and weighted sum in registers and writes the output straight into the (sequences,
 frames, channels) layout the output projection reads. The backward kernel recomputes the scores
-(frames x frames is tiny) and writes the gradient of the fused projection in one pass.
+(frames x frames is tiny) and writes the gradient of the fused projection in one pass. In inference on
+channels-last maps the projection comes frame-major instead, (batch, frames, positions, 3 * channels), the
+map's own order (no permuting copies around the layer); the kernels take a batch, a position and a frame
+stride for either layout.
 
 Why: over 16 frames the work is a few kilobytes per (sequence, head); as tensor ops (`frame_attention`)
 it is a rotary kernel, two batched matmuls of 16 x 16 tiles, a softmax and layout copies, each a trip
