@@ -170,7 +170,7 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
 def _add_speed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the UNet's repeated blocks first (H100, 16 frames, 25 guided steps: 1.96-1.99 s "
-                        "of UNet time with CUDA graphs, runs 98-100, against 4.40 s eager, run 11; after minutes of "
+                        "of UNet time with CUDA graphs, runs 98-101, against 4.40 s eager, run 11; after minutes of "
                         "compiling)")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                    help="launch each denoising step's kernels one by one instead of replaying a CUDA graph "
