@@ -10,6 +10,7 @@ import torch
 from diffusers.models.attention import BasicTransformerBlock
 from torch import nn
 
+from compiled_graphs import traced
 from sdvideo.models import bias_after_matmul
 from sdvideo.models.bias_after_matmul import BiasAfterMatmulLinear, install_bias_after_matmul
 from sdvideo.models.temporal_attention import TemporalTransformer
@@ -29,18 +30,6 @@ def _linear() -> BiasAfterMatmulLinear:
     return layer
 
 
-def _traced(fn, *args):
-    """Run `fn` under torch.compile with a backend that keeps the traced FX graphs; returns (output, graphs)."""
-    graphs = []
-
-    def backend(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    torch._dynamo.reset()
-    return torch.compile(fn, backend=backend, fullgraph=True)(*args), graphs
-
-
 def _linear_calls(graphs) -> list[bool]:
     """For each F.linear call in the traced graphs, whether it takes a bias."""
     calls = [n for g in graphs for n in g.graph.nodes if n.op == "call_function" and n.target is torch._C._nn.linear]
@@ -50,7 +39,7 @@ def _linear_calls(graphs) -> list[bool]:
 def test_compiled_inference_traces_matmul_then_add_with_linears_numbers(on_cpu) -> None:
     layer, x = _linear(), torch.randn(4, 5, 16)
     with torch.no_grad():
-        out, graphs = _traced(layer, x)
+        out, graphs = traced(layer, x)
         expected = nn.functional.linear(x, layer.weight, layer.bias)
     assert _linear_calls(graphs) == [False]  # the bias left the matmul
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
@@ -59,7 +48,7 @@ def test_compiled_inference_traces_matmul_then_add_with_linears_numbers(on_cpu) 
 def test_bfloat16_rounds_twice_and_no_more(on_cpu) -> None:
     layer, x = _linear().bfloat16(), torch.randn(64, 16).bfloat16()
     with torch.no_grad():
-        out, _ = _traced(layer, x)
+        out, _ = traced(layer, x)
         product = nn.functional.linear(x.float(), layer.weight.float())
         exact = product + layer.bias.float()
     assert out.dtype == torch.bfloat16
@@ -73,16 +62,16 @@ def test_eager_training_and_other_devices_keep_addmm(on_cpu, monkeypatch) -> Non
     layer, x = _linear(), torch.randn(3, 16)
     with torch.no_grad():
         assert not bias_after_matmul.supported(x, layer)  # eager: one addmm beats matmul + add
-    _, graphs = _traced(layer, x)  # autograd on
+    _, graphs = traced(layer, x)  # autograd on
     assert _linear_calls(graphs) == [True]
     monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda"})
     with torch.no_grad():
-        _, graphs = _traced(layer, x)  # a CPU tensor
+        _, graphs = traced(layer, x)  # a CPU tensor
     assert _linear_calls(graphs) == [True]
     monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda", "cpu"})
     monkeypatch.setattr(bias_after_matmul, "ENABLED", False)
     with torch.no_grad():
-        _, graphs = _traced(layer, x)
+        _, graphs = traced(layer, x)
     assert _linear_calls(graphs) == [True]
 
 
@@ -98,7 +87,7 @@ def test_installed_in_transformer_blocks_only_with_state_dict_unchanged(on_cpu) 
     x, text = torch.randn(2, 9, 32), torch.randn(2, 4, 24)
     with torch.no_grad():
         eager = model["block"](x, encoder_hidden_states=text)
-        compiled, graphs = _traced(lambda x, text: model["block"](x, encoder_hidden_states=text), x, text)
+        compiled, graphs = traced(lambda x, text: model["block"](x, encoder_hidden_states=text), x, text)
     assert _linear_calls(graphs) == [False] * 10  # q, k, v twice (no bias) and the four split ones
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compiled_graphs import traced
 from sdvideo.models import channel_stats_group_norm
 from sdvideo.models.channel_stats_group_norm import (
     ChannelStatsGroupNorm,
@@ -62,18 +63,6 @@ def test_matches_group_norm_in_float64(shape, affine, channels_last) -> None:
     assert float(error) < 2e-6 and float(error) < 4 * float(native_error) + 1e-7
 
 
-def _traced(fn, *args):
-    """Run `fn` under torch.compile with a backend that keeps the traced FX graphs; returns (output, graphs)."""
-    graphs = []
-
-    def backend(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    torch._dynamo.reset()
-    return torch.compile(fn, backend=backend, fullgraph=True)(*args), graphs
-
-
 def _ops(graphs) -> set:
     return {n.target for g in graphs for n in g.graph.nodes if n.op == "call_function"}
 
@@ -81,7 +70,7 @@ def _ops(graphs) -> set:
 def test_compiled_inference_traces_channel_moments_with_the_same_numbers(on_cpu) -> None:
     norm, x = _norm(), _activations((2, 12, 6, 6))
     with torch.no_grad():
-        out, graphs = _traced(norm, x)
+        out, graphs = traced(norm, x)
         expected = nn.GroupNorm.forward(norm, x)
     assert F.group_norm not in _ops(graphs) and torch.var_mean in _ops(graphs)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
@@ -104,22 +93,22 @@ def test_eager_training_disabled_small_maps_and_other_devices_keep_group_norm(on
     norm, x = _norm(), _activations((2, 12, 4, 4))
     with torch.no_grad():
         assert not channel_stats_group_norm.supported(x)  # eager: nn.GroupNorm's one kernel
-    _, graphs = _traced(norm, x)  # autograd on: training keeps the native op and its backward
+    _, graphs = traced(norm, x)  # autograd on: training keeps the native op and its backward
     assert F.group_norm in _ops(graphs)
     monkeypatch.setattr(channel_stats_group_norm, "ENABLED", False)
     with torch.no_grad():
-        _, graphs = _traced(norm, x)
+        _, graphs = traced(norm, x)
     assert F.group_norm in _ops(graphs)
     monkeypatch.setattr(channel_stats_group_norm, "ENABLED", True)
     monkeypatch.setattr(channel_stats_group_norm, "MIN_PIXELS", 17)
     with torch.no_grad():
-        _, graphs = _traced(norm, x)  # 16 pixels a channel: below MIN_PIXELS
+        _, graphs = traced(norm, x)  # 16 pixels a channel: below MIN_PIXELS
         assert F.group_norm in _ops(graphs)
-        _, graphs = _traced(norm, _activations((2, 12, 5, 4)))  # 20 pixels
+        _, graphs = traced(norm, _activations((2, 12, 5, 4)))  # 20 pixels
         assert F.group_norm not in _ops(graphs)
     monkeypatch.setattr(channel_stats_group_norm, "DEVICES", {"cuda"})
     with torch.no_grad():
-        _, graphs = _traced(norm, _activations((2, 12, 5, 4)))  # a CPU tensor
+        _, graphs = traced(norm, _activations((2, 12, 5, 4)))  # a CPU tensor
     assert F.group_norm in _ops(graphs)
 
 

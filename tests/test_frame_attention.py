@@ -6,17 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from compiled_graphs import graph_keeper
 from sdvideo.models.temporal_attention import SHORT_ATTENTION_MAX_FRAMES, frame_attention
 
 
 def _compiled_with_graphs(fn):
-    graphs = []
-
-    def keep_graph(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
-    return torch.compile(fn, backend=keep_graph, dynamic=False), graphs
+    backend, graphs = graph_keeper()
+    return torch.compile(fn, backend=backend, dynamic=False), graphs
 
 
 @pytest.mark.parametrize("frames", [16, SHORT_ATTENTION_MAX_FRAMES + 8])
@@ -46,12 +42,7 @@ def test_compiled_model_takes_rotary_tables_per_call_instead_of_computing_them_p
     import copy
 
     video = video_unet
-    graphs = []
-
-    def keep_graph(gm, example_inputs):
-        graphs.append(gm)
-        return gm.forward
-
+    keep_graph, graphs = graph_keeper()
     compiled = copy.deepcopy(video).compile_regions(channels_last=False, backend=keep_graph)
     x, t, text = torch.randn(1, 4, 3, 16, 16), torch.tensor([10]), torch.randn(1, 77, 32)
     with torch.no_grad():
