@@ -515,6 +515,7 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
         set_upsampling(vae, args.upsample)
     keep = set(filter(None, args.variants.split(",")))
     cases = [] if args.cases == "none" else args.cases.split(",")
+    inductor = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.inductor.split(",") if item)}
     rows = []
 
     def emit(row: dict[str, Any]) -> None:  # emit_row (print, keep), then append it to the .jsonl
@@ -526,10 +527,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
         for variant, options in VARIANTS[name].items():
             if keep and variant not in keep:
                 continue
-            if args.inductor:
-                settings = dict(item.split("=", 1) for item in args.inductor.split(","))
-                options = {**options, "inductor": {**options.get("inductor", {}),
-                                                   **{k: ast.literal_eval(v) for k, v in settings.items()}}}
+            if inductor:
+                options = {**options, "inductor": {**options.get("inductor", {}), **inductor}}
             torch.manual_seed(0)
             torch._dynamo.reset()  # no compiled code or guards carried over from the previous variant
             with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
