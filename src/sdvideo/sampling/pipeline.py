@@ -57,7 +57,8 @@ def trained_unet_folder(run: str | Path) -> Path:
 
 
 def load_video_unet(run: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> VideoUNet:
-    return VideoUNet.from_pretrained(trained_unet_folder(run), dtype=dtype).to(device).eval()
+    """RUN/unet's weights, from safetensors only (a pickled .bin beside or instead of them is never read)."""
+    return VideoUNet.from_pretrained(trained_unet_folder(run), dtype=dtype, use_safetensors=True).to(device).eval()
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -110,11 +111,13 @@ class VideoPipeline(DiffusionPipeline):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> "VideoPipeline":
-        """A saved pipeline folder (diffusers layout) or a training run folder; never downloads."""
+        """A saved pipeline folder (diffusers layout) or a training run folder; never downloads. Weights are read
+        from safetensors only, unless `use_safetensors=False` is passed."""
         if is_run_folder(pretrained_model_name_or_path):
             return cls.from_run(pretrained_model_name_or_path, scheduler=kwargs.get("scheduler", "ddim"),
                                 torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")))
         kwargs.setdefault("local_files_only", True)
+        kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     cuda_graphs: GraphedUNet | None = None  # set by `enable_cuda_graphs`

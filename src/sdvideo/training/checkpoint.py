@@ -3,12 +3,17 @@
 RUN/checkpoints/step-000200/
     trainable.safetensors   the weights that train (the frozen image model comes from --base)
     ema.safetensors         EMA shadow weights, when EMA is on
-    optimizer.safetensors   optimizer state tensors (optimizer.pt for 8-bit states, which are
-                            tensor subclasses safetensors cannot hold); hyper-parameters in state.json
+    optimizer.safetensors   optimizer state tensors, keyed "<parameter index>.<name>" (AdamW's and sdvideo's
+                            8-bit AdamW's states are plain tensors); the rest of the optimizer state (param
+                            groups, non-tensor entries such as the 8-bit AdamW's integer step) in state.json
     rng-rank<r>.safetensors every process's random generator states
-    state.json              step, batches consumed, LR schedule, loss history, config
+    state.json              step, batches consumed, LR schedule, loss history, config, optimizer settings
 A checkpoint is written into `step-000200.tmp/` and renamed when complete, so a kill at any moment
 leaves either the previous set or the new one, never a half-written one.
+
+Nothing here is unpickled: checkpoints are read through safetensors and JSON only, since run folders are
+shared like model files and unpickling one could run code. Any other file in a checkpoint folder (an
+`optimizer.pt`, say) is never opened; a checkpoint whose optimizer state is only such a file is refused.
 """
 
 from __future__ import annotations
@@ -55,18 +60,23 @@ def latest_checkpoint(run: str | Path) -> Path | None:
     return dirs[-1] if dirs else None
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer's state dict split into safetensors' part (plain tensors, "<index>.<name>": contiguous,
+    on the CPU) and JSON's: {"param_groups": [...], "values": {"<index>": {name: non-tensor value}}}."""
     state = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
-    plain = True
+    values: dict[str, dict[str, Any]] = {}
     for idx, entries in state["state"].items():
         for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                plain &= type(value) is torch.Tensor
-                tensors[f"{idx}.{key}"] = value
+            if not isinstance(value, torch.Tensor):
+                values.setdefault(str(idx), {})[key] = value
+            elif type(value) is torch.Tensor:
+                tensors[f"{idx}.{key}"] = value.detach().cpu().contiguous()
             else:
-                tensors[f"{idx}.{key}"] = torch.tensor(value)
-    return tensors, {"param_groups": state["param_groups"]}, plain
+                raise TypeError(
+                    f"optimizer state {idx}.{key} is a {type(value).__name__}, which a safetensors checkpoint cannot "
+                    "hold; checkpoints take plain-tensor optimizer states (--optimizer adamw or adamw8bit)")
+    return tensors, {"param_groups": state["param_groups"], "values": values}
 
 
 def save_checkpoint(
@@ -97,11 +107,8 @@ def _write_checkpoint(tmp: Path, step: int, model: nn.Module, optimizer: torch.o
     save_file(trainable, tmp / "trainable.safetensors")
     if ema_state is not None:
         save_file({k: v.cpu().contiguous() for k, v in ema_state.items()}, tmp / "ema.safetensors")
-    tensors, meta, plain = _optimizer_tensors(optimizer)
-    if plain:
-        save_file({k: v.cpu().contiguous() for k, v in tensors.items()}, tmp / "optimizer.safetensors")
-    else:
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    tensors, meta = _optimizer_tensors(optimizer)
+    save_file(tensors, tmp / "optimizer.safetensors")
     for rank, gens in rng_states.items():
         save_file(gens, tmp / f"rng-rank{rank}.safetensors")
     (tmp / "state.json").write_text(json.dumps({**state, "optimizer": meta, "step": step}, default=_json_default))
@@ -121,15 +128,7 @@ def load_checkpoint(
     with torch.no_grad():
         for n, value in weights.items():
             params[n].copy_(value.to(params[n].dtype))
-    if (path / "optimizer.pt").exists():
-        saved = torch.load(path / "optimizer.pt", map_location=device, weights_only=False)
-    else:
-        flat = load_file(path / "optimizer.safetensors")
-        entries: dict[int, dict[str, Any]] = {}
-        for key, value in flat.items():
-            idx, name = key.split(".", 1)
-            entries.setdefault(int(idx), {})[name] = value.to(device) if name != "step" else value
-        saved = {"state": entries, "param_groups": state["optimizer"]["param_groups"]}
+    saved = _read_optimizer_state(path, state, device)
     try:
         optimizer.load_state_dict(saved)
     except ValueError as err:  # e.g. another optimizer's state (AdamW8bit names the fix)
@@ -137,6 +136,28 @@ def load_checkpoint(
     _follow_parameter_layouts(optimizer)
     ema = load_file(path / "ema.safetensors") if (path / "ema.safetensors").exists() else None
     return state, ema
+
+
+def _read_optimizer_state(path: Path, state: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The optimizer state dict from optimizer.safetensors (tensors; `step` counters stay on the CPU, where
+    torch's optimizers keep them) and state.json (param groups and non-tensor entries)."""
+    file = path / "optimizer.safetensors"
+    if not file.is_file():
+        others = sorted(p.name for p in path.glob("optimizer*") if p.is_file())
+        if others:
+            raise ValueError(
+                f"{path / others[0]}: not loaded (sdvideo reads optimizer state from optimizer.safetensors only and never "
+                "unpickles a file, as that can run code); resume from a checkpoint that has optimizer.safetensors, "
+                "or start a new run")
+        raise ValueError(f"{path}: checkpoint lacks optimizer.safetensors; resume from a complete checkpoint")
+    entries: dict[int, dict[str, Any]] = {}
+    for key, value in load_file(file).items():
+        idx, name = key.split(".", 1)
+        entries.setdefault(int(idx), {})[name] = value.to(device) if name != "step" else value
+    meta = state["optimizer"]
+    for idx, values in meta.get("values", {}).items():
+        entries.setdefault(int(idx), {}).update(values)
+    return {"state": entries, "param_groups": meta["param_groups"]}
 
 
 def _follow_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
