@@ -48,15 +48,20 @@ def test_identity_temporal_layers_give_equal_video_and_independent_losses(tiny_b
 
 def test_eval_cli_writes_report_and_metrics(tmp_path, tiny_cache, tiny_base_dir, capsys):
     run = make_run(tmp_path / "run", tiny_cache, tiny_base_dir)
+    control = make_run(tmp_path / "frame-wise", tiny_cache, tiny_base_dir, perturb=False)
     out = tmp_path / "report"
-    code = main(["eval", "--run", str(run), "--data", str(tiny_cache), "--out", str(out), "--samples", "2",
-                 "--steps", "2", "--buckets", "3", "--clips", "2", "--device", "cpu",
-                 "--ego-prompt", "a moving square"])
+    with pytest.warns(UserWarning, match="measured 2 clips of the 50 asked for"):
+        code = main(["eval", "--run", str(run), "--data", str(tiny_cache), "--out", str(out), "--samples", "2",
+                     "--steps", "2", "--buckets", "3", "--clips", "50", "--device", "cpu",
+                     "--ego-prompt", "a moving square", "--control", str(control)])
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     losses = metrics["losses"]
-    assert len(losses["buckets"]) == 3 and losses["clips"] == 2
-    for key in ("video", "independent", "base"):
+    assert len(losses["buckets"]) == 3 and losses["clips"] == 2 and losses["clips_asked"] == 50
+    # an identity-initialised control computes the frame-independent model exactly
+    assert losses["control frame-wise"] == losses["independent"]
+    assert {"video vs independent", "shuffled vs video", "video vs control frame-wise"} <= set(losses["differences"])
+    for key in ("video", "independent", "base", "shuffled"):
         assert len(losses[key]) == 3 and all(math.isfinite(v) for v in losses[key])
     assert losses["video"] != losses["independent"]  # perturbed temporal layers matter
     for group in ("real", "video", "independent"):
@@ -68,9 +73,11 @@ def test_eval_cli_writes_report_and_metrics(tmp_path, tiny_cache, tiny_base_dir,
     assert ego["video"]["clips"] == 2 and 0.0 <= ego["video"]["rate"] <= 1.0
     assert metrics["prompts"] == ["a moving square"] * 2 and metrics["seeds"] == [0, 1]
     report = (out / "report.md").read_text()
-    for part in ("loss by timestep", "Motion statistics", "Ego-motion check", "grid.png", "flow_statistics.png"):
+    assert set(metrics["shape_consistency"]) == {"real", "video", "independent"}
+    for part in ("loss by timestep", "Motion statistics", "Ego-motion check", "grid.png", "flow_statistics.png",
+                 "Paired differences", "Shape consistency", "comparison.gif"):
         assert part in report
-    for name in ("loss_by_timestep.png", "flow_statistics.png", "grid.png", "ego_grid.png"):
+    for name in ("loss_by_timestep.png", "flow_statistics.png", "grid.png", "ego_grid.png", "comparison.gif"):
         assert (out / name).stat().st_size > 1000
     assert "held-out loss: video" in capsys.readouterr().out
 

@@ -109,19 +109,27 @@ def test_validation_and_progress_samples(tmp_path, tiny_cache, tiny_base_dir):
 
     run = tmp_path / "r"
     cfg = config(tiny_cache, tiny_base_dir, run, steps=4, val_every=2, val_clips=2, sample_every=4,
-                 sample_prompts=["a moving square"], sample_frames=5, sample_steps=2, keep_best=True)
+                 sample_prompts=["a moving square"], sample_frames=5, sample_steps=2, keep_best=True,
+                 val_data=[str(tiny_cache)])
     train(cfg, progress=False)
     assert (run / "samples" / "step-0000004" / "grid.png").exists()
     assert (run / "samples" / "step-0000004" / "00.mp4").stat().st_size > 0
     events = EventAccumulator(str(run / "logs"))
     events.Reload()
     tags = events.Tags()["scalars"]
-    assert {"train/loss", "val/video", "val/independent", "val/gap"} <= set(tags)
-    assert len(events.Scalars("val/video")) == 2
+    assert {"train/loss", "val/held-out/video", "val/held-out/independent", "val/held-out/gap",
+            "val/training/video", "val/unseen/video", "val/unseen/independent/x0"} <= set(tags)
+    assert len(events.Scalars("val/held-out/video")) == 2
+    # the same curves in RUN/validation.csv: one row per step and set
+    with open(run / "validation.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(r["step"]), r["set"]) for r in rows] == [(s, n) for s in (2, 4) for n in ("held-out", "training", "unseen")]
+    curve = [e.value for e in events.Scalars("val/unseen/video")]
+    assert [float(r["video"]) for r in rows if r["set"] == "unseen"] == pytest.approx(curve, rel=1e-5)
 
     # --keep-best: RUN/best is a run folder holding the weights of the lowest validation loss
     best = json.loads((run / "best" / "best.json").read_text())
-    lowest = min(events.Scalars("val/video"), key=lambda e: e.value)
+    lowest = min(events.Scalars("val/held-out/video"), key=lambda e: e.value)
     assert best["step"] == lowest.step and best["video"] == pytest.approx(lowest.value, rel=1e-6)
     model = load_video_unet(run / "best")
     scores = Validator(validation_set(cfg.resolved()), clips=2)(model, load_base(tiny_base_dir).scheduler,

@@ -104,7 +104,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint-every", type=int, default=500)
     g.add_argument("--keep-checkpoints", type=int, default=3)
     g.add_argument("--val-every", type=int, default=0)
-    g.add_argument("--val-clips", type=int, default=8)
+    g.add_argument("--val-clips", type=int, default=8, help="clips per validated set (spread over every video)")
+    g.add_argument("--val-data", nargs="+", default=[], metavar="CACHE",
+                   help="caches of videos never trained on, validated beside the held-out tails (curves in "
+                        "RUN/validation.csv)")
     g.add_argument("--keep-best", action="store_true",
                    help="write RUN/best/ (a run folder) whenever the held-out loss is the lowest so far; needs --val-every")
     g.add_argument("--sample-every", type=int, default=0)
@@ -195,8 +198,11 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=None, help="frames per clip and sample (default: frames trained with)")
     p.add_argument("--steps", type=int, default=25, help="sampling steps (DDIM)")
     p.add_argument("--guidance-scale", type=float, default=3.0)
-    p.add_argument("--clips", type=int, default=8, help="held-out clips for the loss and the real motion statistics")
+    p.add_argument("--clips", type=int, default=32, help="held-out clips for the loss and the real motion statistics")
     p.add_argument("--buckets", type=int, default=5, help="timestep buckets over the training timesteps")
+    p.add_argument("--control", nargs="+", default=[], metavar="RUN",
+                   help="other runs on the same base whose held-out loss goes beside this run's (e.g. a capacity "
+                        "control trained with temporal kernel 1 and attention to each frame alone)")
     p.add_argument("--ego-prompt", default=None, help="prompt for the ego-motion check (default: the driving "
                    "scene's caption when the cache has it)")
     p.add_argument("--caption", default="", help="caption for --data videos without a sidecar .txt")
@@ -220,7 +226,7 @@ TRAIN_KEYS = (
     "steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "optimizer", "grad_clip", "ema_decay",
     "caption_dropout", "offset_noise", "min_snr_gamma", "task", "train", "mixed_precision", "gradient_checkpointing",
     "compile", "compile_regions", "seed", "num_workers", "device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "val_every",
-    "val_clips", "keep_best", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
+    "val_clips", "val_data", "keep_best", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
 )
 
 
@@ -320,10 +326,13 @@ def run_eval(args: argparse.Namespace) -> int:
         args.run, args.data, args.out, prompts=args.prompts, seeds=args.seeds, samples=args.samples,
         frames=args.frames, steps=args.steps, guidance_scale=args.guidance_scale, clips=args.clips,
         buckets=args.buckets, ego_prompt=args.ego_prompt, caption=args.caption, clip_model=args.clip, fvd_model=args.fvd,
-        device=args.device, progress=True,
+        controls={f"control {Path(c).name}": c for c in args.control}, device=args.device, progress=True,
     )
     losses, motion = metrics["losses"], metrics["motion"]
-    print(f"held-out loss: video {losses['video/mean']:.4f}, frames independent {losses['independent/mean']:.4f}, "
+    diff = losses["differences"]["video vs independent"]
+    print(f"held-out loss: video {losses['video/mean']:.4f}, frames independent {losses['independent/mean']:.4f} "
+          f"({100 * diff['relative']:+.1f}%, {diff['confidence']:.0%} interval of the difference "
+          f"[{diff['mean_ci'][0]:+.4f}, {diff['mean_ci'][1]:+.4f}] over {losses['clips']} clips), "
           f"base {losses['base/mean']:.4f}; warping error real {motion['real']['warp_error']:.4f}, video "
           f"{motion['video']['warp_error']:.4f}, independent {motion['independent']['warp_error']:.4f}")
     print(Path(args.out) / "report.md")

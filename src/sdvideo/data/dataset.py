@@ -52,6 +52,13 @@ from sdvideo.data.shards import ShardReader
 __all__ = ["ClipDataset", "ClipKey", "empty_text_embedding", "load_cache_info"]
 
 
+def holdout_boundary(total: int, span: int, holdout: float) -> int:
+    """First held-out frame of a video of `total` frames: its last `holdout` share, at least one clip
+    of `span` frames; `total` (nothing held out) when the rest would be shorter than a clip."""
+    tail = max(span, int(round(total * holdout)))
+    return total - tail if total - tail >= span else total
+
+
 class ClipKey(NamedTuple):
     """A dataset index with its epoch: `image=False` -> anchor `index`, True -> cached frame `index`."""
 
@@ -131,9 +138,7 @@ class ClipDataset(Dataset):
         """The shots (video, start, length) cut to this part's side of each video's held-out boundary."""
         out = []
         for v, start, length in segs:
-            total = self.video_frames(v)
-            tail = max(self.span, int(round(total * holdout)))  # at least one whole held-out clip
-            boundary = total - tail if total - tail >= self.span else total  # too short to split: all train
+            boundary = holdout_boundary(self.video_frames(v), self.span, holdout)
             if part == "train":
                 lo, hi = start, min(start + length, boundary)
             else:

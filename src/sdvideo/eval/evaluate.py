@@ -25,19 +25,20 @@ import torch
 
 from ..data.cache import load_cache_info
 from ..models.base import load_base
-from ..sampling.export import grid_columns, to_uint8_frames
+from ..sampling.export import grid_columns, tile_videos, to_uint8_frames, write_gif
 from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators, trained_unet_folder
 from ..sampling.sample import load_pipeline, resolve_device
 from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
-from ..training.validation import evenly_spaced_items, stack_clips, video_predictor
+from ..training.validation import held_out_clips, stack_clips, video_predictor, warn_if_fewer
 from . import driving_scene
 from .clip_score import clip_folder
 from .ego_motion import agreement_rate, thresholds
 from .flow import summarize
+from .shape_consistency import summarize_shape_consistency
 from .fvd import detector_file
-from .loss_buckets import bucket_losses, image_predictor
+from .loss_buckets import bucket_losses, image_predictor, shuffled_frames
 from .report import plot_flow, plot_losses, write_frame_grid, write_metrics, write_report
 
 
@@ -68,6 +69,14 @@ def held_out_cache(data: str | Path, out: Path, config: dict[str, Any], base: An
     return cache
 
 
+def check_same_base(other_run: str | Path, config: dict[str, Any]) -> None:
+    """A control run must share the evaluated run's base (else its losses compare other image models)."""
+    other = load_run_config(other_run)
+    if Path(str(other["base"])).resolve() != Path(str(config["base"])).resolve():
+        raise ValueError(f"{other_run}: trained on base {other['base']}, not {config['base']}; a control "
+                         "must share the evaluated run's base")
+
+
 def plan_samples(prompts: Sequence[str], seeds: Sequence[int], samples: int | None,
                  captions: Sequence[str]) -> tuple[list[str], list[int]]:
     """Prompt and seed of every sample: prompts (default: the held-out captions) cycled to `samples`;
@@ -86,13 +95,15 @@ def plan_samples(prompts: Sequence[str], seeds: Sequence[int], samples: int | No
 
 
 def generate(pipe: VideoPipeline, prompts: list[str], seeds: list[int], frames: int, steps: int,
-             guidance_scale: float, enable_time: bool, batch: int = 8) -> list[np.ndarray]:
-    """uint8 (frames, H, W, 3) per (prompt, seed): the same noise with temporal layers on or off."""
+             guidance_scale: float, enable_time: bool, batch: int = 8, fps: float | None = None,
+             **window: Any) -> list[np.ndarray]:
+    """uint8 (frames, H, W, 3) per (prompt, seed): the same noise with temporal layers on or off.
+    fps: the rate to condition on (default the training rate); window: window_size, window_overlap."""
     videos: list[np.ndarray] = []
     for i in range(0, len(prompts), batch):
         out = pipe(prompts[i : i + batch], num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale,
                    generator=seed_generators(seeds[i : i + batch], len(prompts[i : i + batch])),
-                   enable_time=enable_time).frames  # (b, frames, 3, H, W) in [0, 1]
+                   enable_time=enable_time, fps=fps, **window).frames  # (b, frames, 3, H, W) in [0, 1]
         videos += [to_uint8_frames(v) for v in out]
     return videos
 
@@ -107,9 +118,14 @@ def evaluate(
     frames: int | None = None,
     steps: int = 25,
     guidance_scale: float = 3.0,
-    clips: int = 8,
+    clips: int = 32,
     buckets: int = 5,
     per_bucket: int = 2,
+    noise_seeds: Sequence[int] = (1234, 1235, 1236),
+    controls: dict[str, str | Path] | None = None,
+    loss_precision: str = "auto",
+    stride: int | None = None,
+    save_videos: bool = False,
     ego_prompt: str | None = None,
     caption: str = "",
     clip_model: str | Path | None = None,
@@ -117,7 +133,14 @@ def evaluate(
     device: str = "auto",
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate `run` on held-out `data` into `out`; returns the metrics (also in out/metrics.json)."""
+    """Evaluate `run` on held-out `data` into `out`; returns the metrics (also in out/metrics.json).
+
+    controls: other runs on the same base (e.g. the capacity control, trained with
+    `temporal_kernel_size=1, temporal_context="frame"`) whose held-out loss goes beside the video
+    model's. loss_precision: "fp32", "bf16" (autocast, CUDA) or "auto" (bf16 on CUDA). stride: take
+    the held-out clips at this one stride (default: the run's strides) and sample at their frame rate.
+    save_videos: also write every real clip and sample as uint8 arrays (out/videos.npz).
+    """
     started = time.time()
     config = load_run_config(run)  # one-line error for a folder without config.json
     trained_unet_folder(run)  # before any model loads
@@ -134,20 +157,34 @@ def evaluate(
     base = load_base(config["base"], device=dev)
     cache = held_out_cache(data, out, config, base, caption)
     cfg = run_config(run, cache)
+    if stride is not None:
+        cfg = dataclasses.replace(cfg, stride=int(stride), strides=None)
     frames = frames or cfg.frames
     info = load_cache_info(cache)
 
     # ---- held-out clips: latents (n, c, f, h, w), their caption embeddings and fps
-    items = evenly_spaced_items(clip_set(cfg, "val"), clips)
+    items = held_out_clips(clip_set(cfg, "val"), clips)
+    warn_if_fewer(items, clips, f"eval of {run} on {data}")
     latents, text, fps = stack_clips(items)
     captions = [info["captions"][(info["videos"][it["video"]].get("captions") or [0])[0]] for it in items]
 
-    # ---- (1) loss by timestep bucket: video, independent, base, on the same noise
+    # ---- (1) loss by timestep bucket: video, independent, base, shuffled frames, controls; the same noise
     unet = load_video_unet(run, dev, torch.float32)
     predictors = {"video": video_predictor(unet, True), "independent": video_predictor(unet, False),
-                  "base": image_predictor(base.unet.to(dev, torch.float32).eval())}
-    losses = bucket_losses(predictors, base.scheduler, latents, text, fps, buckets, per_bucket, device=dev,
-                           autocast=dev.type == "cuda")
+                  "base": image_predictor(base.unet.to(dev, torch.float32).eval()),
+                  "shuffled": shuffled_frames(video_predictor(unet, True), latents.shape[2])}
+    compare = [("video", "independent"), ("shuffled", "video")]
+    for name, control in (controls or {}).items():
+        check_same_base(control, config)
+        predictors[name] = video_predictor(load_video_unet(control, dev, torch.float32), True)
+        compare += [(name, "independent"), ("video", name)]
+    if loss_precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"loss_precision must be auto, fp32 or bf16, got {loss_precision!r}")
+    mixed = dev.type == "cuda" and loss_precision != "fp32"
+    losses = bucket_losses(predictors, base.scheduler, latents, text, fps, buckets, per_bucket, seeds=noise_seeds,
+                           device=dev, autocast=mixed, compare=compare)
+    losses["clips_asked"] = clips
+    losses["precision"] = "bf16" if mixed else "fp32"
     del predictors, unet
 
     # ---- (2) real clips through the base VAE, samples with temporal layers on and off
@@ -155,9 +192,14 @@ def evaluate(
         real = [to_uint8_frames(v) for v in decode_latents(base.vae, latents.to(dev))]
     pipe = load_pipeline(run, "ddim", str(dev), progress)  # fp16 on CUDA, as `sdvideo sample`
     sample_prompts, sample_seeds = plan_samples(prompts, seeds, samples, captions)
-    video_samples = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, True)
-    independent = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, False)
-    motion = {"real": summarize(real), "video": summarize(video_samples), "independent": summarize(independent)}
+    rate = float(fps[0]) if stride is not None else None  # the held-out clips' rate, else the training rate
+    video_samples = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, True, fps=rate)
+    independent = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, False, fps=rate)
+    # like with like: the real clips captioned as the samples were prompted, when there are any
+    prompted = [r for r, c in zip(real, captions) if c in set(sample_prompts)] or real
+    groups = {"real": prompted, "video": video_samples, "independent": independent}
+    motion = {g: summarize(clips) for g, clips in groups.items()}
+    shape = {g: summarize_shape_consistency(clips) for g, clips in groups.items() if clips[0].shape[0] >= 3}
 
     # ---- (3) ego-motion check on the driving-scene prompt
     ego_prompt = ego_prompt or (driving_scene.CAPTION if driving_scene.CAPTION in info["captions"] else None)
@@ -167,8 +209,8 @@ def evaluate(
         ego = {"skipped": f"no --ego-prompt and the cache has no clip captioned \"{driving_scene.CAPTION}\""}
     else:
         n = len(sample_seeds)
-        ego_video = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, True)
-        ego_indep = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, False)
+        ego_video = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, True, fps=rate)
+        ego_indep = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, False, fps=rate)
         # the check on a rendered scene at the samples' size (at least 64 px: tiny test frames hold no flow)
         reference = driving_scene.render_driving_scene(seed=10_000, frames=max(frames, 3),
                                                        size=max(64, int(real[0].shape[1])), fps=float(fps[0]))
@@ -208,7 +250,10 @@ def evaluate(
         if i >= 4:
             break
         grid_rows += [(f"video model, seed {s}: {p}", video_samples[i]), (f"frames independent, seed {s}", independent[i])]
+    # rows: real held-out clips, the video model's samples, frame-independent samples (same seeds)
+    comparison = [prompted[:4], video_samples[:4], independent[:4]]
     figures = {
+        "comparison": write_gif(tile_videos(comparison), out / "comparison.gif", float(fps[0])),
         "losses": plot_losses(losses, out / "loss_by_timestep.png"),
         "flow": plot_flow(motion, out / "flow_statistics.png"),
         "grid": write_frame_grid([(label, grid_columns(v)) for label, v in grid_rows], out / "grid.png"),
@@ -217,9 +262,15 @@ def evaluate(
     metrics: dict[str, Any] = dict(
         run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, steps=steps,
         guidance_scale=guidance_scale, prompts=sample_prompts, seeds=sample_seeds, losses=losses, motion=motion,
+        shape_consistency=shape,
         ego_motion=ego, clip_score=clip_result, fvd=fvd_result,
         files={k: str(v) for k, v in figures.items() if v is not None},
     )
+    if save_videos:
+        arrays = dict(real=np.stack(prompted[:16]), video=np.stack(video_samples), independent=np.stack(independent))
+        if ego_rows:
+            arrays.update(ego_video=np.stack(ego_video), ego_independent=np.stack(ego_indep))
+        np.savez_compressed(out / "videos.npz", **arrays)
     metrics["seconds"] = time.time() - started
     write_metrics(metrics, out)
     write_report(metrics, out, figures)

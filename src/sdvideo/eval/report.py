@@ -13,7 +13,16 @@ from ..atomic_files import atomic_path, save_figure
 from ..sampling.export import write_grid
 
 LOSS_NAMES = {"video": "video model (temporal on)", "independent": "same weights, temporal off",
-              "base": "base image model"}
+              "base": "base image model", "shuffled": "video model, frames shuffled"}
+
+
+def loss_models(losses: dict[str, Any]) -> list[str]:
+    """The models `losses` holds, known ones first, then controls under their own names."""
+    return list(losses.get("per_clip") or [k for k in LOSS_NAMES if k in losses])
+
+
+def loss_label(name: str) -> str:
+    return LOSS_NAMES.get(name, name)
 GROUP_NAMES = {"real": "real held-out clips", "video": "video model samples",
                "independent": "frame-independent samples"}
 
@@ -32,9 +41,8 @@ def plot_losses(losses: dict[str, Any], path: Path) -> Path:
     plt = _pyplot()
     centers = [(lo + hi) / 2 for lo, hi in losses["buckets"]]
     fig, ax = plt.subplots(figsize=(6.5, 3.5), dpi=100)
-    for key, label in LOSS_NAMES.items():
-        if key in losses:
-            ax.plot(centers, losses[key], marker="o", label=label)
+    for key in loss_models(losses):
+        ax.plot(centers, losses[key], marker="o", label=loss_label(key))
     ax.set_xlabel("timestep (bucket centre)")
     ax.set_ylabel("held-out denoising loss")
     ax.set_title("held-out loss by timestep (same clips, same noise)")
@@ -109,14 +117,25 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
              f"frames). Device: {metrics['device']}. Seconds: {metrics['seconds']:.1f}.", ""]
     losses = metrics["losses"]
     lines += ["## Held-out denoising loss by timestep", "",
-              "Same clips, same timesteps and same noise for every model (seed "
-              f"{losses['seed']}); lower is better.", ""]
-    header = ["timesteps"] + [LOSS_NAMES[k] for k in LOSS_NAMES if k in losses]
-    rows = [[f"{lo}-{hi}"] + [losses[k][i] for k in LOSS_NAMES if k in losses]
-            for i, (lo, hi) in enumerate(losses["buckets"])]
-    rows.append(["**mean**"] + [losses[f"{k}/mean"] for k in LOSS_NAMES if k in losses])
+              "Same clips, same timesteps and same noise for every model (noise seeds "
+              f"{', '.join(str(s) for s in losses.get('seeds', [losses['seed']]))}); lower is better.", ""]
+    names = loss_models(losses)
+    header = ["timesteps"] + [loss_label(k) for k in names]
+    rows = [[f"{lo}-{hi}"] + [losses[k][i] for k in names] for i, (lo, hi) in enumerate(losses["buckets"])]
+    rows.append(["**mean**"] + [losses[f"{k}/mean"] for k in names])
+    if all(f"{k}/x0_mean" in losses for k in names):
+        rows.append(["clean-latent (x0) error, mean"] + [losses[f"{k}/x0_mean"] for k in names])
     lines += _table(header, rows)
     lines += [loss_verdict(losses), ""]
+    differences = losses.get("differences") or {}
+    if differences:
+        level = next(iter(differences.values()))["confidence"]
+        lines += [f"Paired differences per clip (first model minus second; {level:.0%} bootstrap intervals over "
+                  "clips; negative: the first is lower):", ""]
+        rows = [[f"{loss_label(a)} - {loss_label(b)}", d["mean"], f"[{d['mean_ci'][0]:.4f}, {d['mean_ci'][1]:.4f}]",
+                 f"{100 * d['relative']:+.1f}%", d["lower_in_every_bucket"]]
+                for (a, b), d in ((key.split(" vs ", 1), d) for key, d in differences.items())]
+        lines += _table(["difference", "mean", "interval", "relative to the second", "lower in every bucket"], rows)
     if figures.get("losses"):
         lines += ["![loss by timestep](loss_by_timestep.png)", ""]
 
@@ -136,6 +155,19 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
                   f"sampling's ({dv:.4f} vs {di:.4f} away).", ""]
     if figures.get("flow"):
         lines += ["![flow statistics](flow_statistics.png)", ""]
+    shape = metrics.get("shape_consistency") or {}
+    if shape:
+        limits = next(iter(shape.values()))["thresholds"]
+        lines += ["Shape consistency (`shape_consistency.py`: do things move, or are they re-drawn?): content "
+                  "followed by the flow over the clip must keep its structure. Scores are shares of re-drawn "
+                  f"pixels (limit {limits['redrawn']}), structural drift (limit {limits['drift']}) and motion "
+                  f"jitter (limit {limits['jitter']}); a clip is consistent when each is under its limit.", ""]
+        rows = [[GROUP_NAMES[g], v["clips"], v["consistent_share"], v["score"], v["redrawn"], v["drift"], v["jitter"]]
+                for g, v in shape.items()]
+        lines += _table(["clips", "n", "consistent", "score (< 1)", "re-drawn", "drift", "jitter"], rows)
+    if figures.get("comparison"):
+        lines += ["Animated (rows: real held-out clips, the video model's samples, the same seeds sampled with "
+                  "frames independent):", "", "![real clips and samples](comparison.gif)", ""]
     if figures.get("grid"):
         lines += ["Frames (rows: real held-out clips, then each prompt with the temporal layers on and off):", "",
                   "![frame grid](grid.png)", ""]

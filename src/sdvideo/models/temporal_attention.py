@@ -59,8 +59,10 @@ class TemporalTransformer(nn.Module):
     at initialisation and the inflated UNet starts as the image model it came from.
     """
 
-    def __init__(self, channels: int, head_dim: int = 64, ff_mult: int = 2, rope_base: float = 10000.0) -> None:
+    def __init__(self, channels: int, head_dim: int = 64, ff_mult: int = 2, rope_base: float = 10000.0,
+                 frame_local: bool = False) -> None:
         super().__init__()
+        self.frame_local = frame_local  # each frame attends to itself only (the capacity control)
         heads = max(1, channels // head_dim)
         if channels % heads != 0:
             raise ValueError(f"{channels} channels do not split into {heads} heads")
@@ -124,6 +126,8 @@ class TemporalTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, num_frames: int, rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         # x: (batch * frames, channels, height, width) -> same shape. rotary: see `attention`.
+        if self.frame_local:  # every frame a clip of one: no information crosses frames
+            num_frames, rotary = 1, None
         bf, c, h, w = x.shape
         b = bf // num_frames
         if FRAME_MAJOR and is_channels_last(x) and not torch.is_grad_enabled():

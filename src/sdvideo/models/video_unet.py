@@ -64,6 +64,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
         rope_base: base of the rotary frame-position frequencies.
         condition_channels: extra input channels for masked-frame conditioning (known frames'
             latents + a mask, see `frame_conditioning.py`); 0: none. Zero-initialised.
+        temporal_context: "clip": temporal attention sees every frame of the clip; "frame": each
+            frame attends to itself only. With `temporal_kernel_size=1` too, "frame" makes the capacity
+            control: the same parameters as the video model, but no information passes between frames.
     """
 
     _supports_gradient_checkpointing = True
@@ -80,8 +83,11 @@ class VideoUNet(ModelMixin, ConfigMixin):
         fps_conditioning: bool = True,
         rope_base: float = 10000.0,
         condition_channels: int = 0,
+        temporal_context: str = "clip",
     ) -> None:
         super().__init__()
+        if temporal_context not in ("clip", "frame"):
+            raise ValueError(f"temporal_context must be 'clip' or 'frame', got {temporal_context!r}")
         self.unet = UNet2DConditionModel.from_config(dict(unet_config))
         self._install_temporal_layers()
 
@@ -118,6 +124,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
                             head_dim=cfg.temporal_head_dim,
                             ff_mult=cfg.temporal_ff_mult,
                             rope_base=cfg.rope_base,
+                            frame_local=cfg.temporal_context == "frame",
                         )
                         ref = next(child.parameters())
                         module[i] = wrapped.to(ref.device, ref.dtype)
@@ -154,8 +161,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
             timestep: scalar or (batch,) diffusion timesteps, shared by the frames of a video.
             encoder_hidden_states: text embeddings (batch, tokens, dim), shared by all frames.
             fps: frames per second of each video, scalar or (batch,); None: no fps conditioning.
-            enable_time: False runs the frames independently (temporal layers off): the
-                frame-independent baseline, and how single images pass in joint training.
+            enable_time: False runs the frames independently (temporal layers and fps embedding off):
+                the frame-independent baseline, and how single images pass in joint training.
             conditioning: (batch, condition_channels, frames, height, width) known frames' latents
                 and mask, concatenated to the input channels (None on a conditioned model: no frame known).
             guidance_pair: the batch's two halves (classifier-free guidance's unconditional and
@@ -177,7 +184,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         t = (t.expand(b) if t.ndim == 0 else t).repeat_interleave(f)
         text = encoder_hidden_states.repeat_interleave(f, dim=0)  # (b*f, tokens, dim)
         fps_per_frame = None
-        if fps is not None and self.config.fps_conditioning:
+        if fps is not None and self.config.fps_conditioning and enable_time:
             fps_t = torch.as_tensor(fps, device=sample.device, dtype=torch.float32)
             fps_per_frame = (fps_t.expand(b) if fps_t.ndim == 0 else fps_t).repeat_interleave(f)
         # The context stays set after the call (no restore): activation checkpointing recomputes
@@ -399,6 +406,7 @@ def inflate(unet: UNet2DConditionModel, **temporal_options: Any) -> VideoUNet:
     """Turn a Stable Diffusion 2-D UNet into a video UNet that starts as the identity in time.
 
     `temporal_options` are `VideoUNet`'s temporal arguments (temporal_conv, temporal_attention,
-    temporal_head_dim, temporal_ff_mult, temporal_kernel_size, fps_conditioning, rope_base).
+    temporal_head_dim, temporal_ff_mult, temporal_kernel_size, fps_conditioning, rope_base,
+    temporal_context).
     """
     return VideoUNet.from_unet(unet, **temporal_options)

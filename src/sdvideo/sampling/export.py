@@ -91,6 +91,24 @@ def write_gif(frames: Any, path: str | Path, fps: float) -> Path:
     return path
 
 
+def tile_videos(rows: Sequence[Sequence[np.ndarray]], pad: int = 2) -> np.ndarray:
+    """uint8 (T, H, W, 3) clips laid out as rows of tiles, one video: T is the longest clip's length
+    and shorter clips loop. Every tile is the first clip's frame size."""
+    clips = [[to_uint8_frames(c) for c in row] for row in rows if len(row)]
+    if not clips:
+        raise ValueError("tile_videos needs at least one clip")
+    t, h, w = max(c.shape[0] for row in clips for c in row), clips[0][0].shape[1], clips[0][0].shape[2]
+    cols = max(len(row) for row in clips)
+    out = np.full((t, len(clips) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for r, row in enumerate(clips):
+        for c, clip in enumerate(row):
+            if clip.shape[1:3] != (h, w):
+                raise ValueError(f"tile_videos needs clips of one size, got {clip.shape[1:3]} and {(h, w)}")
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            out[:, y : y + h, x : x + w] = clip[np.arange(t) % len(clip)]
+    return out
+
+
 def _font(size: int) -> Any:
     try:
         return ImageFont.load_default(size=size)  # scalable when Pillow has FreeType

@@ -48,6 +48,20 @@ def validation_set(cfg: TrainConfig) -> ClipDataset:
     return clip_set(cfg, "val")
 
 
+def validation_sets(cfg: TrainConfig) -> dict[str, ClipDataset]:
+    """What `--val-every` measures: "held-out" (each video's held-out tail), "training" (training
+    clips at the base stride, unaugmented: the gap between the two shows overfitting) and, per
+    `--val-data` cache, "unseen" ("unseen-2", ...): every clip of videos no stage trained on."""
+    stride = (cfg.strides or [cfg.stride])[0]
+    sets = {"held-out": validation_set(cfg),
+            "training": ClipDataset(cfg.data, frames=cfg.frames, stride=stride, seed=cfg.seed,
+                                    holdout=cfg.val_holdout, part="train")}
+    for i, cache in enumerate(cfg.val_data):
+        sets["unseen" if i == 0 else f"unseen-{i + 1}"] = ClipDataset(cache, frames=cfg.frames, stride=stride,
+                                                                       seed=cfg.seed)
+    return sets
+
+
 def training_batches(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Callable[[int], Iterator[dict[str, Any]]]:
     """`batches(consumed)` yields this process's batches from global batch number `consumed` on, forever."""
     clips = clip_set(cfg, "train")

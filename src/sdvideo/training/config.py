@@ -75,7 +75,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     resume: bool = False
     val_every: int = 0  # 0: off
-    val_clips: int = 8
+    val_clips: int = 8  # clips per validated set
+    val_data: list[str] = field(default_factory=list)  # caches of unseen videos, validated beside the held-out tails
     keep_best: bool = False  # RUN/best/: the weights with the lowest held-out loss (needs val_every)
     sample_every: int = 0  # 0: off
     sample_prompts: list[str] = field(default_factory=list)
@@ -85,7 +86,8 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """Fill the "auto" choices for this machine and check the options."""
-        cfg = dataclasses.replace(self, temporal=dict(self.temporal), sample_prompts=list(self.sample_prompts))
+        cfg = dataclasses.replace(self, temporal=dict(self.temporal), sample_prompts=list(self.sample_prompts),
+                                  val_data=list(self.val_data))
         cuda = torch.cuda.is_available() and cfg.device != "cpu"
         if cfg.device == "auto":
             cfg.device = "cuda" if cuda else "cpu"

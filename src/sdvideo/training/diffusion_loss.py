@@ -25,6 +25,21 @@ def training_target(scheduler: DDPMScheduler, latents: torch.Tensor, noise: torc
     raise ValueError(f"unsupported prediction_type {kind!r} in the base model's scheduler config")
 
 
+def predicted_clean_latents(scheduler: DDPMScheduler, noisy: torch.Tensor, prediction: torch.Tensor,
+                            t: torch.Tensor) -> torch.Tensor:
+    """The clean latents x0 a prediction implies at timesteps t (batch,), whatever the prediction type."""
+    kind = scheduler.config.prediction_type
+    alphas = scheduler.alphas_cumprod.to(noisy.device)[t].float()
+    alphas = alphas.view(-1, *([1] * (noisy.ndim - 1)))  # (b, 1, ...)
+    if kind == "epsilon":
+        return (noisy - (1 - alphas).sqrt() * prediction) / alphas.sqrt()
+    if kind == "v_prediction":
+        return alphas.sqrt() * noisy - (1 - alphas).sqrt() * prediction
+    if kind == "sample":
+        return prediction
+    raise ValueError(f"unsupported prediction_type {kind!r} in the base model's scheduler config")
+
+
 def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
     """Min-SNR-gamma loss weights (Hang et al. 2023), (batch,), for the schedule's prediction type."""
     alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]

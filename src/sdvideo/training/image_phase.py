@@ -21,15 +21,21 @@ def train_image_unet(
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device = "cpu",
+    holdout: float = 0.0,
+    clip_frames: int = 1,
 ) -> list[float]:
     """Fit every UNet weight to the cached frames as independent images. Returns the loss per step.
+
+    With `holdout` above 0, only the training frames: each video's held-out tail, cut as the video
+    phase cuts it for clips of `clip_frames` frames (`ClipDataset(part="train")`), is never seen, so
+    held-out clips are unseen by the image model too.
 
     Every cached frame is loaded onto `device` once (this phase stands in for a pretrained image
     model, so its data is one clip or a few): reading batches through a DataLoader made it data-bound
     on a GPU. On CUDA the steps run under bf16 autocast; the UNet is returned on the CPU.
     """
     device = torch.device(device)
-    dataset = ClipDataset(cache_dir, frames=1)
+    dataset = ClipDataset(cache_dir, frames=clip_frames, holdout=holdout, part="train" if holdout else "all")
     items = [dataset[ClipKey(j, 0, True)] for j in range(dataset.num_images)]
     all_latents = torch.stack([it["latents"][:, 0] for it in items]).to(device)  # (N, c, h, w)
     all_text = torch.stack([it["text"] for it in items]).to(device)  # (N, 77, dim)

@@ -30,7 +30,7 @@ from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
 from ..models.video_unet import VideoUNet, inflate
 from .allocator import prefer_expandable_segments
-from .batches import training_batches, validation_set
+from .batches import training_batches, validation_sets
 from .best_model import best_so_far, save_best
 from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, save_checkpoint
 from .config import TrainConfig
@@ -41,7 +41,7 @@ from .frame_masks import condition_channels_for, make_frame_condition
 from .loss_plot import write_loss_plot
 from .optim import make_optimizer, resolve_optimizer
 from .progress_samples import write_progress_samples
-from .validation import Validator
+from .validation import Validator, append_validation_rows, trim_validation_rows
 
 
 def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
@@ -90,6 +90,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     cache = load_cache_info(cfg.data)
     base = load_base(cfg.base)
     _check_cache(cfg, cache, base)
+    for extra in cfg.val_data:  # --val-data: unseen videos, prepared with the same base
+        _check_cache(dataclasses.replace(cfg, data=extra), load_cache_info(extra), base)
     batches = training_batches(cfg, accelerator.process_index, accelerator.num_processes)
     empty_text = empty_text_embedding(cfg.data).to(accelerator.device)  # (77, dim): caption dropout
 
@@ -149,9 +151,12 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     model = accelerator.unwrap_model(video)
     accelerator.print(model.format_parameter_summary() + f"; optimizer {optimizer_name}")
     noise_schedule = base.scheduler
-    validator = None
+    validators: dict[str, Validator] = {}
     if cfg.val_every and accelerator.is_main_process:
-        validator = Validator(validation_set(cfg), clips=cfg.val_clips)
+        # at the training batch size: what fits a training step fits a no-grad forward
+        validators = {name: Validator(clips, clips=cfg.val_clips, name=name, batch_size=cfg.batch_size)
+                      for name, clips in validation_sets(cfg).items()}
+        trim_validation_rows(out / "validation.csv", step)  # rows after the checkpoint resumed from come again
     best_val = best_so_far(out) if resume_from is not None else math.inf  # --keep-best
     prompts = base.encode_text(cfg.sample_prompts) if cfg.sample_prompts and accelerator.is_main_process else None
     if accelerator.is_main_process:  # one writer: ranks sharing `out` would race on the rename
@@ -195,7 +200,10 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             losses = accelerator.gather(loss.detach()[None])  # (processes,): one collective per batch
             finite = bool(torch.isfinite(losses).all())
             if finite:
-                accelerator.backward(loss)
+                # Image batches run with the temporal layers (and fps embedding) off: when only those
+                # train, such a batch has nothing to learn and its loss no gradient.
+                if loss.requires_grad:
+                    accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.grad_clip > 0:
                     accelerator.clip_grad_norm_(trainable, cfg.grad_clip)
                 optimizer.step()
@@ -230,12 +238,16 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             writer.add_scalar("train/loss", value, step)
             writer.add_scalar("train/lr", lr_schedule.get_last_lr()[0], step)
             writer.add_scalar("train/steps_per_second", (step - (history[0][0] - 1)) / (time.time() - started), step)
-        if validator is not None and step % cfg.val_every == 0:
-            scores = validator(model, noise_schedule, accelerator.device, accelerator.autocast)
-            for key, val in scores.items():
-                writer.add_scalar(f"val/{key}", val, step)
-            bar.write(f"step {step}: val loss video {scores['video']:.4f}, frames independent "
-                      f"{scores['independent']:.4f} (gap {scores['gap']:+.4f})")
+        if validators and step % cfg.val_every == 0:
+            every = {name: v(model, noise_schedule, accelerator.device, accelerator.autocast)
+                     for name, v in validators.items()}
+            for name, scores in every.items():
+                for key, val in scores.items():
+                    writer.add_scalar(f"val/{name}/{key}", val, step)
+            append_validation_rows(out / "validation.csv", step, every)
+            bar.write(f"step {step}: validation loss, video / frames independent: " + "; ".join(
+                f"{name} {s['video']:.4f} / {s['independent']:.4f}" for name, s in every.items()))
+            scores = every["held-out"]
             if cfg.keep_best and scores["video"] < best_val:
                 best_val = scores["video"]
                 save_best(model, out, step, scores)

@@ -2,19 +2,30 @@
 
 The gap between the video model's loss and the frame-independent loss (same weights, temporal
 layers off) is the first sign that the temporal layers learn something about motion.
-`fixed_noise_losses` is the measurement itself; `sdvideo eval` uses it too (eval/loss_buckets.py).
+`fixed_noise_errors` is the measurement itself; `sdvideo eval` uses it too (eval/loss_buckets.py).
+
+Two errors are measured for every clip: the training objective (the mean squared error of the
+prediction against the schedule's target: the noise for SD 1.x) and the error of the clean latents
+that prediction implies (x0). The objective weighs an x0 error by alpha_bar / (1 - alpha_bar) (about
+20 at t = 50, 0.008 at t = 950), so at low noise it magnifies small content errors; x0 errors weigh
+every timestep alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import warnings
+from collections import defaultdict
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 import torch
+import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch.utils.data import Dataset
 
-from .diffusion_loss import diffusion_loss
+from .diffusion_loss import predicted_clean_latents, training_target
 
 DEFAULT_TIMESTEPS = (50, 200, 400, 600, 800, 950)
 
@@ -27,13 +38,38 @@ def video_predictor(model, enable_time: bool) -> Predictor:
     return lambda x, t, text, fps: model(x, t, text, fps=fps, enable_time=enable_time).sample
 
 
-def evenly_spaced_items(dataset: Dataset, count: int) -> list[dict[str, Any]]:
-    """`count` evenly spaced items of a dataset (all when it holds fewer): deterministic."""
+def held_out_clips(dataset: Dataset, count: int) -> list[dict[str, Any]]:
+    """Up to `count` clips of a dataset spread over all of its videos, deterministically.
+
+    Every video gets a share (round-robin, so a video with few clips is not crowded out by long
+    ones), and each video's clips are evenly spaced through it. Fewer than `count` come back only
+    when the dataset holds fewer clips; callers say so (`warn_if_fewer`).
+    """
     n = len(dataset)
     if n == 0:
         raise ValueError("no held-out clips for validation; lower --val-holdout or add videos")
-    picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(min(count, n))})
-    return [dataset[i] for i in picks]
+    by_video: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        by_video[dataset.locate(i)[0] if hasattr(dataset, "locate") else 0].append(i)
+    share = {v: 0 for v in by_video}
+    left = min(count, n)
+    while left:  # one more clip for every video that has one to spare, in turn
+        for v, anchors in by_video.items():
+            if left and share[v] < len(anchors):
+                share[v] += 1
+                left -= 1
+    picks = []
+    for v, anchors in by_video.items():
+        k, m = share[v], len(anchors)
+        picks += [anchors[round(j * (m - 1) / max(1, k - 1))] if k > 1 else anchors[(m - 1) // 2] for j in range(k)]
+    return [dataset[i] for i in sorted(picks)]
+
+
+def warn_if_fewer(items: Sequence[Any], asked: int, what: str) -> None:
+    """One warning when fewer clips than asked for were measured: a mean over few clips is noisy."""
+    if len(items) < asked:
+        warnings.warn(f"{what}: measured {len(items)} clips of the {asked} asked for (the data holds no more); "
+                      "add videos or hold out a larger share for a steadier figure", stacklevel=2)
 
 
 def stack_clips(items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -43,51 +79,100 @@ def stack_clips(items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Te
 
 
 @torch.no_grad()
+def fixed_noise_errors(predict: Predictor, scheduler: DDPMScheduler, latents: torch.Tensor, text: torch.Tensor,
+                       fps: torch.Tensor, timesteps: Sequence[int], seed: int, batch_size: int,
+                       device: torch.device, autocast: Callable[[], ContextManager] | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-clip errors (len(timesteps), n) of the objective and of the implied clean latents (x0).
+
+    latents (n, c, f, h, w), text (n, 77, d), fps (n,). The noise of timestep t for the clips
+    starting at s comes from a generator seeded with seed + 7919 t + s, so any model measured with
+    the same arguments sees exactly the same noise.
+    """
+    objective = torch.zeros(len(timesteps), len(latents))
+    clean = torch.zeros(len(timesteps), len(latents))
+    for i, t in enumerate(timesteps):
+        for s in range(0, len(latents), batch_size):
+            lat = latents[s : s + batch_size].to(device)
+            txt, rate = text[s : s + batch_size].to(device), fps[s : s + batch_size].to(device)
+            gen = torch.Generator(device=device).manual_seed(seed + 7919 * t + s)
+            noise = torch.randn(lat.shape, generator=gen, device=device, dtype=lat.dtype)
+            ts = torch.full((lat.shape[0],), t, device=device, dtype=torch.long)
+            noisy = scheduler.add_noise(lat, noise, ts)
+            with autocast() if autocast else contextlib.nullcontext():
+                prediction = predict(noisy, ts, txt, rate)
+            prediction = prediction.float()
+            target = training_target(scheduler, lat, noise, ts)
+            x0 = predicted_clean_latents(scheduler, noisy, prediction, ts)
+            objective[i, s : s + len(lat)] = F.mse_loss(prediction, target, reduction="none").flatten(1).mean(1).cpu()
+            clean[i, s : s + len(lat)] = F.mse_loss(x0, lat, reduction="none").flatten(1).mean(1).cpu()
+    return objective, clean
+
+
 def fixed_noise_losses(predict: Predictor, scheduler: DDPMScheduler, latents: torch.Tensor, text: torch.Tensor,
                        fps: torch.Tensor, timesteps: Sequence[int], seed: int, batch_size: int,
                        device: torch.device, autocast: Callable[[], ContextManager] | None = None) -> list[float]:
-    """Mean loss over the clips latents (n, c, f, h, w), text (n, 77, d), fps (n,) at each timestep.
-
-    The noise of timestep t for the clips starting at s comes from a generator seeded with
-    seed + 7919 t + s, so any model measured with the same arguments sees exactly the same noise.
-    """
-    losses = []
-    for t in timesteps:
-        total = 0.0
-        for s in range(0, len(latents), batch_size):
-            lat = latents[s : s + batch_size].to(device)
-            txt = text[s : s + batch_size].to(device)
-            rate = fps[s : s + batch_size].to(device)
-            gen = torch.Generator(device=device).manual_seed(seed + 7919 * t + s)
-            ts = torch.full((lat.shape[0],), t, device=device, dtype=torch.long)
-            with autocast() if autocast else contextlib.nullcontext():
-                loss = diffusion_loss(lambda x, tt: predict(x, tt, txt, rate), scheduler, lat, gen, timesteps=ts)
-            total += loss.item() * lat.shape[0]
-        losses.append(total / len(latents))
-    return losses
+    """Mean objective over the clips at each timestep (see `fixed_noise_errors`)."""
+    objective, _ = fixed_noise_errors(predict, scheduler, latents, text, fps, timesteps, seed, batch_size, device,
+                                      autocast)
+    return objective.mean(1).tolist()
 
 
 class Validator:
     """Holds a fixed set of held-out clips; every call measures the loss on exactly the same noise."""
 
     def __init__(self, dataset: Dataset, clips: int = 8, timesteps: Sequence[int] = DEFAULT_TIMESTEPS,
-                 seed: int = 1234, batch_size: int = 2) -> None:
-        self.latents, self.text, self.fps = stack_clips(evenly_spaced_items(dataset, clips))
+                 seed: int = 1234, batch_size: int = 2, name: str = "held-out") -> None:
+        items = held_out_clips(dataset, clips)
+        warn_if_fewer(items, clips, f"validation on {name} clips")
+        self.latents, self.text, self.fps = stack_clips(items)
         self.timesteps = list(timesteps)
         self.seed = seed
         self.batch_size = batch_size
 
     @torch.no_grad()
     def __call__(self, model, scheduler: DDPMScheduler, device: torch.device, autocast=None) -> dict[str, float]:
-        """Mean loss per timestep and overall, for `video` and `independent` (temporal layers off)."""
+        """Mean loss per timestep and overall, for `video` and `independent` (temporal layers off), and
+        the mean clean-latent (x0) error of each (`video/x0`, `independent/x0`)."""
         was_training = model.training
         model.eval()
         results: dict[str, float] = {}
         for mode, enable_time in (("video", True), ("independent", False)):
-            per_t = fixed_noise_losses(video_predictor(model, enable_time), scheduler, self.latents, self.text,
-                                       self.fps, self.timesteps, self.seed, self.batch_size, device, autocast)
+            objective, clean = fixed_noise_errors(video_predictor(model, enable_time), scheduler, self.latents,
+                                                  self.text, self.fps, self.timesteps, self.seed, self.batch_size,
+                                                  device, autocast)
+            per_t = objective.mean(1).tolist()
             results.update({f"{mode}/t{t}": value for t, value in zip(self.timesteps, per_t)})
             results[mode] = sum(per_t) / len(per_t)
+            results[f"{mode}/x0"] = float(clean.mean())
         results["gap"] = results["independent"] - results["video"]
         model.train(was_training)
         return results
+
+
+def append_validation_rows(path: Path, step: int, scores: dict[str, dict[str, float]]) -> None:
+    """Add one row per validated set to RUN/validation.csv (step, set, then every score), the curves
+    of held-out, training and unseen clips in one file that needs no TensorBoard to read."""
+    first = next(iter(scores.values()))
+    columns = ["step", "set", *first]
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(columns)
+        for name, values in scores.items():
+            writer.writerow([step, name, *(f"{values[c]:.6g}" for c in columns[2:])])
+
+
+def trim_validation_rows(path: Path, step: int) -> None:
+    """Keep only the rows of RUN/validation.csv up to `step` (0: none), where a run (re)starts."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step] if rows else []
+    if step == 0 or len(kept) <= 1:
+        path.unlink()
+    else:
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
