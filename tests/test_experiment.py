@@ -23,17 +23,24 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     out = tmp_path / "exp"
     assert experiment.main(["--smoke", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["timings"]) == {"data", "autoencoder", "prepare", "image phase", "video phase", "eval"}
-    assert all(math.isfinite(v) for v in metrics["held_out_loss"].values())
-    assert metrics["ego_motion_agreement"]["reference"] == 1.0
-    assert metrics["ego_motion_agreement"]["reference_reversed"] == 0.0
-    assert (out / "eval" / "report.md").is_file()
+    assert set(metrics["stages"]) == {"data", "autoencoder", "prepare", "image phase", "video phase",
+                                      "capacity control", "eval"}
+    for part in ("unseen", "tails"):
+        losses = metrics[part]["losses"]
+        assert all(math.isfinite(losses[f"{k}/mean"]) for k in ("video", "independent", "shuffled", "capacity control"))
+    assert metrics["unseen"]["ego_motion"]["reference"]["rate"] == 1.0
+    assert metrics["unseen"]["ego_motion"]["reference_reversed"]["rate"] == 0.0
+    assert all(isinstance(row["holds"], bool) for row in metrics["acceptance"].values())
+    assert (out / "eval-unseen" / "report.md").is_file() and (out / "eval-unseen" / "comparison.gif").is_file()
+    for run in ("run", "control"):  # validation curves of training clips, held-out tails and unseen videos
+        sets = {line.split(",")[1] for line in (out / run / "validation.csv").read_text().splitlines()[1:]}
+        assert sets == {"training", "held-out", "unseen"}
 
-    # As if the call had been cut off during the video phase: it and eval are not in stages.json.
+    # As if the call had been cut off during the video phase: it and what follows are not in stages.json.
     stages = json.loads((out / "stages.json").read_text())
     image_phase = stages["image phase"]
-    stages.pop("video phase")
-    stages.pop("eval")
+    for later in ("video phase", "capacity control", "eval"):
+        stages.pop(later)
     (out / "stages.json").write_text(json.dumps(stages))
     base_bytes = (out / "base" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
     capsys.readouterr()
@@ -42,5 +49,5 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     assert "resumed after the image phase" in printed and "[experiment] autoencoder" not in printed
     assert (out / "base" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == base_bytes
     resumed = json.loads((out / "metrics.json").read_text())
-    assert resumed["timings"]["image phase"] == image_phase["seconds"]
+    assert resumed["stages"]["image phase"]["seconds"] == image_phase["seconds"]
     assert "video phase" in json.loads((out / "stages.json").read_text())
