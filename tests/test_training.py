@@ -124,6 +124,7 @@ def test_validation_and_progress_samples(tmp_path, tiny_cache, tiny_base_dir):
     with open(run / "validation.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(int(r["step"]), r["set"]) for r in rows] == [(s, n) for s in (2, 4) for n in ("held-out", "training", "unseen")]
+    assert (run / "validation.png").stat().st_size > 1000
     curve = [e.value for e in events.Scalars("val/unseen/video")]
     assert [float(r["video"]) for r in rows if r["set"] == "unseen"] == pytest.approx(curve, rel=1e-5)
 

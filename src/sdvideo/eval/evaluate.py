@@ -260,7 +260,8 @@ def evaluate(
         "ego_grid": write_frame_grid([(label, grid_columns(v)) for label, v in ego_rows], out / "ego_grid.png"),
     }
     metrics: dict[str, Any] = dict(
-        run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, steps=steps,
+        run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, clip_frames=latents.shape[2],
+        steps=steps,
         guidance_scale=guidance_scale, prompts=sample_prompts, seeds=sample_seeds, losses=losses, motion=motion,
         shape_consistency=shape,
         ego_motion=ego, clip_score=clip_result, fvd=fvd_result,

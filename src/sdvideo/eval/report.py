@@ -113,8 +113,9 @@ def loss_verdict(losses: dict[str, Any]) -> str:
 def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | None]) -> Path:
     """report.md from `metrics` (see `evaluate`) and the figure files (relative links)."""
     lines = [f"# Evaluation of {metrics['run']}", "",
-             f"Held-out data: `{metrics['data']}` ({metrics['losses']['clips']} clips of {metrics['frames']} "
-             f"frames). Device: {metrics['device']}. Seconds: {metrics['seconds']:.1f}.", ""]
+             f"Held-out data: `{metrics['data']}` ({metrics['losses']['clips']} clips of "
+             f"{metrics.get('clip_frames', metrics['frames'])} frames; samples of {metrics['frames']} frames). "
+             f"Device: {metrics['device']}. Seconds: {metrics['seconds']:.1f}.", ""]
     losses = metrics["losses"]
     lines += ["## Held-out denoising loss by timestep", "",
               "Same clips, same timesteps and same noise for every model (noise seeds "

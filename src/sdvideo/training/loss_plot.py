@@ -30,3 +30,30 @@ def write_loss_plot(steps: Sequence[int], losses: Sequence[float], path: str | P
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def write_validation_plot(table: str | Path, path: str | Path) -> None:
+    """RUN/validation.csv as curves: one panel per validated set, the video model's loss against the same
+    weights with frames independent (a gap that opens on training clips only is overfitting)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets), 3.2), dpi=100, squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        mine = [r for r in rows if r["set"] == name]
+        steps = [int(r["step"]) for r in mine]
+        ax.plot(steps, [float(r["video"]) for r in mine], marker=".", label="video model")
+        ax.plot(steps, [float(r["independent"]) for r in mine], marker=".", label="frames independent")
+        ax.set_title(f"{name} clips")
+        ax.set_xlabel("step")
+    axes[0][0].set_ylabel("validation loss (fixed noise)")
+    axes[0][0].legend()
+    fig.tight_layout()
+    save_figure(fig, Path(path))

@@ -38,7 +38,7 @@ from .diffusion_loss import diffusion_loss
 from .dry_run import auto_checkpointing, memory_warning, resolve_checkpointing
 from .ema import EMA
 from .frame_masks import condition_channels_for, make_frame_condition
-from .loss_plot import write_loss_plot
+from .loss_plot import write_loss_plot, write_validation_plot
 from .optim import make_optimizer, resolve_optimizer
 from .progress_samples import write_progress_samples
 from .validation import Validator, append_validation_rows, trim_validation_rows
@@ -69,7 +69,8 @@ def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train into `config.out`: checkpoints/, unet/ (final model), config.json, loss.csv, loss.png, logs/."""
+    """Train into `config.out`: checkpoints/, unet/ (final model), config.json, loss.csv, loss.png, logs/ and,
+    with validation, validation.csv and validation.png."""
     if config.device != "cpu":  # before anything starts CUDA (resolved() may): long clips fragment the allocator
         prefer_expandable_segments()
     cfg = config.resolved()
@@ -268,6 +269,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             csv.writer(f).writerows([("step", "loss"), *history])
         if history:
             write_loss_plot(*zip(*history), out / "loss.png", title="video training loss (temporal layers)")
+        if (out / "validation.csv").exists():
+            write_validation_plot(out / "validation.csv", out / "validation.png")
         writer.close()
     return dict(steps=step, seconds=time.time() - started, final_loss=history[-1][1] if history else None,
                 parameters=model.format_parameter_summary(), run=str(out), history=history, model=model)
