@@ -66,7 +66,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
             latents + a mask, see `frame_conditioning.py`); 0: none. Zero-initialised.
         temporal_context: "clip": temporal attention sees every frame of the clip; "frame": each
             frame attends to itself only. With `temporal_kernel_size=1` too, "frame" makes the capacity
-            control: the same parameters as the video model, but no information passes between frames.
+            control: the same layers (one-tap temporal convolutions), but no information passes between
+            frames.
     """
 
     _supports_gradient_checkpointing = True

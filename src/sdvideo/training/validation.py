@@ -109,15 +109,6 @@ def fixed_noise_errors(predict: Predictor, scheduler: DDPMScheduler, latents: to
     return objective, clean
 
 
-def fixed_noise_losses(predict: Predictor, scheduler: DDPMScheduler, latents: torch.Tensor, text: torch.Tensor,
-                       fps: torch.Tensor, timesteps: Sequence[int], seed: int, batch_size: int,
-                       device: torch.device, autocast: Callable[[], ContextManager] | None = None) -> list[float]:
-    """Mean objective over the clips at each timestep (see `fixed_noise_errors`)."""
-    objective, _ = fixed_noise_errors(predict, scheduler, latents, text, fps, timesteps, seed, batch_size, device,
-                                      autocast)
-    return objective.mean(1).tolist()
-
-
 class Validator:
     """Holds a fixed set of held-out clips; every call measures the loss on exactly the same noise."""
 
