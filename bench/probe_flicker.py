@@ -20,22 +20,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdvideo.eval.driving_scene import CAPTION  # noqa: E402
+from sdvideo.demo.driving_scene import CAPTION  # noqa: E402
 from sdvideo.eval.flow import summarize  # noqa: E402
 from sdvideo.eval.shape_consistency import summarize_shape_consistency  # noqa: E402
+from sdvideo.noise_prior import NoisePrior, video_noise  # noqa: E402
 from sdvideo.sampling.export import to_uint8_frames  # noqa: E402
-from sdvideo.sampling.pipeline import VideoPipeline, seed_generators  # noqa: E402
+from sdvideo.sampling.pipeline import VideoPipeline  # noqa: E402
 
 
-def initial_noise(seeds: list[int], shape: tuple[int, ...], shared: float) -> torch.Tensor:
-    """(b, c, f, h, w) unit-variance noise per frame, a share `shared` of its variance common to all frames."""
-    out = []
-    for s in seeds:
-        gen = torch.Generator().manual_seed(s)
-        own = torch.randn(shape, generator=gen)  # (c, f, h, w)
-        common = torch.randn((shape[0], 1, *shape[2:]), generator=gen)
-        out.append(shared ** 0.5 * common + (1 - shared) ** 0.5 * own)
-    return torch.stack(out)
+def initial_noise(seeds: list[int], shape: tuple[int, ...], prior: NoisePrior) -> torch.Tensor:
+    """(b, c, f, h, w) noise of `prior`, one generator per seed."""
+    return torch.cat([video_noise((1, *shape), prior, torch.Generator().manual_seed(s)) for s in seeds])
 
 
 def measure(videos: list[np.ndarray]) -> dict:
@@ -64,23 +59,27 @@ def main(argv: list[str] | None = None) -> int:
     pipe = pipes[torch.float32]
     side = (pipe.config.default_size or pipe.unet.unet.config.sample_size * pipe.vae_scale_factor) // pipe.vae_scale_factor
     shape = (pipe.unet.unet.config.in_channels, args.frames, side, side)  # (c, f, h, w) latents
-    variants = {  # name: (dtype, guidance, steps, shared noise, temporal layers on)
-        "eval settings (fp16, guidance 3, 25 steps)": (torch.float16, 3.0, 25, 0.0, True),
-        "fp32": (torch.float32, 3.0, 25, 0.0, True),
-        "no guidance": (torch.float16, 1.0, 25, 0.0, True),
-        "guidance 7.5": (torch.float16, 7.5, 25, 0.0, True),
-        "50 steps": (torch.float16, 3.0, 50, 0.0, True),
-        "shared noise 0.5": (torch.float16, 3.0, 25, 0.5, True),
-        "shared noise 0.8": (torch.float16, 3.0, 25, 0.8, True),
-        "temporal layers off": (torch.float16, 3.0, 25, 0.0, False),
-        "temporal layers off, shared noise 0.5": (torch.float16, 3.0, 25, 0.5, False),
+    trained = NoisePrior.from_dict(pipe.config.noise_prior) if getattr(pipe.config, "noise_prior", None) else NoisePrior()
+    half = torch.float16
+    variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on)
+        f"eval settings (fp16, guidance 3, 25 steps, noise {trained.describe()})": (half, 3.0, 25, trained, True),
+        "fp32": (torch.float32, 3.0, 25, trained, True),
+        "no guidance": (half, 1.0, 25, trained, True),
+        "guidance 7.5": (half, 7.5, 25, trained, True),
+        "50 steps": (half, 3.0, 50, trained, True),
+        "temporal layers off": (half, 3.0, 25, trained, False),
     }
+    for prior in (NoisePrior(), NoisePrior(share=0.5), NoisePrior(share=0.8), NoisePrior(lowpass=0.0),
+                  NoisePrior(lowpass=0.125), NoisePrior(share=0.5, lowpass=0.0)):
+        if prior != trained:
+            variants[f"noise {prior.describe()}"] = (half, 3.0, 25, prior, True)
+            variants[f"temporal layers off, noise {prior.describe()}"] = (half, 3.0, 25, prior, False)
     rows = {}
-    for name, (dtype, guidance, steps, shared, on) in variants.items():
-        latents = initial_noise(seeds, shape, shared) if shared else None
+    for name, (dtype, guidance, steps, prior, on) in variants.items():
+        latents = initial_noise(seeds, shape, prior)
         out = pipes[dtype](prompts, num_frames=args.frames, num_inference_steps=steps, guidance_scale=guidance,
                            fps=args.fps, latents=latents, enable_time=on,
-                           generator=None if latents is not None else seed_generators(seeds, len(seeds))).frames
+                           ).frames
         rows[name] = measure([to_uint8_frames(v) for v in out])
         print(f"{name:42s} " + " ".join(f"{k} {v:.4f}" for k, v in rows[name].items()), flush=True)
         if args.json:

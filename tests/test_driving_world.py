@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sdvideo.eval.driving_scene import (CAPTION, OBJECT_KINDS, SETTINGS, SPEED_RANGE, TERRAINS, TIMES_OF_DAY,
+from sdvideo.demo.driving_scene import (CAPTION, OBJECT_KINDS, SETTINGS, SPEED_RANGE, TERRAINS, TIMES_OF_DAY,
                                         render_driving_scene, scene_caption, scene_info, scene_speed,
                                         write_driving_scene)
 from sdvideo.eval.ego_motion import flow_field_agreement

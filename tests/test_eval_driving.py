@@ -3,7 +3,7 @@
 import av
 import numpy as np
 
-from sdvideo.eval.driving_scene import CAPTION, foe, render_driving_scene, write_driving_scene
+from sdvideo.demo.driving_scene import CAPTION, foe, render_driving_scene, write_driving_scene
 from sdvideo.eval.ego_motion import agreement_rate, flow_field_agreement
 
 

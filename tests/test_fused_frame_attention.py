@@ -117,9 +117,13 @@ def test_temporal_transformer_same_with_and_without_the_kernel(on_cpu, monkeypat
     assert any("frame_attention" in op or op == "fused" for op in ops), "the layer did not take the fused path"
     monkeypatch.setattr(ffa, "ENABLED", False)
     plain, plain_grads = _layer_outputs(layer, x, 8)
-    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+    # The same float32 math summed in another order: outputs (up to about 5) differ by a few ulps; the
+    # gradients of out.square().sum() reach a few hundred, and near-zero entries of a weight's gradient
+    # differ by the rounding of that scale (about 1e-5..1e-4, more on CPUs that sum in other orders). An
+    # error in either path would be of the values' own size.
+    torch.testing.assert_close(fused, plain, rtol=1e-4, atol=1e-4)
     for got, want in zip(fused_grads, plain_grads):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("fused", [False, True])

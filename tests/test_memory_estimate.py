@@ -1,4 +1,12 @@
-"""`sdvideo train --dry-run`'s memory estimate, against peaks measured on an H100 (bench/results)."""
+"""`sdvideo train --dry-run`'s memory estimate, against peaks measured on H100s (one step on an H200).
+
+The measured peaks are fixtures copied from the benchmark results of 2026-11-25 and 2026-11-26 (raw files:
+bench/results/ at commit 4879f24; current figures: BENCHMARKS.md). tests/data/measured_peaks.jsonl holds
+every recorded sdvideo training step at the SD 1.5 size (512 px, bf16, fused float32 AdamW or sdvideo's
+8-bit AdamW); tests/data/max_frames.jsonl every trial of bench/max_frames.py that trained at batch 1 under a
+24 GiB cap (8-bit AdamW, 512 and 256 px), and the most frames that trained per level with the allocator
+`sdvideo train` uses (for full checkpointing: the search with expandable segments).
+"""
 
 from __future__ import annotations
 
@@ -12,117 +20,26 @@ import torch.nn.functional as F
 from sdvideo.models.base import preset
 from sdvideo.training.memory_estimate import _AutocastOnMeta, estimate_training_memory, saved_activation_bytes
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
-# (result file, variant as named in the file, compiled?): run 2's "compiled" rows ran eagerly (see BENCHMARKS.md).
-MEASURED_RUNS = [
-    ("run1-sdvideo-eager.json", "eager", "none", False),
-    ("run2-sdvideo-ckpt-attention-compile-inactive.json", "compiled-ckpt-attention", "attention", False),
-    ("run3-sdvideo-compiled-ckpt-attention.jsonl", "compiled-ckpt-attention", "attention", True),
-    ("run9-unet-side-by-side.jsonl", "eager", "none", False),
-    ("run9-unet-side-by-side.jsonl", "compiled-ckpt-attention", "attention", True),
-    ("run11-channels-last.jsonl", "eager", "none", False),
-    ("run11-channels-last.jsonl", "eager-cl", "none", False),
-    ("run11-channels-last.jsonl", "ckpt-attention-cl", "attention", False),
-    ("run14-compiled-static.jsonl", "compiled-ckpt-attention", "attention", True),  # static-shape regions
-    # checkpointing inside the compiled transformer regions; selective checkpointing; channels-last; whole blocks
-    ("run15-selective.jsonl", "compiled-ckpt-attention", "attention", True),
-    ("run15-selective.jsonl", "compiled-selective", "selective", True),
-    ("run15-selective.jsonl", "compiled-selective-cl", "selective", True),
-    ("run16-channels-last-and-peers.jsonl", "compiled-selective-cl", "selective", True),  # 2 x 16, 2 x 5, 1 x 64
-    ("run17-sequential.jsonl", "compiled-selective-cl", "selective", True),
-    ("run17-sequential.jsonl", "compiled-selective-cl-blocks", "selective", True),
-    # 2026-11-26: channels-last convolution backward arguments, the checkpointing ladder, the peers again
-    ("2026-11-26/run24.jsonl", "compiled-selective-cl", "selective", True),
-    ("2026-11-26/run24.jsonl", "compiled-cl", "none", True),
-    ("2026-11-26/run27.jsonl", "compiled-selective-cl", "selective", True),
-    ("2026-11-26/run27.jsonl", "compiled-selective-cl-plain-conv-layout", "selective", True),
-    ("2026-11-26/run28.jsonl", "compiled-selective-cl", "selective", True),  # 2 x 16, 2 x 5, 1 x 64
-    ("2026-11-26/run28.jsonl", "compiled-cl", "none", True),
-    ("2026-11-26/run28.jsonl", "compiled-selective-1-cl", "selective-1", True),
-    ("2026-11-26/run28.jsonl", "compiled-selective-2-cl", "selective-2", True),
-    ("2026-11-26/run28.jsonl", "compiled-selective-cl-blocks", "selective", True),
-    ("2026-11-26/run30.jsonl", "compiled-selective-cl", "selective", True),
-    ("2026-11-26/run31.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    ("2026-11-26/run32.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    ("2026-11-26/run32.jsonl", "compiled-selective-2-cl", "selective-2", True),
-    ("2026-11-26/run34.jsonl", "compiled-selective-cl", "selective", True),  # an H200
-    ("2026-11-26/run38.jsonl", "compiled-cl", "none", True),
-    ("2026-11-26/run38.jsonl", "compiled-cl-blocks", "none", True),
-    ("2026-11-26/run40.jsonl", "compiled-selective-cl", "selective", True),  # temporal attention as tensor ops
-    ("2026-11-26/run40.jsonl", "compiled-selective-cl-sdpa-temporal", "selective", True),
-    ("2026-11-26/run41.jsonl", "compiled-selective-cl", "selective", True),
-    ("2026-11-26/run41.jsonl", "compiled-selective-cl-sdpa-temporal", "selective", True),
-    ("2026-11-26/run42.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    ("2026-11-26/run42.jsonl", "compiled-cl-blocks", "none", True),
-    ("2026-11-26/run44.jsonl", "compiled-cl-blocks", "none", True),  # 2 x 16 as micro-batches of 1 x 16
-    ("2026-11-26/run44.jsonl", "compiled-cl", "none", True),
-    ("2026-11-26/run46.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    ("2026-11-26/run46.jsonl", "compiled-selective-2-cl-blocks-inline-rotary", "selective-2", True),
-    # the fused Triton temporal attention (runs 50-54), and without it (run 50's "-unfused")
-    ("2026-11-26/run50-train-fused.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    ("2026-11-26/run50-train-unfused.jsonl", "compiled-selective-2-cl-blocks-unfused", "selective-2", True),
-    ("2026-11-26/run51-train-none-blocks.jsonl", "compiled-cl-blocks", "none", True),
-    ("2026-11-26/run53-sdvideo.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    ("2026-11-26/run53-sdvideo-2x5.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    ("2026-11-26/run54-train-bench.jsonl", "compiled-selective-2-cl", "selective-2", True),
-    ("2026-11-26/run54-train-nobench.jsonl", "compiled-selective-2-cl-no-cudnn-benchmark", "selective-2", True),
-    # light checkpointing (runs 56-57): the top levels' transformers store attention outputs and wide matmuls
-    ("2026-11-26/run56-train-light-2.jsonl", "compiled-light-2-cl-blocks", "light-2", True),
-    ("2026-11-26/run57-train-light-2.jsonl", "compiled-light-2-cl-blocks", "light-2", True),
-    ("2026-11-26/run57-train-light-1.jsonl", "compiled-light-1-cl-blocks", "light-1", True),
-    ("2026-11-26/run57-train-selective-2.jsonl", "compiled-selective-2-cl-blocks", "selective-2", True),
-    # light-1+K and sdvideo's 8-bit AdamW (runs 60-61; rows name their optimizer)
-    ("2026-11-26/run60-train-light-1p2.jsonl", "compiled-light-1+2-cl-blocks", "light-1+2", True),
-    ("2026-11-26/run60-train-light-1p3.jsonl", "compiled-light-1+3-cl-blocks", "light-1+3", True),
-    ("2026-11-26/run60-train-light-2.jsonl", "compiled-light-2-cl-blocks", "light-2", True),
-    ("2026-11-26/run61-train-light-1p2-8bit.jsonl", "compiled-light-1+2-cl-blocks", "light-1+2", True),
-    ("2026-11-26/run61-train-light-1p2-adamw.jsonl", "compiled-light-1+2-cl-blocks", "light-1+2", True),
-    ("2026-11-26/run61-train-light-1p3-8bit.jsonl", "compiled-light-1+3-cl-blocks", "light-1+3", True),
-    ("2026-11-26/run63-sdvideo.jsonl", "compiled-light-1+2-cl-blocks", "light-1+2", True),
-    *[(f"2026-11-26/run{run}-train-light-{name}.jsonl", f"compiled-{level}-cl-blocks", level, True)
-      for run in (64, 66) for name, level in (("1p2-8bit", "light-1+2"), ("1p2-adamw", "light-1+2"), ("1p3-8bit", "light-1+3"))],
-    # upsamplers as four 2 x 2 convolutions (runs 68-71; rows name their form), and diffusers' interpolate + conv
-    *[(f"2026-11-26/run{run}-train-light-{name}.jsonl", f"compiled-{level}-cl-blocks", level, True)
-      for run, name, level in ((68, "1p2-subpixel", "light-1+2"), (68, "1p1-subpixel", "light-1+1"),
-                               (68, "1p2-interpolate", "light-1+2"))],
-    *[(f"2026-11-26/run{run}-{'' if name == 'sdvideo' else 'train-'}{name}.jsonl", "compiled-light-1+2-cl-blocks",
-       "light-1+2", True)
-      for run, name in ((70, "subpixel"), (70, "subpixel-conv"), (70, "interpolate"), (71, "subpixel"), (71, "interpolate"),
-                        (73, "subpixel-a"), (73, "subpixel-b"), (73, "interpolate"), (74, "sdvideo"))],
-]
-# bench/max_frames.py: batch 1, 8-bit AdamW, 512 and 256 px, at the 24 GiB boundary (run 10: expandable segments).
-MAX_FRAMES_RUNS = ["run7-max-frames.jsonl", "run10-max-frames-expandable.jsonl"]
+DATA = Path(__file__).resolve().parent / "data"
 
 
-def result_rows(name: str) -> list[dict]:
-    """The rows of one result file: a .json with a "rows" list, or JSON lines."""
-    text = (RESULTS / (name if "/" in name else f"2026-11-25/{name}")).read_text()  # bare names: the first day
-    return json.loads(text)["rows"] if name.endswith(".json") else [json.loads(line) for line in text.splitlines()]
+def fixture_rows(name: str) -> list[dict]:
+    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
 
 
 def measured_peaks() -> list[tuple[str, bool, int, int, float, str]]:
-    """(checkpointing, compiled, batch, frames, measured peak GiB, optimizer) for every recorded sdvideo step
-    (fused float32 AdamW unless the row names another)."""
-    cases = []
-    for name, variant, checkpointing, compiled in MEASURED_RUNS:
-        for row in result_rows(name):
-            if (row.get("model", "sdvideo") == "sdvideo" and row.get("variant") == variant and row.get("peak_gib")
-                    and "x" in row["case"]):
-                batch, frames = map(int, row["case"].split("/")[0].split("x"))
-                if "/" in row["case"]:  # "2x16/1": micro-batches of 1 with gradients accumulated
-                    batch = int(row["case"].split("/")[1])
-                cases.append((checkpointing, compiled, batch, frames, row["peak_gib"], row.get("optimizer", "adamw")))
-    return cases
+    """(checkpointing, compiled, batch, frames, measured peak GiB, optimizer) for every recorded sdvideo step."""
+    return [(r["checkpointing"], r["compiled"], r["batch"], r["frames"], r["peak_gib"], r["optimizer"])
+            for r in fixture_rows("measured_peaks.jsonl")]
 
 
 def max_frames_peaks() -> list[tuple[str, int, int, float]]:
     """(checkpointing, pixel size, frames, measured peak GiB) for every max_frames trial that trained."""
-    rows = [row for name in MAX_FRAMES_RUNS for row in result_rows(name)]
-    return sorted({(r["checkpointing"], r["size"], r["frames"], r["peak_gib"]) for r in rows
-                   if not r.get("summary") and r["fits"]})
+    return sorted((r["checkpointing"], r["size"], r["frames"], r["peak_gib"])
+                  for r in fixture_rows("max_frames.jsonl") if "peak_gib" in r)
 
 
-def test_reference_runs_are_there() -> None:
+def test_measured_fixtures_are_there() -> None:
     cases = measured_peaks()
     assert len(cases) == 88 and {c[3] for c in cases} == {5, 16, 64} and {c[5] for c in cases} == {"adamw", "adamw8bit"}
     assert len(max_frames_peaks()) == 18
@@ -248,11 +165,10 @@ def test_checkpointing_advice_names_the_lightest_level_that_fits() -> None:
 
 
 def measured_maxima() -> list[tuple[str, int, int]]:
-    """(checkpointing, pixel size, most frames that trained) from the max_frames summaries, with the
-    allocator `sdvideo train` uses: full checkpointing only where it ran with expandable segments."""
-    rows = [row for name in MAX_FRAMES_RUNS for row in result_rows(name)]
-    return sorted({(r["checkpointing"], r["size"], r["measured_frames"]) for r in rows if r.get("summary")
-                   and (r["checkpointing"] != "full" or "expandable_segments:True" in r.get("alloc_conf", ""))})
+    """(checkpointing, pixel size, most frames that trained) from the max_frames searches, with the
+    allocator `sdvideo train` uses."""
+    return sorted((r["checkpointing"], r["size"], r["measured_frames"])
+                  for r in fixture_rows("max_frames.jsonl") if "measured_frames" in r)
 
 
 @pytest.mark.parametrize("checkpointing,size,measured", measured_maxima())

@@ -312,7 +312,8 @@ def _same(a, b):
 def test_resume_restores_the_optimizer_state_exactly(tmp_path, make_optimizer):
     model, optimizer = _trained(make_optimizer)
     path = save_checkpoint(tmp_path, 2, model, optimizer, {}, None, {})
-    assert sorted(p.name for p in path.iterdir()) == ["optimizer.safetensors", "state.json", "trainable.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "optimizer.safetensors", "state.json",
+                                                      "trainable.safetensors"]
     fresh, fresh_optimizer = _trained(make_optimizer, steps=0)
     load_checkpoint(path, fresh, fresh_optimizer, torch.device("cpu"))
     saved, restored = optimizer.state_dict(), fresh_optimizer.state_dict()

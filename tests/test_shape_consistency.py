@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sdvideo.eval.driving_scene import render_driving_scene
+from sdvideo.demo.driving_scene import render_driving_scene
 from sdvideo.eval.shape_consistency import (
     MAX_DRIFT,
     MAX_JITTER,

@@ -165,12 +165,13 @@ def test_video_unet_and_pipeline_vae_use_it() -> None:
     assert not any(type(m) is SubpixelUpsample2D for m in reference.modules())
     vae = AutoencoderKL(**preset("tiny")["vae"])
     plain_vae = copy.deepcopy(vae)
-    VideoPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=video, scheduler=None)
-    decoder_upsamplers = [m for m in vae.decoder.modules() if isinstance(m, Upsample2D)]
+    pipe = VideoPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=video, scheduler=None)
+    decoder_upsamplers = [m for m in pipe.vae.decoder.modules() if isinstance(m, Upsample2D)]  # the pipeline's copy
     assert decoder_upsamplers and all(type(m) is SubpixelUpsample2D for m in decoder_upsamplers)
     latents = torch.randn(2, vae.config.latent_channels, 4, 4)
     with torch.no_grad():
-        torch.testing.assert_close(vae.decode(latents).sample, plain_vae.decode(latents).sample, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(pipe.vae.decode(latents).sample, plain_vae.decode(latents).sample,
+                                   rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models.video_unet import VideoUNet, inflate
-
 __version__ = "0.1.0"
 __all__ = ["VideoUNet", "inflate", "load_base", "BaseModel", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    # The loader pulls in transformers; import it only when asked for.
+    # The model pulls in torch and diffusers, the loader transformers: import them only when asked for,
+    # so that `sdvideo --help` and light submodules load fast.
+    if name in ("VideoUNet", "inflate"):
+        from .models import video_unet
+
+        return getattr(video_unet, name)
     if name in ("load_base", "BaseModel", "BaseModelError", "build_base"):
         from .models import base
 

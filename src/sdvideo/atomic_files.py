@@ -50,10 +50,17 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, durable: bool = False) -> Iterator[Path]:
-    """Yield an empty `<path>.tmp/` to fill; on success it replaces the folder `path` (the old one removed
-    first; its files fsynced before the rename when `durable`). A leftover `.tmp` of a killed run is cleared."""
+    """Yield an empty `<path>.tmp/` to fill; on success it replaces the folder `path` (its files fsynced before
+    the rename when `durable`).
+
+    The old folder is renamed aside to `<path>.old`, the new one renamed in, then the aside copy deleted:
+    at every moment one of `path` and `<path>.old` holds a whole folder. A failure between the renames puts
+    the old one back; a kill between them is repaired by the next call on `path`, which restores
+    `<path>.old` first. A leftover `.tmp` of a killed run is cleared."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    aside = path.with_name(path.name + ".old")
+    _restore_aside(path, aside)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -63,12 +70,26 @@ def atomic_dir(path: str | Path, durable: bool = False) -> Iterator[Path]:
                 if f.is_file():
                     with open(f, "rb") as fh:
                         os.fsync(fh.fileno())
-        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            os.replace(path, aside)
         os.replace(tmp, path)
         if durable:
             fsync_dir(path.parent)
+        shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _restore_aside(path, aside)
+
+
+def _restore_aside(path: Path, aside: Path) -> None:
+    """`atomic_dir`'s repair: `aside` back to `path` where `path` is missing (the new folder never came in),
+    else `aside` deleted (the new folder came in; the old copy is no longer needed)."""
+    if not aside.exists():
+        return
+    if path.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(aside, path)
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:

@@ -7,18 +7,20 @@ them, so `sdvideo train --dry-run` shows exactly what `sdvideo.training.train(..
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .training.config import (  # the package imports torch already
+from .choices import (  # torch-free: `--help` does not load torch
     BLOCK_REGIONS_MIN_STEPS,
     COMPILE_CHOICES,
     COMPILE_MIN_STEPS,
     COMPILE_REGIONS,
     GRADIENT_CHECKPOINTING,
     LR_SCHEDULES,
+    PREPARE_BATCH_SIZE,
 )
 
 
@@ -31,7 +33,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=10.0, help="frame rate to resample to (like ffmpeg -r)")
     p.add_argument("--size", type=int, default=512, help="resize short side and center-crop to this square")
     p.add_argument("--caption", default="", help="caption for videos without a manifest caption or sidecar .txt")
-    p.add_argument("--batch-size", type=int, default=8, help="frames per VAE batch")
+    p.add_argument("--batch-size", type=int, default=PREPARE_BATCH_SIZE, help="frames per VAE batch")
     p.add_argument("--overwrite", action="store_true", help="replace a cache made with other settings")
     p.add_argument("--scene-threshold", type=float, default=None,
                    help="scene-cut detector threshold, 0 disables (default 0.12); clips never span a cut")
@@ -76,6 +78,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--caption-dropout", type=float, default=0.1)
     g.add_argument("--offset-noise", type=float, default=0.0)
     g.add_argument("--min-snr-gamma", type=float, default=None)
+    g.add_argument("--noise-share", type=float, default=0.0,
+                   help="share of the noise's variance common to all frames of a clip, in [0, 1) (mixed noise); "
+                        "sampling uses the run's noise")
+    g.add_argument("--noise-lowpass", type=float, default=None,
+                   help="spatial frequencies up to this many cycles per latent pixel get the same noise in every "
+                        "frame (0: each frame's mean)")
     g.add_argument("--task", choices=["none", "interpolate", "extend", "image2video", "mixed"], default="none",
                    help="masked-frame conditioning: train the model to fill unknown frames given known ones "
                         "(for `sdvideo interpolate`, `sample --extend`, `sample --image`); mixed: all of them")
@@ -86,12 +94,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="recompute activations in backward instead of storing them, from none (fastest) to full "
                         "(leanest); auto: the fastest level whose estimated peak fits this GPU (none on the CPU)")
     g.add_argument("--compile", nargs="?", const="on", choices=COMPILE_CHOICES, default="auto",
-                   help="torch.compile the repeated blocks (faster and leaner on a GPU; minutes of compiling at SD size: "
-                        "H100, 2 x 16 frames at 512 px, 0.27 instead of 0.44 s a step); auto: on a CUDA GPU for runs of "
-                        f"{COMPILE_MIN_STEPS:,} steps or more; --compile alone: on")
+                   help="torch.compile the repeated blocks (faster, leaner steps on a GPU after minutes of compiling); "
+                        f"auto: on a CUDA GPU for runs of {COMPILE_MIN_STEPS:,} steps or more; --compile alone: on")
     g.add_argument("--compile-regions", choices=("auto", *COMPILE_REGIONS), default="auto",
                    help="what one compiled region is: layers (resnets, transformers: shared code, shorter compile) or "
-                        "blocks (whole UNet blocks: H100, 2 x 16 frames, 3-7 %% faster steps, 85 s more compiling); "
+                        "blocks (whole UNet blocks: slightly faster steps, longer compile); "
                         f"auto: blocks for runs of {BLOCK_REGIONS_MIN_STEPS:,} steps or more")
     g.add_argument("--temporal-head-dim", type=int, default=64)
     g.add_argument("--temporal-ff-mult", type=int, default=2)
@@ -172,12 +179,9 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
 
 def _add_speed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the UNet's repeated blocks first (H100, 16 frames, 25 guided steps: 1.96-1.99 s "
-                        "of UNet time with CUDA graphs, runs 98-101, against 4.40 s eager, run 11; after minutes of "
-                        "compiling)")
+                   help="torch.compile the UNet's repeated blocks first: faster sampling after minutes of compiling")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
-                   help="launch each denoising step's kernels one by one instead of replaying a CUDA graph "
-                        "(graphs: same results, 256 px 16 frames 0.84 -> 0.59 s compiled on an H100)")
+                   help="launch each denoising step's kernels one by one instead of replaying a CUDA graph")
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -224,7 +228,8 @@ TRAIN_KEYS = (
     "data", "base", "out", "frames", "stride", "strides", "image_ratio", "val_holdout", "random_crop", "flip",
     "batch_size", "grad_accum",
     "steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "optimizer", "grad_clip", "ema_decay",
-    "caption_dropout", "offset_noise", "min_snr_gamma", "task", "train", "mixed_precision", "gradient_checkpointing",
+    "caption_dropout", "offset_noise", "min_snr_gamma", "noise_share", "noise_lowpass",
+    "task", "train", "mixed_precision", "gradient_checkpointing",
     "compile", "compile_regions", "seed", "num_workers", "device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "val_every",
     "val_clips", "val_data", "keep_best", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
 )
@@ -242,12 +247,15 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from .data.prepare import prepare
+    from .data.prepare import check_prepare_options, prepare
     from .data.scenes import DEFAULT_SCENE_THRESHOLD
     from .models.base import load_base
 
-    base = load_base(args.base)
     threshold = DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None else args.scene_threshold
+    check_prepare_options(args.videos, args.out, fps=args.fps, size=args.size, batch_size=args.batch_size,
+                          scene_threshold=threshold, clip_frames=args.clip_frames, workers=args.workers,
+                          shard_mb=args.shard_mb)  # before the base model loads
+    base = load_base(args.base)
     summary = prepare(
         args.videos, args.out, base, fps=args.fps, size=args.size, caption=args.caption,
         batch_size=args.batch_size, overwrite=args.overwrite, scene_threshold=threshold,
@@ -351,6 +359,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:  # bad input: one line, no traceback
         print(f"sdvideo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the machine, not the code: disk full, permissions, a file where a folder goes
+        print(f"sdvideo {args.command}: error: {os_error_line(err, args.command, getattr(args, 'out', None))}",
+              file=sys.stderr)
+        return 2
+    except Exception as err:  # native writers (safetensors, torch) report a full disk in their own exceptions
+        full = _disk_full(err)
+        if full is None:
+            raise  # anything else is a bug: keep the traceback
+        print(f"sdvideo {args.command}: error: {os_error_line(full, args.command, getattr(args, 'out', None))}",
+              file=sys.stderr)
+        return 2
+
+
+# What to do after a full disk, by command (default: free space and run it again).
+AFTER_DISK_FULL = {
+    "train": "free space and run it again with --resume (the run can be resumed from its last checkpoint)",
+    "prepare": "free space and run it again (videos already in the cache are kept, not encoded again)",
+}
+
+
+def os_error_line(err: OSError, command: str, out: str | None) -> str:
+    """One line for an OSError: what went wrong, on which path, and what to do about it."""
+    path = err.filename if err.filename is not None else out
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = AFTER_DISK_FULL.get(command, "free space and run it again")
+        return f"disk full while writing {path or 'the output'}: {fix}"
+    under_out = out is not None and path is not None and _is_under(path, out)
+    fix = "choose another --out" if under_out else "check the path and its permissions"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = " (read-only file system)" if err.errno == errno.EROFS else ""
+        return f"permission denied: {path}{why}; {fix}"
+    if err.errno in (errno.ENOTDIR, errno.EEXIST) and path is not None:
+        blocker = _file_in_the_way(path)
+        if blocker is not None:
+            if out is not None and blocker == Path(out).expanduser():
+                return f"--out {out} is a file; pass a folder (new or existing) instead"
+            return f"{blocker} is a file, not a folder (writing {path}); move it away or {fix}"
+    if err.errno == errno.ELOOP:
+        return f"{path}: symbolic link loop (the link points back to itself); fix the link or pass another path"
+    if err.filename is None:  # e.g. Pillow's "cannot identify image file ...": its message says it all
+        return str(err) or type(err).__name__
+    return f"{err.strerror or err}: {err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+
+
+def _disk_full(err: BaseException) -> OSError | None:
+    """An OSError(ENOSPC) for an exception that says the disk is full (itself, a cause, or a native
+    writer's message); None for anything else."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return err
+        if "No space left on device" in str(err) or "StorageFull" in str(err):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _is_under(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    p, f = Path(path).expanduser().absolute(), Path(folder).expanduser().absolute()
+    return p == f or f in p.parents
+
+
+def _file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The first of `path` and its parents that exists and is not a folder."""
+    p = Path(path).expanduser()
+    for where in (p, *p.parents):
+        if where.exists() or where.is_symlink():
+            return None if where.is_dir() else where
+    return None
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
 """Let cuDNN time its convolution algorithms and keep the fastest (`torch.backends.cudnn.benchmark`).
 
 Each stage repeats the same shapes (a training run's batches, a sampling run's latents, the VAE's frame
-batches), so timing the candidates once per shape pays for itself. The benchmarks in bench/ always ran
-with it; `sdvideo` itself did not until run 49 (H100, guided 16-frame sampling at 512 px, same call:
-2.284 -> 2.246 s in plain calls, 2.186 -> 2.172 s through CUDA graphs). SDVIDEO_CUDNN_BENCHMARK=0 leaves
-the setting alone (cuDNN's heuristics then choose, as PyTorch does by default).
+batches), so timing the candidates once per shape pays for itself: guided 16-frame sampling at 512 px
+runs up to 2 % faster with it (BENCHMARKS.md), and the benchmarks in bench/ use it too.
+SDVIDEO_CUDNN_BENCHMARK=0 leaves the setting alone (cuDNN's heuristics then choose, as PyTorch does by default).
 """
 
 from __future__ import annotations

@@ -104,6 +104,11 @@ class ClipDataset(Dataset):
         self._v_offset = np.array([v["offset"] for v in videos], np.int64)
         self._v_frames = np.array([v["frames"] for v in videos], np.int64)
         self._v_shape = [tuple(v["shape"][1:]) for v in videos[:1]]  # (C, h, w), same for all
+        # each video's crc32 (-1: none to check), checked by the reader on the video's first read (shards.py)
+        item = 2 * int(np.prod(self._v_shape[0])) if videos else 0
+        self._v_crc = np.array([v["crc32"] if "crc32" in v and v.get("nbytes") == v["frames"] * item else -1
+                                for v in videos], np.int64)
+        self._v_source = [str(v.get("source", v.get("key", ""))) for v in videos]
         caps = [v.get("captions") or [0] for v in videos]
         self._cap_ptr = np.cumsum([0] + [len(c) for c in caps]).astype(np.int64)
         self._cap_ids = np.array([j for c in caps for j in c], np.int64)
@@ -208,8 +213,10 @@ class ClipDataset(Dataset):
         """Frames start, start+stride, ... of video v, cropped/flipped: float32 (C, frames, h, w)."""
         frames = int(self._v_frames[v])
         c, h, w = self._v_shape[0]
+        crc = int(self._v_crc[v])
         video = self._reader.array(self._shards[self._v_shard[v]], int(self._v_offset[v]),
-                                   frames * c * h * w * 2, (frames, c, h, w))  # memmap view
+                                   frames * c * h * w * 2, (frames, c, h, w),  # memmap view
+                                   crc32=crc if crc >= 0 else None, source=self._v_source[v])
         y = x = 0
         ch, cw = h, w
         if self.random_crop is not None:

@@ -14,7 +14,6 @@ re-encoded) and the bytes of the interrupted one are discarded. Two runs on one 
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 import threading
@@ -26,15 +25,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from sdvideo.checks import check_int, check_number, check_out_folder
+from sdvideo.choices import PREPARE_BATCH_SIZE
 from sdvideo.data import cache
 from sdvideo.data.decode_pool import DecodeFailed, decode_ahead
 from sdvideo.data.encoder import FrameEncoder, encode_frames, pick_device
 from sdvideo.data.journal import JOURNAL_FILE, Journal
 from sdvideo.data.scenes import DEFAULT_SCENE_THRESHOLD, segments_from_cuts
 from sdvideo.data.shards import LATENTS_DIR, ShardWriter
-from sdvideo.data.sources import VIDEO_EXTENSIONS, VideoJob, collect_jobs
+from sdvideo.data.sources import VIDEO_EXTENSIONS, VideoJob, check_inputs, collect_jobs
+from sdvideo.run_lock import exclusive
 
-__all__ = ["prepare", "PrepareSummary", "count_clips", "VIDEO_EXTENSIONS", "encode_frames"]
+__all__ = ["prepare", "check_prepare_options", "PrepareSummary", "count_clips", "VIDEO_EXTENSIONS", "encode_frames"]
 _TEXT_BATCH = 64
 
 
@@ -67,28 +69,24 @@ def count_clips(videos: Sequence[dict[str, Any]], clip_frames: int) -> int:
     return sum(max(0, b - a - clip_frames + 1) for v in videos for a, b in cache.shots(v))
 
 
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold `out/.lock` (flock) so that two prepare runs never write one cache at once."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(out / ".lock", "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"{out} is being written by another `sdvideo prepare`; wait for it to "
-                             "finish or use another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def check_prepare_options(videos: Sequence[str | Path], out: str | Path, *, fps: float = 10.0, size: int = 512,
+                          batch_size: int = PREPARE_BATCH_SIZE, scene_threshold: float = DEFAULT_SCENE_THRESHOLD,
+                          clip_frames: int = 5, workers: int = 4, shard_mb: float = 1024) -> None:
+    """`prepare`'s options, --out and inputs (symbolic link loops, malformed manifests), checked before the
+    base model loads: one-line ValueErrors naming the option or file. `sdvideo prepare` runs it first too."""
+    check_number("--fps", fps, above=0, hint=" (frames per second, e.g. 10)")
+    check_int("--size", size, 1, hint=" (pixels, a multiple of the VAE's 8, e.g. 512)")
+    check_int("--batch-size", batch_size, 1)
+    check_int("--clip-frames", clip_frames, 1)
+    check_int("--workers", workers, 0)
+    check_number("--scene-threshold", scene_threshold, at_least=0, hint=" (0 disables cut detection)")
+    check_number("--shard-mb", shard_mb, above=0)
+    check_out_folder(out)
+    check_inputs(videos)
 
 
 def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: float = 10.0,
-            size: int = 512, caption: str = "", batch_size: int = 32,
+            size: int = 512, caption: str = "", batch_size: int = PREPARE_BATCH_SIZE,
             device: str | torch.device | None = None, dtype: torch.dtype | None = None,
             progress: bool = True, overwrite: bool = False,
             scene_threshold: float = DEFAULT_SCENE_THRESHOLD, clip_frames: int = 5,
@@ -107,11 +105,9 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
     Videos already in the cache are not encoded again; the cache keeps earlier runs' videos too.
     The summary counts the whole cache (used, frames, clips, hours) and this run (skipped, encoded).
     """
+    check_prepare_options(videos, out, fps=fps, size=size, batch_size=batch_size, scene_threshold=scene_threshold,
+                          clip_frames=clip_frames, workers=workers, shard_mb=shard_mb)
     out = Path(out)
-    if clip_frames < 1 or batch_size < 1:
-        raise ValueError(f"clip_frames and batch_size must be >= 1, got {clip_frames}, {batch_size}")
-    if scene_threshold < 0:
-        raise ValueError(f"scene_threshold must be >= 0 (0 disables cut detection), got {scene_threshold}")
     device, dtype = pick_device(device, dtype)
     cfg = base.vae.config
     factor = 2 ** (len(cfg.block_out_channels) - 1)
@@ -128,7 +124,7 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
         tqdm.write(message, file=sys.stderr)
 
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    with exclusive(out, "sdvideo prepare"):
         old_captions = _open_cache(out, settings, overwrite)
         jobs = collect_jobs(videos, caption, warn)
         captions = list(dict.fromkeys(old_captions + [c for j in jobs for c in j.captions]))

@@ -12,6 +12,13 @@ a byte range that reads back wrong, and a rerun never redoes a listed video.
 A video never spans two shards; a new shard starts when the current one holds >= `shard_bytes`.
 Readers map whole shard files with `numpy.memmap` (pages come from the OS page cache on demand, so
 RAM use does not grow with the dataset) and slice one video's frames out of the map.
+
+Bytes damaged after the commit (a disk error, a file overwritten) are caught on reading: the first
+time a process reads a video, its whole byte range is checked against the crc32 in the journal
+(`ShardReader.array` with `crc32=`). The check is per video, not per shard: a GB shard is never
+summed at once, a clip's first read pays one pass over its video's bytes (about a second per GB,
+which pulls into the page cache the pages the clips read next), and later reads of the video cost
+nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from sdvideo.atomic_files import fsync_dir
+from sdvideo.data.journal import JOURNAL_FILE
 
 LATENTS_DIR = "latents"
 _SHARD_RE = re.compile(r"^shard-(\d{5,})\.bin$")
@@ -119,13 +127,21 @@ class ShardReader:
         self.root = Path(cache_dir)
         self._maps: dict[str, np.memmap] = {}
         self._pid = os.getpid()
+        # (shard, offset) of byte ranges whose crc32 matched; kept across a fork (the same bytes) and shared
+        # by read-ahead threads (two threads may check one video at once: the same answer, twice the work)
+        self._verified: set[tuple[str, int]] = set()
 
     def video(self, entry: dict[str, Any]) -> np.ndarray:
-        """A cached video's latents: read-only float16 (T, C, h, w) view into its shard's map."""
-        return self.array(entry["shard"], int(entry["offset"]), int(entry["nbytes"]), entry["shape"])
+        """A cached video's latents: read-only float16 (T, C, h, w) view into its shard's map, its bytes
+        checked against the entry's crc32 on the first read."""
+        return self.array(entry["shard"], int(entry["offset"]), int(entry["nbytes"]), entry["shape"],
+                          crc32=entry.get("crc32"), source=entry.get("source"))
 
-    def array(self, shard: str, offset: int, nbytes: int, shape: Any) -> np.ndarray:
-        """float16 view of `nbytes` bytes at byte `offset` of `shard`, reshaped to `shape`."""
+    def array(self, shard: str, offset: int, nbytes: int, shape: Any, crc32: int | None = None,
+              source: str | None = None) -> np.ndarray:
+        """float16 view of `nbytes` bytes at byte `offset` of `shard`, reshaped to `shape`. With `crc32` (the
+        journal's, for exactly these bytes: a whole video) the bytes are checked the first time this reader
+        reads them; a mismatch raises a one-line ValueError naming the shard file (`source`: the video)."""
         if self._pid != os.getpid():
             self._maps, self._pid = {}, os.getpid()
         start, n = offset // 2, nbytes // 2
@@ -137,7 +153,18 @@ class ShardReader:
             mm = self._maps[shard] = np.memmap(path, dtype=np.float16, mode="r")
             if mm.shape[0] < start + n:
                 raise ValueError(f"{path} is shorter than its index says; rerun prepare for this cache")
-        return mm[start : start + n].reshape(tuple(shape))
+        view = mm[start : start + n]
+        if crc32 is not None and (shard, offset) not in self._verified:
+            crc = zlib.crc32(view)
+            if crc != int(crc32):
+                raise ValueError(
+                    f"{self.root / shard}: bytes {offset}..{offset + nbytes}"
+                    + (f" (video {source})" if source else "")
+                    + f" fail their crc32 check ({crc:08x}, the index says {int(crc32):08x}): the cache is damaged; "
+                    "rerun `sdvideo prepare` into it with --overwrite, or delete the video's line from "
+                    f"{self.root / JOURNAL_FILE} and rerun prepare to encode it again")
+            self._verified.add((shard, offset))
+        return view.reshape(tuple(shape))
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__, _maps={})
@@ -145,7 +172,8 @@ class ShardReader:
 
 def verify_entry(reader: ShardReader, entry: dict[str, Any]) -> str | None:
     """None when a video's bytes match the crc32 recorded at commit, else a one-line reason."""
-    data = np.ascontiguousarray(reader.video(entry)).tobytes()
+    data = np.ascontiguousarray(reader.array(entry["shard"], int(entry["offset"]), int(entry["nbytes"]),
+                                             entry["shape"])).tobytes()
     crc = zlib.crc32(data)
     if crc != entry["crc32"]:
         return f"{entry['shard']} bytes {entry['offset']}..: crc32 {crc:08x}, index says {entry['crc32']:08x}"

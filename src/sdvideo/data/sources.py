@@ -1,12 +1,15 @@
 """What to prepare: video files, folders, globs and manifests -> `VideoJob`s with their captions.
 
 Inputs (in order; the same file + time window given twice is one job with the captions merged):
-  - a video file; a missing or unreadable one becomes a job too and is reported when decoded;
+  - a video file; a missing or unreadable one becomes a job too and is reported when decoded (a
+    symbolic link loop is refused at once);
   - a folder: every file below it with a video extension (mp4 mov mkv webm avi gif), sorted;
   - a glob (`clips/**/*.mp4`, quoted so the shell leaves it alone), when no such path exists;
   - a manifest, a `.csv` (header row) or `.jsonl` file with `path`, `caption`, optional `start` and
     `end` (seconds). Relative paths resolve against the manifest's folder. Several captions for one
     video: repeat the row (same path/start/end), or in JSONL give "caption" as a list of strings.
+    A row whose times are not finite seconds >= 0 is skipped with a warning; a JSONL caption that
+    is neither text nor a list of texts stops `prepare` with a one-line error naming the line.
 
 Captions of a job, first that applies: the manifest's; the sidecar `<stem>.txt` / `<name>.txt`
 next to the video (UTF-8, one caption per non-empty line); the `default` (`--caption`). A sidecar
@@ -17,9 +20,12 @@ One caption per sample is picked at training time (`ClipDataset`).
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import hashlib
 import json
+import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +114,11 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path}:{i + 1}: not a JSON object ({e.msg}); one object per line") from None
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{i + 1}: not a JSON object; one object per line")
+        caption = row.get("caption")
+        if not (caption is None or isinstance(caption, str)
+                or (isinstance(caption, list) and all(isinstance(c, str) for c in caption))):
+            raise ValueError(f"{path}:{i + 1}: \"caption\" must be a string or a list of strings, got "
+                             f"{json.dumps(caption)}; write it in quotes, e.g. \"caption\": \"{caption}\"")
         rows.append(row | {"_line": i + 1})
     return rows
 
@@ -115,10 +126,38 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
 def _seconds(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    x = float(value)
-    if x < 0 or x != x:
-        raise ValueError(f"{value!r} is not a time in seconds >= 0")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not math.isfinite(x) or x < 0:
+        raise ValueError(f"{value!r} is not a finite time in seconds >= 0; leave it empty for the whole video")
     return x
+
+
+def _symlink_loop(path: Path) -> bool:
+    """True when following `path` never reaches a file (a link to itself, or a cycle of links)."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
+def _loop_message(path: Path) -> str:
+    return f"{path}: symbolic link loop (the link points back to itself); point it at a video or pass the video itself"
+
+
+def check_inputs(inputs: Sequence[str | Path]) -> None:
+    """What `collect_jobs` refuses, checked without decoding anything: a given path that is a symbolic link
+    loop, and a manifest that cannot be read (not UTF-8, no `path` column, a line that is not a JSON object,
+    a caption that is not text). One-line ValueErrors naming the file."""
+    for item in inputs:
+        p = Path(item).expanduser()
+        if _symlink_loop(p):
+            raise ValueError(_loop_message(p))
+        if p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS:
+            _read_manifest(p)
 
 
 def _manifest_jobs(path: Path, warn: Warn) -> list[tuple[VideoJob, list[str] | None]]:
@@ -132,15 +171,17 @@ def _manifest_jobs(path: Path, warn: Warn) -> list[tuple[VideoJob, list[str] | N
             start, end = _seconds(row.get("start")), _seconds(row.get("end"))
             if start is not None and end is not None and end <= start:
                 raise ValueError(f"end {end:g} s is not after start {start:g} s")
+            video = Path(src).expanduser()
+            video = path.parent / video if not video.is_absolute() else video
+            if _symlink_loop(video):
+                raise ValueError(_loop_message(video))
         except ValueError as e:
             warn(f"warning: {where}: skipping manifest row ({e})")
             continue
         caps = row.get("caption")
         caps = [caps] if isinstance(caps, str) else [str(c) for c in caps or []]
         caps = [c.strip() for c in caps if c and c.strip()]
-        p = Path(src).expanduser()
-        jobs.append((VideoJob((path.parent / p if not p.is_absolute() else p).resolve(), start, end),
-                     caps or None))
+        jobs.append((VideoJob(video.resolve(), start, end), caps or None))
     return jobs
 
 
@@ -161,6 +202,8 @@ def collect_jobs(inputs: Sequence[str | Path], default_caption: str = "",
             if not files:
                 warn(f"warning: no file matches {item}; check the pattern")
             found += [(VideoJob(m.resolve()), None) for m in files]
+        elif _symlink_loop(p):
+            raise ValueError(_loop_message(p))
         else:
             found.append((VideoJob(p.resolve()), None))  # missing/odd files are reported when decoded
     jobs: dict[str, VideoJob] = {}

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .driving_scene import foe as scene_foe
+from ..demo.driving_scene import foe as scene_foe
 from .flow import optical_flow
 
 MIN_EXPANSION = 0.65

@@ -23,16 +23,18 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..data.cache import load_cache_info
+from ..checks import check_int, check_out_folder
+from ..data.cache import check_cache_matches_identity, load_cache_info
 from ..models.base import load_base
 from ..sampling.export import grid_columns, tile_videos, to_uint8_frames, write_gif
 from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators, trained_unet_folder
-from ..sampling.sample import load_pipeline, resolve_device
+from ..sampling.sample import check_guidance_scale, load_pipeline, resolve_device
 from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
 from ..training.validation import held_out_clips, stack_clips, video_predictor, warn_if_fewer
-from . import driving_scene
+from ..run_identity import base_mismatch, cache_fingerprint, check_run_base, run_base_path
+from ..demo import driving_scene
 from .clip_score import clip_folder
 from .ego_motion import agreement_rate, thresholds
 from .flow import summarize
@@ -47,7 +49,9 @@ def run_config(run: str | Path, data: str | Path) -> TrainConfig:
     saved = load_run_config(run)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in saved.items() if k in names})
-    same = Path(str(saved.get("data", ""))).resolve() == Path(data).resolve()
+    same = Path(str(saved.get("data", ""))).resolve() == Path(data).resolve() or (
+        saved.get("data_fingerprint") is not None
+        and saved["data_fingerprint"] == cache_fingerprint(load_cache_info(data)))  # a copy of the training cache
     # another cache than the one trained on: every clip is unseen, so all of them are held out
     return dataclasses.replace(cfg, data=str(data), val_holdout=cfg.val_holdout if same else 0.0)
 
@@ -69,12 +73,32 @@ def held_out_cache(data: str | Path, out: Path, config: dict[str, Any], base: An
     return cache
 
 
-def check_same_base(other_run: str | Path, config: dict[str, Any]) -> None:
-    """A control run must share the evaluated run's base (else its losses compare other image models)."""
+def check_same_base(other_run: str | Path, config: dict[str, Any], run: str | Path) -> None:
+    """A control run must share the evaluated run's (`run`, its config.json `config`) base, else its losses
+    compare other image models: the same recorded identity, or for runs without one the same folder."""
     other = load_run_config(other_run)
-    if Path(str(other["base"])).resolve() != Path(str(config["base"])).resolve():
+    if other.get("base_identity") and config.get("base_identity"):
+        same = base_mismatch(config["base_identity"], other["base_identity"], unet=True) is None
+    else:
+        same = run_base_path(other_run, other).resolve() == run_base_path(run, config).resolve()
+    if not same:
         raise ValueError(f"{other_run}: trained on base {other['base']}, not {config['base']}; a control "
                          "must share the evaluated run's base")
+
+
+def check_eval_options(out: str | Path, *, samples: int | None = 4, frames: int | None = None, steps: int = 25,
+                       guidance_scale: float = 3.0, clips: int = 32, buckets: int = 5, per_bucket: int = 2,
+                       stride: int | None = None) -> None:
+    """`evaluate`'s numeric options and --out, checked before any model loads: one-line ValueErrors."""
+    check_int("--samples", samples, 1, optional=True)
+    check_int("--frames", frames, 1, optional=True, hint=" (or leave it out for the frames trained with)")
+    check_int("--steps", steps, 1)
+    check_guidance_scale(guidance_scale)
+    check_int("--clips", clips, 1)
+    check_int("--buckets", buckets, 1)
+    check_int("per_bucket", per_bucket, 1)
+    check_int("stride", stride, 1, optional=True)
+    check_out_folder(out)
 
 
 def plan_samples(prompts: Sequence[str], seeds: Sequence[int], samples: int | None,
@@ -142,6 +166,8 @@ def evaluate(
     save_videos: also write every real clip and sample as uint8 arrays (out/videos.npz).
     """
     started = time.time()
+    check_eval_options(out, samples=samples, frames=frames, steps=steps, guidance_scale=guidance_scale, clips=clips,
+                       buckets=buckets, per_bucket=per_bucket, stride=stride)
     config = load_run_config(run)  # one-line error for a folder without config.json
     trained_unet_folder(run)  # before any model loads
     if not Path(data).exists():
@@ -154,8 +180,11 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    base = load_base(config["base"], device=dev)
+    base_path = run_base_path(run, config)  # config.json's base from any working folder
+    base = load_base(base_path, device=dev)
+    check_run_base(run, config, base, base_path, unet=True)
     cache = held_out_cache(data, out, config, base, caption)
+    check_cache_matches_identity(load_cache_info(cache), base.identity(), str(cache))  # as `train` refuses it
     cfg = run_config(run, cache)
     if stride is not None:
         cfg = dataclasses.replace(cfg, stride=int(stride), strides=None)
@@ -175,16 +204,22 @@ def evaluate(
                   "shuffled": shuffled_frames(video_predictor(unet, True), latents.shape[2])}
     compare = [("video", "independent"), ("shuffled", "video")]
     for name, control in (controls or {}).items():
-        check_same_base(control, config)
+        check_same_base(control, config, run)
         predictors[name] = video_predictor(load_video_unet(control, dev, torch.float32), True)
         compare += [(name, "independent"), ("video", name)]
     if loss_precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"loss_precision must be auto, fp32 or bf16, got {loss_precision!r}")
     mixed = dev.type == "cuda" and loss_precision != "fp32"
+    prior = cfg.noise_prior()  # the noise the run trained with
     losses = bucket_losses(predictors, base.scheduler, latents, text, fps, buckets, per_bucket, seeds=noise_seeds,
-                           device=dev, autocast=mixed, compare=compare)
+                           device=dev, autocast=mixed, compare=compare, noise_prior=prior)
     losses["clips_asked"] = clips
     losses["precision"] = "bf16" if mixed else "fp32"
+    losses["noise"] = prior.describe()
+    if not prior.independent:  # shared noise is easier for a model that sees all frames: also measure without it
+        pair = {k: predictors[k] for k in ("video", "independent")}
+        losses["independent noise"] = bucket_losses(pair, base.scheduler, latents, text, fps, buckets, per_bucket,
+                                                    seeds=noise_seeds, device=dev, autocast=mixed, compare=compare[:1])
     del predictors, unet
 
     # ---- (2) real clips through the base VAE, samples with temporal layers on and off

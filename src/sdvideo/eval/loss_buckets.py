@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
+from ..noise_prior import NoisePrior
 from ..training.validation import Predictor, fixed_noise_errors
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -110,6 +111,7 @@ def bucket_losses(
     device: torch.device | str = "cpu",
     autocast: bool = False,
     compare: Sequence[tuple[str, str]] = (),
+    noise_prior: NoisePrior | None = None,
 ) -> dict[str, Any]:
     """Loss per bucket for each predictor on the clips latents (n, c, f, h, w), text (n, 77, d), fps (n,).
 
@@ -134,7 +136,8 @@ def bucket_losses(
         objective = torch.zeros(len(flat), latents.shape[0])
         clean = torch.zeros(len(flat), latents.shape[0])
         for seed in seeds:
-            o, c = fixed_noise_errors(predict, scheduler, latents, text, fps, flat, seed, batch_size, device, mixed)
+            o, c = fixed_noise_errors(predict, scheduler, latents, text, fps, flat, seed, batch_size, device, mixed,
+                                      noise_prior)
             objective += o / len(seeds)
             clean += c / len(seeds)
         # (timesteps, n) -> (n, buckets): each clip's error averaged over a bucket's timesteps

@@ -49,7 +49,7 @@ Limits: Farnebäck (as set in `flow.py`) loses weakly textured content that move
 pixels a frame, such as the road near the bottom of a driving clip; what it loses raises `redrawn`
 and shortens the spans over which drift is measured, so a slow morph of content that moves fast (the
 driving scene at 5 frames a second) is caught only in part, while at 20 frames a second it is. The
-thresholds and the ranges above come from the procedural driving scene (`driving_scene.py`) at 64
+thresholds and the ranges above come from the procedural driving scene (`demo/driving_scene.py`) at 64
 and 128 px, 8 and 16 frames, 5 to 20 frames a second (tests/test_shape_consistency.py).
 
     shape_consistency(frames)["score"]           # uint8 (T, H, W, 3), T >= 3

@@ -1,12 +1,12 @@
 """Linear layers whose bias joins the next fused kernel instead of cuBLAS's epilogue, in compiled inference.
 
 A `nn.Linear` with a bias runs as `addmm`, one cuBLASLt call with a bias epilogue. At the 64 x 64 level of a
-guided 16-frame call (131,072 tokens) the 320 -> 320 matmuls with a bias took 0.10 ms each in compiled
-sampling, those without one 0.06 ms (H100, run 76's regions): cuBLAS picks another kernel for the bias form.
-Inductor can split `addmm` into `mm` + an add fused into the pointwise kernel that follows, but left these whole.
+guided 16-frame call (131,072 tokens) the 320 -> 320 matmuls with a bias take over 1.5 times as long
+as those without one in compiled sampling (BENCHMARKS.md): cuBLAS picks another kernel for the bias form.
+Inductor can split `addmm` into `mm` + an add fused into the pointwise kernel that follows, but leaves these whole.
 `BiasAfterMatmulLinear` writes the split itself where it pays: inside a compiled graph (eager, the add would be
-one more kernel), without autograd, in half precision. An output projection and its residual add at 64 x 64:
-0.195 -> 0.162 ms; guided sampling 0.7 % and 1.7 % faster (runs 89, 90). The output is the matmul rounded to
+one more kernel), without autograd, in half precision: an output projection and its residual add at 64 x 64
+take about a sixth less time, and guided sampling is 1-2 % faster. The output is the matmul rounded to
 half precision plus the bias, rounded again: two roundings where `addmm` has one.
 
 `install_bias_after_matmul(module)` switches the Linears with a bias of every spatial and temporal

@@ -3,12 +3,10 @@
 Inductor compiles `F.group_norm` as its reference decomposition: a Welford reduction per (sample, group)
 over the group's channels and pixels. On a channels-last map a group's 10 channels (320 of them in 32
 groups) are 20 contiguous bytes every 640: each program reads short runs far apart. At the 64 x 64 level
-of a guided 16-frame call (32 x 320 x 64 x 64 bf16, 84 MB) those statistics took 58 us where one read of
-the map takes 28 (H100, run 76's regions), and the GroupNorms' reductions summed to ~4.5 ms of an 81 ms
-denoising call (run 76's profile). Timed alone with SiLU from CUDA graphs (run 97), this form takes 0.125
-instead of 0.139 ms at 320 x 64 x 64, 0.295 / 0.405 at 960 x 64 x 64, 0.149 / 0.189 at 1920 x 32 x 32,
-0.024 / 0.033 at 1280 x 16 x 16; guided sampling 2.019 / 2.017 -> 2.006 / 1.999 s (run 94), 2.033 / 2.058 ->
-2.018 / 2.002 s (run 96).
+of a guided 16-frame call (32 x 320 x 64 x 64 bf16, 84 MB) those statistics take about twice as long as
+one read of the map, and the GroupNorms' reductions add up to about 5 % of a denoising call. With SiLU,
+this form takes 10-30 % less time than that decomposition on maps from 16 x 16 up, and guided sampling
+runs about 1 % faster (BENCHMARKS.md).
 
 Here the reduction runs over pixels only, per (sample, channel): on channels-last memory consecutive
 channels are consecutive addresses, so every load is coalesced. The groups' moments follow exactly from
@@ -28,8 +26,8 @@ from torch import nn
 
 DEVICES = {"cuda"}  # where the form applies; tests add "cpu"
 ENABLED = True  # off: always nn.GroupNorm's kernel (benchmarks compare the two)
-# Smaller maps keep nn.GroupNorm: its two kernels beat this form's three there (H100, 32 x 1280 x 8 x 8 with
-# SiLU, from CUDA graphs: 0.0154 against 0.0181 ms; from 16 x 16 up this form is faster, run 97).
+# Smaller maps keep nn.GroupNorm: its two kernels beat this form's three there (at 8 x 8 with SiLU; from
+# 16 x 16 up this form is faster, BENCHMARKS.md).
 MIN_PIXELS = 256
 
 

@@ -12,9 +12,9 @@ stride for either layout.
 
 Why: over 16 frames the work is a few kilobytes per (sequence, head); as tensor ops (`frame_attention`)
 it is a rotary kernel, two batched matmuls of 16 x 16 tiles, a softmax and layout copies, each a trip
-through GPU memory, and backward twice that. H100, 64 x 64 latents, 2 x 16 frames, per layer (run 50):
-0.51 -> 0.16 ms forward, 1.46 -> 0.48 ms with backward; the whole 2 x 16 step under 22 GiB 0.277 -> 0.266 s,
-guided 16-frame sampling 2.18 -> 2.12 s.
+through GPU memory, and backward twice that. At 64 x 64 latents and 2 x 16 frames a layer takes about a
+third of the tensor ops' time, forward and with backward; whole training steps and guided 16-frame sampling
+run about 3-4 % faster (BENCHMARKS.md).
 
 Runs where Triton runs (CUDA, bf16/fp16 on compute capability >= 8.0, fp32 too) for up to
 `MAX_FRAMES` frames and power-of-two head sizes >= 32 (`supported`); `TemporalTransformer` keeps the

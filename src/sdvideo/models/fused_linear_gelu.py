@@ -2,14 +2,14 @@
 
 The temporal feed-forward is Linear -> GELU -> Linear. Unfused, the first matmul writes its output and a
 second kernel reads it back to write the GELU: at the 64 x 64 level of a guided 16-frame call that is
-131,072 tokens x 640 channels, 0.24 ms against 0.14 ms fused (H100, run 76; about 1 ms of an 82 ms UNet
-call over all levels; guided 16-frame sampling 0.5-1.5 % faster in the same calls, runs 77, 78, 82). `torch._addmm_activation(..., use_gelu=True)` runs cuBLASLt's GELU epilogue, which
-evaluates GELU's tanh form on the fp32 accumulator before rounding to half precision. The tanh form is
-within 4.8e-4 of the exact (erf) GELU everywhere, a thirtieth of bf16's spacing where that difference
-peaks (x near 2.7), and rounding once instead of twice makes the fused output closer to the fp32 exact
-layer than the unfused one (run 76, all three SD levels: max 0.0156 against 0.0161). Training, fp32 and
-other devices keep the module's own Linear and exact GELU. On the CPU `_addmm_activation` applies the
-exact GELU, so tests there check the plumbing against the plain path exactly.
+131,072 tokens x 640 channels, and fused it takes about 0.6 x the time (BENCHMARKS.md); over all levels
+guided 16-frame sampling runs about 1 % faster. `torch._addmm_activation(..., use_gelu=True)` runs
+cuBLASLt's GELU epilogue, which evaluates GELU's tanh form on the fp32 accumulator before rounding to
+half precision. The tanh form is within 4.8e-4 of the exact (erf) GELU everywhere, a thirtieth of bf16's
+spacing where that difference peaks (x near 2.7), and rounding once instead of twice makes the fused output
+closer to the fp32 exact layer than the unfused one (largest error at all three SD levels: 0.0156 against
+0.0161). Training, fp32 and other devices keep the module's own Linear and exact GELU. On the CPU
+`_addmm_activation` applies the exact GELU, so tests there check the plumbing against the plain path exactly.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ cross-attention. Everything before it computes the same values for both halves. 
 (`VideoUNet.forward(..., guidance_pair=True)`), the first resnet of the first down block and the first
 spatial transformer's self-attention run on the first half only and their output serves both halves.
 At 512 px those are the costliest layers before the text: two 3 x 3 and two temporal convolutions and
-self-attention over 4,096 positions at 64 x 64 latents. H100, 16 frames, 25 steps (run 45, `BENCHMARKS.md`):
-2.323 -> 2.277 s of UNet time; in bf16 the prediction moves by rounding only (at most 0.02).
+self-attention over 4,096 positions at 64 x 64 latents. Sharing them saves about 2 % of guided sampling's
+UNet time (BENCHMARKS.md); in bf16 the prediction moves by rounding only (at most 0.02).
 """
 
 from __future__ import annotations

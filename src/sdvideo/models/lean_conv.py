@@ -46,10 +46,10 @@ class LeanConv2d(nn.Conv2d):
     """`nn.Conv2d` whose backward keeps no activation when weight and bias are frozen.
 
     `channels_last_io` (set by `VideoUNet.to_channels_last`): inside a compiled region, the input and
-    the output gradient are asked for channels-last, cuDNN's layout for this model. Inductor otherwise
-    hands `convolution_backward` its arguments in the traced graph's strides, plainly contiguous after
-    a decomposed GroupNorm, and cuDNN copied both back to channels-last: 20 ms of a 0.33 s step at
-    2 x 16 frames (run 26). Asked for in the graph, the layout is written by the kernel producing it.
+    the output gradient are asked for channels-last, cuDNN's layout for this model. Inductor would otherwise
+    hand `convolution_backward` its arguments in the traced graph's strides, plainly contiguous after
+    a decomposed GroupNorm, and cuDNN would copy both back to channels-last (about 6 % of a 2 x 16-frame
+    step). Asked for in the graph, the layout is written by the kernel producing it.
     """
 
     channels_last_io = False

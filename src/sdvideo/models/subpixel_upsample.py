@@ -18,9 +18,13 @@ compiler fuses (`phases_as_matmul`), the faster form on some shapes (`compiled_f
 
 `install_subpixel_upsamplers(module)` switches every diffusers `Upsample2D` of that form to this path in
 place (`SubpixelUpsample2D`; parameters, names and state dict unchanged); other forms keep diffusers' code.
+`with_subpixel_upsamplers(module)` does it to a copy sharing the module's parameters, for a model the caller
+keeps using as it was (the VAE a `VideoPipeline` is given).
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +32,9 @@ from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
 from .layout import is_channels_last
+from .shared_copy import shared_parameter_copy
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def _phase_taps(kernel: torch.Tensor, dim: int) -> list[torch.Tensor]:
@@ -69,9 +76,9 @@ def interleave_phases(y: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 # How compiled graphs compute the phases: "matmul" (`phases_as_matmul`), "conv" (the 2 x 2 convolution, as
 # eager), or "auto": the matmul for >= 1,024 input channels on maps of >= 256 pixels, else the convolution.
-# H100, bf16, 32 frames, compiled forward + input gradient (run 70, `bench/bench_upsample.py`), interpolate + conv /
-# 2 x 2 conv / matmul: 1,280 ch 8 x 8 0.84 / 0.81 / 0.98 ms; 1,280 ch 16 x 16 3.31 / 2.71 / 2.62 ms; 640 ch
-# 32 x 32 3.92 / 2.40 / 3.43 ms (forward alone: 0.35 / 0.37 / 0.44, 1.34 / 1.58 / 1.04, 1.43 / 0.88 / 1.19 ms).
+# "auto" picks the faster form measured compiled, forward + input gradient (H100, bf16, `bench/bench_upsample.py`,
+# BENCHMARKS.md): the matmul on 16 x 16 maps of 1,280 channels, the convolution on 8 x 8 maps and on 32 x 32 maps
+# of 640 channels.
 COMPILED_FORM = "auto"
 
 
@@ -99,8 +106,8 @@ def upsample_nearest_conv3x3(x: torch.Tensor, conv: nn.Conv2d, weight: torch.Ten
 def phases_as_matmul(x: torch.Tensor, phases: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The four phases' 2 x 2 convolutions as one matmul over every (tap, phase) pair, then shifted sums.
 
-    For compiled graphs: cuDNN ran the 2 x 2 convolution at ~280 TFLOP/s on 16 x 16 maps of 1,280 channels
-    (H100, run 67); a (pixels x c_in) @ (c_in x 16 c_out) matmul is cuBLAS's best shape, and the compiler fuses
+    For compiled graphs: cuDNN runs the 2 x 2 convolution well below the GPU's matmul rate on 16 x 16 maps of
+    1,280 channels; a (pixels x c_in) @ (c_in x 16 c_out) matmul is cuBLAS's best shape, and the compiler fuses
     the padding, the four shifted reads per output and the interleaving into one kernel.
     x: (n, c_in, h, w); phases: (4 * c_out, c_in, 2, 2) from `phase_weights` -> (n, c_out, 2h, 2w), channels-last."""
     n, c_in, h, w = x.shape
@@ -165,3 +172,14 @@ def install_subpixel_upsamplers(module: nn.Module) -> int:
             child.__class__ = SubpixelUpsample2D
             switched += 1
     return switched
+
+
+def with_subpixel_upsamplers(module: M) -> M:
+    """`module` with its supported `Upsample2D`s as `SubpixelUpsample2D`, `module` itself unchanged: a copy of its
+    modules around the same parameters (`shared_parameter_copy`, no weight copied), or `module` where none is
+    supported or all are switched already."""
+    if not any(type(child) is Upsample2D and supports_subpixel(child) for child in module.modules()):
+        return module
+    copied = shared_parameter_copy(module)
+    install_subpixel_upsamplers(copied)
+    return copied

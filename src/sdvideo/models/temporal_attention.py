@@ -41,10 +41,10 @@ def frame_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     """Softmax attention over frames. q, k, v: (sequences, heads, frames, head_dim).
 
     Compiled, and over few frames, as two batched matmuls around an fp32 softmax that inductor fuses:
-    fused attention kernels tile 16 frames poorly (H100, 64 x 64 latents, 2 x 16 frames, run 39: 0.65 ->
-    0.28 ms forward, 3.15 -> 2.07 ms with backward). The (frames x frames) fp32 scores it materialises
-    take 2 x frames / head_dim times q's bytes (half at 16 frames, head size 64). Eager, or over more
-    frames, SDPA.
+    fused attention kernels tile 16 frames poorly (at 64 x 64 latents, 2 x 16 frames, this form takes under
+    half of SDPA's forward time and two thirds with backward; BENCHMARKS.md). The (frames x frames) fp32
+    scores it materialises take 2 x frames / head_dim times q's bytes (half at 16 frames, head size 64).
+    Eager, or over more frames, SDPA.
     """
     if torch.compiler.is_compiling() and q.shape[-2] <= SHORT_ATTENTION_MAX_FRAMES:
         scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5  # (sequences, heads, frames, frames)
@@ -89,8 +89,8 @@ class TemporalTransformer(nn.Module):
         # tokens: (n, frames, channels) with n = batch * height * width, or frame-major (batch, frames,
         # height * width, channels) (see `forward`); returns the same layout. rotary: float32 (cos, sin)
         # tables for these frames (rotary_cos_sin), computed once per UNet call: computed here, inside a
-        # compiled region, inductor fused the tables into the kernels that apply them and evaluated pow, cos
-        # and sin once per element (H100, run 45: those kernels took 4 % of a denoising step).
+        # compiled region, inductor would fuse the tables into the kernels that apply them and evaluate pow,
+        # cos and sin once per element (a few percent of a denoising step).
         f, c = tokens.shape[1], tokens.shape[-1]
         qkv = self.to_qkv(tokens)  # tokens' layout, 3c channels
         if rotary is None:
@@ -133,9 +133,9 @@ class TemporalTransformer(nn.Module):
         if FRAME_MAJOR and is_channels_last(x) and not torch.is_grad_enabled():
             # Inference on a channels-last map: the tokens in its own memory order, (b, f, h * w, c), a free
             # view in and out. The (b * h * w, f, c) order below costs a permuting copy each way, and inductor
-            # compiled the LayerNorms reading or writing it as two-pass looped reductions: 132-162 us at
-            # 64 x 64 where the spatial blocks' one-pass norms take 86-141 (H100, run 96's regions). Guided
-            # 16-frame sampling 2.001 -> 1.956-1.964 s (run 98). Training keeps the order below.
+            # compiles the LayerNorms reading or writing it as two-pass looped reductions, slower than the
+            # spatial blocks' one-pass norms at 64 x 64; this order makes guided sampling about 2 % faster
+            # (BENCHMARKS.md). Training keeps the order below.
             tokens = self._blocks(x.permute(0, 2, 3, 1).reshape(b, num_frames, h * w, c), rotary)
             return tokens.reshape(bf, h, w, c).permute(0, 3, 1, 2)
         tokens = x.view(b, num_frames, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, num_frames, c)

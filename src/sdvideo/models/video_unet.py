@@ -3,7 +3,8 @@
 `inflate(unet)` wraps every resnet convolution of a diffusers `UNet2DConditionModel` in a pseudo-3D
 convolution and every spatial transformer in a spatio-temporal one (see `temporal_wrappers.py`).
 All new layers start as exact identities, so at initialisation the video model computes, frame by
-frame, what the image model computes.
+frame, what the image model computes. The UNet passed in is left as it was: the video model shares its
+parameters (the same tensors, no copy of the weights) but wraps copies of its modules (`shared_copy.py`).
 
 Parameter names: the 2-D UNet's parameters live under `unet.`, with `.spatial` inserted where a
 module was wrapped; `spatial_state_dict()` / `load_spatial_state_dict()` translate to and from the
@@ -23,12 +24,14 @@ from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .. import choices
 from .bias_after_matmul import install_bias_after_matmul
 from .channel_stats_group_norm import install_channel_stats_group_norm
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
 from .guidance_pair import install_guidance_pair
 from .lean_conv import LeanConv2d, make_convs_lean
+from .shared_copy import shared_parameter_copy
 from .subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
@@ -95,13 +98,14 @@ class VideoUNet(ModelMixin, ConfigMixin):
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_unet(cls, unet: UNet2DConditionModel, **temporal_options: Any) -> "VideoUNet":
-        """Wrap an existing 2-D UNet (its modules are reused, not copied)."""
+        """Wrap an existing 2-D UNet. Its parameters are shared (the same tensors, no copy), its modules are
+        not: the video model wraps and re-classes copies of them, so `unet` itself stays a plain image UNet."""
         if not isinstance(unet, UNet2DConditionModel):
             raise TypeError(f"inflate expects a diffusers UNet2DConditionModel, got {type(unet).__name__}")
         config = _plain(dict(unet.config))
         with torch.device("meta"):  # build the shell without allocating a second 2-D UNet
             video = cls(unet_config=config, **temporal_options)
-        video.unet = unet
+        video.unet = shared_parameter_copy(unet)
         video._install_temporal_layers()
         return video
 
@@ -171,6 +175,14 @@ class VideoUNet(ModelMixin, ConfigMixin):
                 in `encoder_hidden_states`; the layers before the text then run once for both
                 (`guidance_pair.py`: same results, less work).
         """
+        channels = self.unet.config.in_channels  # the latents' channels (condition channels come apart)
+        if sample.ndim != 5 or (sample.shape[1] != channels and sample.shape[2] == channels):
+            # an image batch (b, c, h, w) or frames-first latents (b, f, c, h, w) would otherwise fail deep
+            # inside the UNet with a shape error that names neither
+            raise ValueError(f"VideoUNet expects latents (batch, channels, frames, height, width) with "
+                             f"channels={channels}; got {tuple(sample.shape)}"
+                             + ("; for (batch, frames, channels, ...) pass sample.transpose(1, 2)"
+                                if sample.ndim == 5 else ""))
         if guidance_pair:
             if sample.shape[0] % 2:
                 raise ValueError(f"guidance_pair needs a batch of two halves, got {sample.shape[0]} videos")
@@ -205,12 +217,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
     # Least recomputation (and most memory) first. selective-N, light-N: selective checkpointing of the
     # transformers on the N highest-resolution levels only (the largest activations per FLOP recomputed).
     # light-1 recomputes less than selective-1 for about the same memory, light-2 less than selective-2
-    # for a little more (H100, 2 x 16, block regions, run 57: 0.248 s / 25.3 GiB, selective-1 0.290 s /
-    # 25.3 GiB in run 28; 0.257 s / 20.0 GiB against 0.266 s / 18.4 GiB). light-1+K sit between light-1 and
-    # light-2, ~1.1 GiB apart (run 66, 8-bit AdamW: light-1+2 0.254 s / 21.9 GiB, light-1+3 0.256 s / 20.8 GiB;
-    # light-1+2 with the subpixel upsamplers 0.247-0.249 s / 22.0 GiB, runs 71 and 73).
-    CHECKPOINTING = ("none", "temporal", "light-1", "light-1+1", "light-1+2", "light-1+3", "light-1+4", "selective-1",
-                     "light-2", "selective-2", "selective", "attention", "blocks", "full")
+    # for a little more (2 x 16 frames, block regions; BENCHMARKS.md). light-1+K sit between light-1 and
+    # light-2 in step time and memory, about 1 GiB apart.
+    CHECKPOINTING = choices.GRADIENT_CHECKPOINTING
 
     def set_gradient_checkpointing(self, granularity: str) -> None:
         """Trade compute for memory: recompute activations in backward instead of storing them.
@@ -267,14 +276,14 @@ class VideoUNet(ModelMixin, ConfigMixin):
                     yield level, module
 
     channels_last = False  # set by `to_channels_last`
-    COMPILE_REGIONS = ("layers", "blocks")
+    COMPILE_REGIONS = choices.COMPILE_REGIONS
 
     def to_channels_last(self) -> "VideoUNet":
         """Store the convolutions' weights channels-last and feed the frames in that layout, so every
         activation is channels-last (cuDNN's native layout on recent GPUs: no conversion around each
         convolution; the temporal layers keep the layout they are given). The temporal convolutions'
-        weights too: a compiled inference graph otherwise chose the plain layout for them, and cuDNN
-        converted their activations in and out (5 % of a denoising step, run 27)."""
+        weights too: a compiled inference graph otherwise chooses the plain layout for them, and cuDNN
+        converts their activations in and out (about 5 % of a denoising step)."""
         self.to(memory_format=torch.channels_last)
         self.channels_last = True
         for module in self.modules():

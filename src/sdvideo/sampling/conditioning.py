@@ -15,6 +15,7 @@ the VAE's reconstruction).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -140,14 +141,30 @@ def encode_frames(vae: Any, frames: np.ndarray, frames_per_slice: int = 8) -> to
     return torch.cat(chunks).transpose(0, 1).unsqueeze(0).float()  # (1, c, T, h, w)
 
 
+# A still becomes one video frame (resized to the training size): larger images are refused from their
+# header, before their pixels are decoded (a 15000 x 15000 PNG would take GBs of memory).
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
 def open_image(path: str | Path) -> Image.Image:
-    """An image file as an RGB PIL image; a one-line error for anything else."""
+    """An image file as an RGB PIL image; a one-line error for anything else, or for an image of more than
+    `MAX_IMAGE_PIXELS` pixels (checked from the header, before decoding)."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such image file")
+    limit = (f"above the limit of {MAX_IMAGE_PIXELS:,} pixels (8192 x 8192); scale it down first (it is resized "
+             "to the video's size anyway)")
     try:
-        with Image.open(p) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with our limit
+            image = Image.open(p)
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"{p}: image is {width} x {height} pixels, {limit}")
             return image.convert("RGB")
+    except Image.DecompressionBombError:  # Pillow's own limit, above ours: refused while reading the header
+        raise ValueError(f"{p}: image is {limit}") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{p}: not an image Pillow can read ({type(exc).__name__}); pass a .png/.jpg") from None
 

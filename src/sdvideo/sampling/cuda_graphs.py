@@ -3,7 +3,7 @@
 A 16-frame SD-size UNet call launches about 2,000 kernels. Python, dynamo's guards and the launches
 take long enough that the GPU waits between some of them, and the scheduler's step after each call
 synchronises the CPU with the GPU, so every call starts from an empty queue; the smaller the frames,
-the more of a step that is (H200, run 36: a third of a compiled 256 px step, 2 % of a 512 px one).
+the more of a step that is (about a third of a compiled 256 px step, 2 % of a 512 px one).
 A CUDA graph records one call's kernels once and replays them with a single launch.
 
 Each input signature (shapes, dtypes, flags) gets its own graph. Its first call runs plainly: it is

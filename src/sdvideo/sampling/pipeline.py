@@ -21,11 +21,14 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.utils import BaseOutput
 from PIL import Image
+from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..models.base import load_base
-from ..models.subpixel_upsample import install_subpixel_upsamplers
+from ..models.subpixel_upsample import with_subpixel_upsamplers
 from ..models.video_unet import VideoUNet
+from ..noise_prior import NoisePrior
+from ..run_identity import check_run_base, run_base_path
 from .conditioning import (
     FrameCondition,
     check_factor,
@@ -49,16 +52,49 @@ class VideoPipelineOutput(BaseOutput):
 
 
 def trained_unet_folder(run: str | Path) -> Path:
-    """RUN/unet, the model `sdvideo train` saves at its end; a one-line error when it is not there."""
+    """RUN/unet, the model `sdvideo train` saves at its end; a one-line error when it is not there, or when a
+    safetensors file in it is truncated or corrupt (its header is read: milliseconds, no weights loaded)."""
     folder = Path(run) / "unet"
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"{run}: no trained model in {folder}; did `sdvideo train` finish?")
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except SafetensorError as exc:
+            raise damaged_weights(path, exc) from None
     return folder
 
 
+def damaged_weights(path: Path, exc: BaseException) -> ValueError:
+    """The one-line error for a run's weight file that cannot be read; `path`: the file (or RUN/unet)."""
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    folder = path.parent if path.suffix else path
+    return ValueError(f"{path}: the run's weights are damaged ({detail}); restore {folder} from a copy, or rebuild "
+                      "it from the run's last checkpoint by running its `sdvideo train` command again with --resume")
+
+
 def load_video_unet(run: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> VideoUNet:
-    """RUN/unet's weights, from safetensors only (a pickled .bin beside or instead of them is never read)."""
-    return VideoUNet.from_pretrained(trained_unet_folder(run), dtype=dtype, use_safetensors=True).to(device).eval()
+    """RUN/unet's weights, from safetensors only (a pickled .bin beside or instead of them is never read).
+    A weight file the loader cannot read becomes a one-line ValueError naming it (`damaged_weights`)."""
+    folder = trained_unet_folder(run)
+    try:
+        unet = VideoUNet.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        # diffusers re-raises a safetensors failure as an OSError (or a RuntimeError) naming the file
+        named = [p for p in sorted(folder.glob("*.safetensors")) if p.name in str(exc)]
+        if not isinstance(exc, SafetensorError) and not named:
+            raise
+        raise damaged_weights(named[0] if named else folder, exc) from None
+    return unet.to(device).eval()
+
+
+def default_fps(config: dict[str, Any]) -> float:
+    """The frame rate a run trained at (`trained_fps` in its config; the highest of several)."""
+    if config.get("trained_fps"):
+        return float(max(config["trained_fps"]))
+    strides = config.get("strides") or [config.get("stride", 1) or 1]
+    return float(config.get("cache_fps", 10.0)) / float(min(strides))
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -78,36 +114,43 @@ class VideoPipeline(DiffusionPipeline):
     """Text-to-video with a `VideoUNet`: VAE, CLIP text encoder and tokenizer, video UNet, scheduler.
 
     default_fps: the frame rate the model was trained at (the fps condition and playback rate);
-    default_size: training size in pixels; trained_frames: clip length it was trained with.
+    default_size: training size in pixels; trained_frames: clip length it was trained with;
+    noise_prior: the noise the model was trained with (`noise_prior.py`), the initial noise's default.
     """
 
     model_cpu_offload_seq = "text_encoder->unet->vae"
 
     def __init__(self, vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, unet: VideoUNet,
                  scheduler: Any, default_fps: float | None = None, default_size: int | None = None,
-                 trained_frames: int | None = None) -> None:
+                 trained_frames: int | None = None, noise_prior: dict[str, Any] | None = None) -> None:
         super().__init__()
-        if vae is not None:  # the decoder's nearest 2x + 3 x 3 convs as 2 x 2 convs (subpixel_upsample.py)
-            install_subpixel_upsamplers(vae)
+        # The decoder's nearest 2x + 3 x 3 convs as 2 x 2 convs (subpixel_upsample.py), in a copy of its modules
+        # sharing the given VAE's weights: the caller's VAE stays a plain AutoencoderKL.
+        vae = with_subpixel_upsamplers(vae) if vae is not None else None
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
-        self.register_to_config(default_fps=default_fps, default_size=default_size, trained_frames=trained_frames)
+        self.register_to_config(default_fps=default_fps, default_size=default_size, trained_frames=trained_frames,
+                                noise_prior=NoisePrior.from_dict(noise_prior).to_dict())
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_run(cls, run: str | Path, scheduler: str | Any = "ddim", device: torch.device | str | None = None,
-                 torch_dtype: torch.dtype | None = None) -> "VideoPipeline":
-        """A pipeline from a training run folder (its `config.json` names the base model)."""
+                 torch_dtype: torch.dtype | None = None, base: str | Path | None = None) -> "VideoPipeline":
+        """A pipeline from a training run folder. Its `config.json` names the base model (found from any working
+        folder, `run_identity.run_base_path`); `base` loads another path instead. Either way the base's VAE and
+        text encoder must be the ones the run recorded (runs that recorded none load unchecked)."""
         path = Path(run) / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"{run}: not a training run (no config.json); pass the --out folder of `sdvideo train`")
         config = json.loads(path.read_text())
+        base_path = Path(base).expanduser() if base is not None else run_base_path(run, config)
         dtype = torch_dtype or torch.float32
         unet = load_video_unet(run, device or "cpu", dtype)
-        base = load_base(config["base"], dtype=dtype, device=device)
+        base = load_base(base_path, dtype=dtype, device=device)
+        check_run_base(run, config, base, base_path, also=", or pass that base as base= to VideoPipeline.from_run")
         sched = make_scheduler(scheduler, base.scheduler.config) if isinstance(scheduler, str) else scheduler
-        fps = float(config.get("cache_fps", 10.0)) / float(config.get("stride", 1) or 1)
-        return cls(base.vae, base.text_encoder, base.tokenizer, unet, sched, default_fps=fps,
-                   default_size=config.get("cache_size"), trained_frames=config.get("frames"))
+        return cls(base.vae, base.text_encoder, base.tokenizer, unet, sched, default_fps=default_fps(config),
+                   default_size=config.get("cache_size"), trained_frames=config.get("frames"),
+                   noise_prior=dict(share=config.get("noise_share", 0.0), lowpass=config.get("noise_lowpass")))
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> "VideoPipeline":
@@ -174,6 +217,7 @@ class VideoPipeline(DiffusionPipeline):
         decode_chunk_size: int = 8,
         enable_time: bool = True,
         eta: float = 0.0,
+        noise_prior: NoisePrior | None = None,
         output_type: str = "pt",
         return_dict: bool = True,
     ) -> VideoPipelineOutput | tuple[Any]:
@@ -183,7 +227,8 @@ class VideoPipeline(DiffusionPipeline):
         (used when the model is fps-conditioned). seed: an int (video i uses seed + i) or one per
         prompt; or pass `generator`(s). window_size / window_overlap: sliding temporal windows
         for long videos in bounded memory. condition: known frames (interpolation, extension,
-        image-to-video) kept by `condition_method` ("auto", "mask", "replace").
+        image-to-video) kept by `condition_method` ("auto", "mask", "replace"). noise_prior: how the
+        frames' initial noise is related (default: the noise the model was trained with).
         output_type: "pt" (= "frames"), "np", "pil" or "latent".
         """
         kind = OUTPUT_TYPES.get(output_type)
@@ -216,6 +261,9 @@ class VideoPipeline(DiffusionPipeline):
         num_frames = num_frames or self.config.trained_frames or 8
         if num_frames < 1 or num_inference_steps < 1:
             raise ValueError("num_frames and num_inference_steps must be at least 1")
+        if isinstance(decode_chunk_size, bool) or not isinstance(decode_chunk_size, int) or decode_chunk_size < 1:
+            raise ValueError(f"decode_chunk_size (--decode-chunk) must be an integer of at least 1, "
+                             f"got {decode_chunk_size!r}")
         fps = fps if fps is not None else self.config.default_fps
         if generator is None and seed is not None:
             generator = seed_generators(seed, b)
@@ -225,6 +273,7 @@ class VideoPipeline(DiffusionPipeline):
             num_inference_steps, guidance_scale, fps, generator, enable_time, progress=self.progress_bar,
             latents=latents, window=window_size, overlap=window_overlap, condition=condition,
             condition_method=condition_method, eta=eta, graphs=self.cuda_graphs,
+            noise_prior=noise_prior or NoisePrior.from_dict(getattr(self.config, "noise_prior", None)),
         )
         frames = latents if kind == "latent" else self._postprocess(latents, kind, decode_chunk_size)
         self.maybe_free_model_hooks()

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..checks import check_int, check_number, check_out_file, check_out_folder
 from ..cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.video_io import decode_video, probe_video
 from .conditioning import check_factor, load_image, open_image
@@ -51,14 +52,11 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     """A training run (or a saved VideoPipeline folder) on `device`, fp16 on CUDA.
 
     compile: `torch.compile` the UNet's repeated blocks, channels-last (`VideoUNet.compile_regions`):
-    on an H100 the benchmark's sampling loop (16 frames x 25 steps with guidance, bf16) took 2.41 s
-    of UNet time instead of 4.40 s eager (BENCHMARKS.md, runs 29 and 11), after minutes of
-    compiling; worth it for several videos of one size.
+    the benchmark's guided sampling loop (16 frames x 25 steps, bf16) spends less than half the eager
+    UNet time (BENCHMARKS.md), after minutes of compiling; worth it for several videos of one size.
     cuda_graphs: on CUDA, replay each denoising step's UNet call from a CUDA graph
-    (`cuda_graphs.py`): same results; on an H100, 16 frames, 25 steps, compiled (run 37): 256 px
-    0.84 -> 0.59 s (0.63 s for the first video, recording included), 512 px 2.36 -> 2.34 s (2.39 s);
-    with the CFG pair and rotary tables per call since, 2.17 s (runs 46-47); with the fused Triton temporal
-    attention, 2.12-2.14 s (runs 50-52); with the subpixel upsamplers, 2.06-2.07 s (runs 67, 71)."""
+    (`cuda_graphs.py`): same results, less launch overhead; it saves most on small frames (about
+    30 % of a compiled 256 px loop, BENCHMARKS.md) and little at 512 px."""
     dev = resolve_device(device)
     benchmark_cudnn_algorithms(dev)  # every denoising step has the same shapes
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
@@ -73,6 +71,46 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     if cuda_graphs and dev.type == "cuda":
         pipe.enable_cuda_graphs()
     return pipe
+
+
+def check_guidance_scale(guidance_scale: float) -> None:
+    check_number("--guidance-scale", guidance_scale, at_least=0, hint=" (1: no guidance; e.g. 7.5)")
+
+
+def check_sample_options(out: str | Path, *, frames: int = 8, steps: int = 25, guidance_scale: float = 7.5,
+                         fps: float | None = None, size: int | None = None, height: int | None = None,
+                         width: int | None = None, window: int | None = None, overlap: int | None = None,
+                         context_frames: int | None = None, batch_size: int | None = None,
+                         decode_chunk_size: int = 8) -> None:
+    """`sample`'s numeric options and --out, checked before the model loads: one-line ValueErrors."""
+    check_int("--frames", frames, 1)
+    check_int("--steps", steps, 1)
+    check_guidance_scale(guidance_scale)
+    check_number("--fps", fps, above=0, optional=True, hint=" (frames per second; default: the training rate)")
+    for option, value in (("--size", size), ("--height", height), ("--width", width), ("--window", window),
+                          ("--context-frames", context_frames), ("--batch-size", batch_size)):
+        check_int(option, value, 1, optional=True, hint=" (or leave it out for the default)")
+    check_int("--overlap", overlap, 0, optional=True)
+    check_int("--decode-chunk", decode_chunk_size, 1, hint=" (frames per VAE decode slice, e.g. 8)")
+    check_out_folder(out)
+
+
+def check_interpolate_options(out: str | Path, *, factor: int = 2, steps: int = 25, guidance_scale: float = 1.0,
+                              input_fps: float | None = None, size: int | None = None, window: int | None = 16,
+                              overlap: int | None = None) -> None:
+    """`interpolate_video`'s numeric options and --out (an .mp4 file or a folder), checked before the model
+    loads: one-line ValueErrors."""
+    check_factor(factor)
+    check_int("--steps", steps, 1)
+    check_guidance_scale(guidance_scale)
+    check_number("--fps", input_fps, above=0, optional=True, hint=" (the input's frame rate; default: its own)")
+    check_int("--size", size, 1, optional=True, hint=" (or leave it out for the training size)")
+    check_int("--window", window, 0, optional=True, hint=" (0: all frames at once)")
+    check_int("--overlap", overlap, 0, optional=True)
+    if Path(out).suffix.lower() == ".mp4":
+        check_out_file(out)
+    else:
+        check_out_folder(out)
 
 
 def sample(
@@ -119,8 +157,9 @@ def sample(
     prompts = list(prompts) or ([""] if extend is not None or image is not None else [])
     if not prompts:
         raise ValueError("no prompt; pass --prompt TEXT or --prompts-file FILE")
-    if frames < 1 or steps < 1:
-        raise ValueError(f"--frames and --steps must be at least 1, got {frames} and {steps}")
+    check_sample_options(out, frames=frames, steps=steps, guidance_scale=guidance_scale, fps=fps, size=size,
+                         height=height, width=width, window=window, overlap=overlap, context_frames=context_frames,
+                         batch_size=batch_size, decode_chunk_size=decode_chunk_size)
     seeds = [int(seed) + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts; pass one seed or one per prompt")
@@ -142,8 +181,6 @@ def sample(
         condition_call = lambda batch, gens: pipe.image_to_video(  # noqa: E731
             pixels, batch, num_frames=frames, generator=gens, negative_prompt=negative_prompt, **common)
     elif extend is not None:
-        if context_frames is not None and context_frames < 1:
-            raise ValueError(f"--context-frames must be at least 1, got {context_frames}")
         source = decode_video(extend, fps=fps, size=size).frames
         n = min(len(source), context_frames or max(1, (pipe.config.trained_frames or 2) - 1))
         condition_call = lambda batch, gens: pipe.extend(  # noqa: E731
@@ -196,7 +233,8 @@ def interpolate_video(
     (then `<stem>-x<factor>.mp4`). window: frames per sliding window (None or 0: all at once).
     compile / cuda_graphs: torch.compile the UNet's blocks first; CUDA graphs (see `load_pipeline`).
     """
-    check_factor(factor)
+    check_interpolate_options(out, factor=factor, steps=steps, guidance_scale=guidance_scale, input_fps=input_fps,
+                              size=size, window=window, overlap=overlap)
     probe_video(video)
     pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs)
     size = size or pipe.config.default_size or 512

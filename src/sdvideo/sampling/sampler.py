@@ -26,6 +26,7 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from ..models.video_unet import VideoUNet
+from ..noise_prior import NoisePrior, video_noise
 from .conditioning import FrameCondition, resolve_method
 from .cuda_graphs import GraphedUNet
 from .windows import windowed_prediction
@@ -59,15 +60,16 @@ def make_scheduler(name: str, base_scheduler_config: dict[str, Any]):
     return cls.from_config(dict(base_scheduler_config))
 
 
-def initial_noise(shape: Sequence[int], generator: Generators, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Standard normal noise (float32 on the generator's device, then cast); one generator per
-    video when a list is given, so a video does not depend on the rest of its batch."""
+def initial_noise(shape: Sequence[int], generator: Generators, device: torch.device, dtype: torch.dtype,
+                  prior: NoisePrior | None = None) -> torch.Tensor:
+    """Noise of `prior` (default independent per frame; float32 on the generator's device, then cast);
+    one generator per video when a list is given, so a video does not depend on the rest of its batch."""
     if isinstance(generator, (list, tuple)):
         if len(generator) != shape[0]:
             raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-        return torch.cat([initial_noise((1, *shape[1:]), g, device, dtype) for g in generator])
+        return torch.cat([initial_noise((1, *shape[1:]), g, device, dtype, prior) for g in generator])
     where = generator.device if generator is not None else "cpu"
-    return torch.randn(tuple(shape), generator=generator, device=where).to(device, dtype)
+    return video_noise(shape, prior or NoisePrior(), generator, where).to(device, dtype)
 
 
 def _step_kwargs(scheduler: Any, generator: Generators, eta: float) -> dict[str, Any]:
@@ -102,6 +104,7 @@ def denoise_video(
     condition_method: str = "auto",
     eta: float = 0.0,
     graphs: GraphedUNet | None = None,
+    noise_prior: NoisePrior | None = None,
 ) -> torch.Tensor:
     """Run the reverse diffusion: returns clean latents (batch, channels, frames, h, w).
 
@@ -113,6 +116,7 @@ def denoise_video(
     condition: known frames (`conditioning.py`), kept by `condition_method` ("auto", "mask", "replace").
     progress: show a tqdm bar, or a callable wrapping the timesteps (e.g. a pipeline's `progress_bar`).
     graphs: call `unet` through these CUDA graphs (`cuda_graphs.py`; kept across calls by the caller).
+    noise_prior: how the frames' starting noise is related (`noise_prior.py`; default independent).
     """
     param = next(unet.parameters())
     device, dtype = param.device, param.dtype
@@ -120,7 +124,7 @@ def denoise_video(
     h, w = latent_size
     shape = (b, unet.unet.config.in_channels, frames, h, w)
     if latents is None:
-        latents = initial_noise(shape, generator, device, dtype)
+        latents = initial_noise(shape, generator, device, dtype, noise_prior)
     elif tuple(latents.shape) != shape:
         raise ValueError(f"latents must be {shape}, got {tuple(latents.shape)}")
     scheduler.set_timesteps(steps, device=device)
@@ -139,7 +143,7 @@ def denoise_video(
         if method == "mask":
             cond_channels = condition.channels()  # (b, c + 1, f, h, w)
             cond_channels = torch.cat([cond_channels, cond_channels]) if guided else cond_channels
-        known_noise = initial_noise(shape, generator, device, dtype)
+        known_noise = initial_noise(shape, generator, device, dtype, noise_prior)
 
     def predict(x: torch.Tensor, t: torch.Tensor, start: int, end: int) -> torch.Tensor:
         x = x[:, :, start:end]  # (b, c, window, h, w), already scaled for the scheduler

@@ -1,13 +1,12 @@
 """AdamW with 8-bit states, one fused kernel launch a step (`--optimizer adamw8bit`).
 
 Why our own: the 8-bit AdamWs of torchao and bitsandbytes spend most of a step in Python per
-parameter. At the SD 1.5 video UNet's 234.6 M trainable parameters (268 tensors) their steps took 93
-and 26 ms of GPU time (118 and 51 ms of Python) against fused float32 AdamW's 2.5 ms (H100, run 61,
-`bench/bench_optimizer.py`); torchao's was a quarter of a 2 x 16 training step. Here a step is one
-Triton kernel launch for all parameters (a table of their addresses) that reads the float32 weights
-and gradients and the 8-bit states and writes them back, 16 bytes of traffic per value against fused
-AdamW's 28: 2.96 ms of GPU time and 3.4 ms of Python (run 65); inside a 2 x 16 step no cost above the
-noise (run 66: 0.2536 s against fused AdamW's 0.2540 s) for 1.31 GiB less.
+parameter. At the SD 1.5 video UNet's 234.6 M trainable parameters (268 tensors) their steps take tens
+of milliseconds against fused float32 AdamW's few (`bench/bench_optimizer.py`, BENCHMARKS.md); torchao's
+is a quarter of a 2 x 16 training step. Here a step is one Triton kernel launch for all parameters (a
+table of their addresses) that reads the float32 weights and gradients and the 8-bit states and writes
+them back, 16 bytes of traffic per value against fused AdamW's 28: inside a 2 x 16 step it costs no more
+than fused AdamW, for 1.31 GiB less optimizer state.
 
 States, per block of 256 values with one float32 scale (the block's largest magnitude), as codes of
 logarithmically spaced levels: the first moment signed (a sign bit, 127 levels 2^(1/8) apart down to

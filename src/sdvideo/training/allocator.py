@@ -2,9 +2,8 @@
 
 Long clips allocate activations of many sizes; the default allocator carves them out of fixed
 segments and, near the card's limit, fails on fragmentation with a sixth of the memory unallocated.
-Measured on an H100 capped at 24 GiB (SD 1.5, 512 px, full checkpointing, batch 1;
-bench/results/2026-11-25/run7 and run10): 107 frames trained with the default allocator (out of
-memory at 110 frames with 19.5 GiB allocated), 128 with expandable segments (23.3 GiB allocated).
+On an H100 capped at 24 GiB (SD 1.5, 512 px, full checkpointing, batch 1) expandable segments
+train about a fifth more frames than the default allocator (BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -8,8 +8,11 @@ RUN/checkpoints/step-000200/
                             groups, non-tensor entries such as the 8-bit AdamW's integer step) in state.json
     rng-rank<r>.safetensors every process's random generator states
     state.json              step, batches consumed, LR schedule, loss history, config, optimizer settings
+    manifest.json           written last: every other file's size and crc32
 A checkpoint is written into `step-000200.tmp/` and renamed when complete, so a kill at any moment
-leaves either the previous set or the new one, never a half-written one.
+leaves either the previous set or the new one, never a half-written one. Damage after that (a truncated
+copy, bytes overwritten on disk) is found by `checkpoint_damage` against the manifest: `--resume` uses the
+newest intact checkpoint (`intact_checkpoint`) and sets damaged newer ones aside as `step-N.damaged/`.
 
 Nothing here is unpickled: checkpoints are read through safetensors and JSON only, since run folders are
 shared like model files and unpickling one could run code. Any other file in a checkpoint folder (an
@@ -19,7 +22,11 @@ shared like model files and unpickling one could run code. Any other file in a c
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +65,110 @@ def checkpoint_dirs(run: str | Path) -> list[Path]:
 def latest_checkpoint(run: str | Path) -> Path | None:
     dirs = checkpoint_dirs(run)
     return dirs[-1] if dirs else None
+
+
+MANIFEST = "manifest.json"
+
+
+def _file_sum(path: Path, chunk: int = 1 << 24) -> tuple[int, int]:
+    """(size in bytes, crc32) of a file, read in 16 MiB pieces."""
+    size, crc = 0, 0
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            size, crc = size + len(block), zlib.crc32(block, crc)
+    return size, crc
+
+
+def _file_sums(folder: Path, names: list[str]) -> dict[str, tuple[int, int]]:
+    """`_file_sum` of each named file, in threads: zlib releases the GIL, so files are summed in parallel."""
+    if not names:
+        return {}
+    with ThreadPoolExecutor(max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        return dict(zip(names, pool.map(lambda name: _file_sum(folder / name), names)))
+
+
+def _write_manifest(folder: Path) -> None:
+    """manifest.json, the checkpoint's last file: each other file's size and crc32, read back after writing
+    (from the page cache: about a second per GB)."""
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
+    files = {name: {"bytes": size, "crc32": f"{crc:08x}"} for name, (size, crc) in _file_sums(folder, names).items()}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1) + "\n")
+
+
+def checkpoint_damage(path: Path, full: bool = True) -> str | None:
+    """Why checkpoint `path` is damaged, in a few words; None when it is intact.
+
+    With a manifest: every listed file is there, of the listed size and (`full`) crc32. `full=False` is
+    the quick look `load_checkpoint` takes (manifest readable, files present of the listed sizes; missing
+    ones are left to the loader's own messages). Without a manifest (a checkpoint of an older sdvideo),
+    `full` checks that state.json parses and each safetensors file is as long as its header says."""
+    try:
+        if not (path / MANIFEST).is_file():
+            return _unlisted_damage(path) if full else None
+        try:
+            listed = json.loads((path / MANIFEST).read_text(encoding="utf-8"))["files"]
+            files = {str(name): (int(e["bytes"]), int(e["crc32"], 16)) for name, e in listed.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            return f"{MANIFEST} is unreadable ({type(e).__name__})"
+        for name, (size, _) in files.items():
+            if not (path / name).is_file():
+                if full:
+                    return f"{name} is missing"
+                continue
+            actual = (path / name).stat().st_size
+            if actual != size:
+                return f"{name} has {actual} bytes, the manifest says {size}"
+        if full:
+            for name, (_, crc) in _file_sums(path, list(files)).items():
+                if crc != files[name][1]:
+                    return f"{name} fails its crc32 check ({crc:08x}, the manifest says {files[name][1]:08x})"
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    return None
+
+
+def _unlisted_damage(path: Path) -> str | None:
+    """`checkpoint_damage` of a checkpoint without a manifest: what its files' own structure shows."""
+    try:
+        read_state(path)
+    except (ValueError, TypeError) as e:
+        return f"state.json is unreadable ({type(e).__name__})"
+    for f in sorted(path.glob("*.safetensors")):
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            try:
+                header = json.loads(fh.read(n)) if 0 <= n <= size - 8 else None
+                end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                header = None
+        if header is None:
+            return f"{f.name} has no readable safetensors header"
+        if size != 8 + n + end:
+            return f"{f.name} has {size} bytes, its header says {8 + n + end}"
+    return None
+
+
+def intact_checkpoint(run: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint `checkpoint_damage` finds intact (None: none is), and the damaged newer ones
+    with their reasons, newest first."""
+    damaged: list[tuple[Path, str]] = []
+    for path in reversed(checkpoint_dirs(run)):
+        reason = checkpoint_damage(path)
+        if reason is None:
+            return path, damaged
+        damaged.append((path, reason))
+    return None, damaged
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint folder to `<name>.damaged` (replacing an earlier one of that name): it is
+    no longer listed by `checkpoint_dirs`, so it is neither resumed from nor counted among the kept ones."""
+    aside = path.with_name(path.name + ".damaged")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(path, aside)
+    return aside
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -112,12 +223,17 @@ def _write_checkpoint(tmp: Path, step: int, model: nn.Module, optimizer: torch.o
     for rank, gens in rng_states.items():
         save_file(gens, tmp / f"rng-rank{rank}.safetensors")
     (tmp / "state.json").write_text(json.dumps({**state, "optimizer": meta, "step": step}, default=_json_default))
+    _write_manifest(tmp)  # last: it lists every file above
 
 
 def load_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     """Restore weights and optimizer in place; returns (state.json contents, EMA tensors or None)."""
+    damage = checkpoint_damage(path, full=False)
+    if damage:
+        raise ValueError(f"{path}: damaged checkpoint ({damage}); resume from an intact one (`sdvideo train "
+                         "--resume` picks the newest) or delete this folder")
     state = read_state(path)
     weights = load_file(path / "trainable.safetensors")
     params = dict(model.named_parameters())

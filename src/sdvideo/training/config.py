@@ -12,22 +12,11 @@ from typing import Any
 import torch
 
 from ..atomic_files import atomic_path
-from ..models.video_unet import VideoUNet
+from ..checks import check_int, check_number, check_out_folder
+from ..choices import BLOCK_REGIONS_MIN_STEPS, COMPILE_CHOICES, COMPILE_MIN_STEPS, COMPILE_REGIONS, LR_SCHEDULES
+from ..choices import GRADIENT_CHECKPOINTING
+from ..noise_prior import NoisePrior
 from .frame_masks import check_task
-
-GRADIENT_CHECKPOINTING = VideoUNet.CHECKPOINTING  # least recomputation (and most memory) first
-COMPILE_REGIONS = VideoUNet.COMPILE_REGIONS
-# `--compile auto` compiles on a CUDA GPU for runs of at least this many steps. At the SD 1.5 size,
-# compiling takes 100-145 s (H100, runs 32 and 41) and saves 0.17 s of each 2 x 16-frame step at 512 px
-# (eager 0.436 s, run 9; compiled 0.269 s, run 38): repaid after 600-900 steps there, later for
-# smaller clips, whose steps gain less while compiling takes as long.
-COMPILE_MIN_STEPS = 1_000
-# `--compile-regions auto` compiles whole UNet blocks for runs of at least this many steps: their
-# compile takes 85 s longer (run 32) and saves 0.008-0.02 s a step (runs 31, 32, 38, 42), so repaid
-# after 4,000-11,000 steps; shorter runs compile layers.
-BLOCK_REGIONS_MIN_STEPS = 10_000
-COMPILE_CHOICES = ("auto", "on", "off")
-LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 @dataclass
@@ -58,11 +47,14 @@ class TrainConfig:
     caption_dropout: float = 0.1  # share of clips trained with the empty caption, for guidance
     offset_noise: float = 0.0
     min_snr_gamma: float | None = None
+    # noise shared by a clip's frames (noise_prior.py); sampling defaults to the run's
+    noise_share: float = 0.0  # share of the noise's variance common to all frames (PYoCo's mixed noise)
+    noise_lowpass: float | None = None  # spatial frequencies up to this (cycles/latent pixel) shared entirely
     task: str = "none"  # masked-frame conditioning: none | interpolate | extend | image2video | mixed
     # what trains, and how it fits
     train: str = "temporal"  # "temporal" (frozen image model), "all", or "temporal+NAME,NAME" (module names)
     mixed_precision: str = "auto"  # auto | no | fp16 | bf16
-    gradient_checkpointing: str = "auto"  # auto (least recomputation that fits the GPU) or a VideoUNet.CHECKPOINTING level
+    gradient_checkpointing: str = "auto"  # auto (least recomputation that fits the GPU) or one of GRADIENT_CHECKPOINTING
     compile: bool | str = "auto"  # torch.compile the repeated blocks (VideoUNet.compile_regions): auto | on | off
     compile_regions: str = "auto"  # what one compiled region is: auto | layers | blocks (see VideoUNet.compile_regions)
     temporal: dict[str, Any] = field(default_factory=dict)  # VideoUNet temporal options
@@ -108,10 +100,8 @@ class TrainConfig:
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
         check_task(cfg.task)
-        if cfg.frames < 1 or cfg.batch_size < 1 or cfg.steps < 0 or cfg.grad_accum < 1:
-            raise ValueError("frames, batch size and gradient accumulation must be at least 1, steps at least 0")
-        if not 0 <= cfg.image_ratio < 1 or not 0 <= cfg.val_holdout < 1:
-            raise ValueError("--image-ratio and --val-holdout must be in [0, 1)")
+        cfg.noise_prior()  # checks the two noise options
+        cfg.check_numbers()
         if cfg.strides:
             cfg.strides = sorted({int(s) for s in cfg.strides})
         if cfg.sample_every and not cfg.sample_prompts:
@@ -119,6 +109,40 @@ class TrainConfig:
         if cfg.keep_best and not (cfg.val_every and cfg.val_holdout):
             raise ValueError("--keep-best needs --val-every N and a --val-holdout above 0 (it keeps the best validated weights)")
         return cfg
+
+    def check_numbers(self) -> None:
+        """Every numeric option in its range (finite; positive where it must be), and --out a folder that can be
+        written: one-line ValueErrors naming the option. Run by `resolved`, before anything is loaded."""
+        for option, value, minimum in (
+                ("--frames", self.frames, 1), ("--stride", self.stride, 1), ("--random-crop", self.random_crop, 0),
+                ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1), ("--steps", self.steps, 0),
+                ("--warmup-steps", self.warmup_steps, 0), ("--num-workers", self.num_workers, 0),
+                ("--log-every", self.log_every, 1), ("--checkpoint-every", self.checkpoint_every, 1),
+                ("--keep-checkpoints", self.keep_checkpoints, 0), ("--val-every", self.val_every, 0),
+                ("--val-clips", self.val_clips, 1), ("--sample-every", self.sample_every, 0),
+                ("--sample-frames", self.sample_frames, 1), ("--sample-steps", self.sample_steps, 1),
+                ("max_bad_steps", self.max_bad_steps, 1)):
+            hint = " (0 keeps every checkpoint)" if option == "--keep-checkpoints" else \
+                " (0: off)" if option in ("--val-every", "--sample-every", "--random-crop") else ""
+            check_int(option, value, minimum, hint=hint)
+        for stride in self.strides or []:
+            check_int("--strides", stride, 1)
+        for key in ("temporal_head_dim", "temporal_ff_mult"):
+            if key in self.temporal:
+                check_int("--" + key.replace("_", "-"), self.temporal[key], 1)
+        check_number("--lr", self.lr, above=0, hint=" (e.g. 1e-4)")
+        check_number("--ema-decay", self.ema_decay, at_least=0, below=1, hint=" (0 turns EMA off; e.g. 0.999)")
+        check_number("--image-ratio", self.image_ratio, at_least=0, below=1)
+        check_number("--val-holdout", self.val_holdout, at_least=0, below=1)
+        check_number("--caption-dropout", self.caption_dropout, at_least=0, at_most=1)
+        check_number("--weight-decay", self.weight_decay, at_least=0)
+        check_number("--grad-clip", self.grad_clip, at_least=0, hint=" (0: no clipping)")
+        check_number("--offset-noise", self.offset_noise, at_least=0)
+        check_number("--min-snr-gamma", self.min_snr_gamma, at_least=0, optional=True, hint=" (0 or unset: off)")
+        check_out_folder(self.out)
+
+    def noise_prior(self) -> NoisePrior:
+        return NoisePrior(share=self.noise_share, lowpass=self.noise_lowpass)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

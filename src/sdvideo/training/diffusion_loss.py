@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 
+from ..noise_prior import NoisePrior, video_noise
+
 
 def training_target(scheduler: DDPMScheduler, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """What the network must predict: the noise (SD 1.x) or the velocity (SD 2.x 768-v)."""
@@ -58,6 +60,7 @@ def diffusion_loss(
     timesteps: torch.Tensor | None = None,
     offset_noise: float = 0.0,
     min_snr_gamma: float | None = None,
+    noise_prior: NoisePrior | None = None,
 ) -> torch.Tensor:
     """Mean squared error of `predict(noisy_latents, t)` against the schedule's target.
 
@@ -65,10 +68,11 @@ def diffusion_loss(
     multiplied by the VAE's scaling factor. `timesteps` (batch,) fixes t (validation); otherwise t
     is drawn uniformly from the schedule's training steps. offset_noise adds a per-video,
     per-channel constant to the noise (lets the model change overall brightness); min_snr_gamma
-    weights each sample by min(SNR, gamma) / SNR.
+    weights each sample by min(SNR, gamma) / SNR. noise_prior: how the noise of a clip's frames is
+    related (`noise_prior.py`; default independent).
     """
     b = latents.shape[0]
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    noise = video_noise(latents.shape, noise_prior or NoisePrior(), generator, latents.device, latents.dtype)
     if offset_noise > 0:
         shape = (b, latents.shape[1]) + (1,) * (latents.ndim - 2)
         noise = noise + offset_noise * torch.randn(shape, generator=generator, device=latents.device, dtype=latents.dtype)

@@ -281,11 +281,10 @@ def largest_fitting(fits: Callable[[int], bool], start: int = 1, limit: int = 40
     return fitting
 
 
-# Share of a GPU's memory that the frame-count advice plans for. Measured on an H100 capped at 24 GiB
-# (bench/results/2026-11-25, runs 7 and 10; 8-bit AdamW, expandable segments for full checkpointing):
-# peaks ran up to 6 % above the estimate and the allocator needs slack near the limit. At 92 % the most
-# frames advised never exceed what trained: 512 px 15 / 45 / 128 advised vs 16 / 47 / 128 measured
-# (checkpointing none / attention / full), 256 px 62 / 181 vs 64 / 187.
+# Share of a GPU's memory that the frame-count advice plans for. Measured peaks (H100 capped at 24 GiB,
+# 8-bit AdamW, expandable segments for full checkpointing) ran up to 6 % above the estimate, and the
+# allocator needs slack near the limit; at 92 % the most frames advised never exceed what trained, at
+# 512 and 256 px and every checkpointing level measured (BENCHMARKS.md).
 USABLE_SHARE = 0.92
 
 

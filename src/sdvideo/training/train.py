@@ -8,6 +8,7 @@ memory saving).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -29,10 +30,20 @@ from ..data.cache import check_cache_matches_identity
 from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
 from ..models.video_unet import VideoUNet, inflate
+from ..run_identity import absolute, base_identity, base_record, cache_fingerprint
+from ..run_lock import exclusive
 from .allocator import prefer_expandable_segments
 from .batches import training_batches, validation_sets
 from .best_model import best_so_far, save_best
-from .checkpoint import latest_checkpoint, load_checkpoint, load_rng_states, save_checkpoint
+from .checkpoint import (
+    intact_checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    load_rng_states,
+    read_state,
+    save_checkpoint,
+    set_aside,
+)
 from .config import TrainConfig
 from .diffusion_loss import diffusion_loss
 from .dry_run import auto_checkpointing, memory_warning, resolve_checkpointing
@@ -41,6 +52,7 @@ from .frame_masks import condition_channels_for, make_frame_condition
 from .loss_plot import write_loss_plot, write_validation_plot
 from .optim import make_optimizer, resolve_optimizer
 from .progress_samples import write_progress_samples
+from .resume import refusal, resume_changes, resumed_record
 from .validation import Validator, append_validation_rows, trim_validation_rows
 
 
@@ -70,20 +82,61 @@ def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
 
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train into `config.out`: checkpoints/, unet/ (final model), config.json, loss.csv, loss.png, logs/ and,
-    with validation, validation.csv and validation.png."""
+    with validation, validation.csv and validation.png.
+
+    One writer per run folder: the main process holds `out/.lock` (`run_lock.py`) from before anything is
+    loaded to the end, so a second `train` on the same --out is refused at once."""
     if config.device != "cpu":  # before anything starts CUDA (resolved() may): long clips fragment the allocator
         prefer_expandable_segments()
     cfg = config.resolved()
     out = Path(cfg.out)
+    _check_out_is_not_base(out, cfg.base)  # before the lock, which would write into the base's folder
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision, cpu=cfg.device == "cpu", gradient_accumulation_steps=cfg.grad_accum,
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
+    with exclusive(out, "sdvideo train") if accelerator.is_main_process else contextlib.nullcontext():
+        return _train(cfg, out, accelerator, progress)
+
+
+def _check_out_is_not_base(out: Path, base: str | Path) -> None:
+    """Refuse an --out that is the base model's folder or inside it (resolved paths): the run's unet/ and
+    config.json would replace the base's own."""
+    base_dir = Path(base).expanduser()
+    if not base_dir.is_dir():  # a single-file base (or a missing one, which load_base reports)
+        return
+    where, base_dir = out.expanduser().resolve(), base_dir.resolve()
+    if where == base_dir:
+        raise ValueError(f"--out {out} is the base model's folder; choose another --out for the run")
+    if base_dir in where.parents:
+        raise ValueError(f"--out {out} is inside the base model's folder {base}; choose another --out for the run")
+
+
+def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool) -> dict[str, Any]:
+    """`train` with `cfg` resolved and, on the main process, `out` locked."""
+    # absolute paths: config.json and the checkpoints name them for any working folder (`run_identity.py`)
+    cfg = dataclasses.replace(cfg, base=absolute(cfg.base), data=absolute(cfg.data),
+                              val_data=[absolute(v) for v in cfg.val_data])
     existing = latest_checkpoint(out)
-    resume_from = existing if cfg.resume else None
+    resume_from, damaged = None, []
+    if cfg.resume and existing is not None:  # the newest checkpoint whose files match their manifest (every rank
+        # checks for itself: the same answer, no collective)
+        resume_from, damaged = intact_checkpoint(out)
+        if resume_from is None:
+            raise ValueError(f"{out / 'checkpoints'}: no intact checkpoint to resume from (newest {damaged[0][0].name}: "
+                             f"{damaged[0][1]}); delete the damaged checkpoint folders or choose a new --out")
     if not cfg.resume and existing is not None:
         raise ValueError(f"{out} already holds checkpoints; pass --resume to continue it or choose a new --out")
+    # A finished model with no checkpoint to continue from: starting over would replace unet/ and loss.csv.
+    # (`unet.old`: atomic_dir's copy of unet/ while it is being replaced, restored if that was cut short.)
+    if existing is None and any((out / name).is_dir() for name in ("unet", "unet.old")):
+        raise ValueError(f"{out} already holds a finished model (unet/); choose a new --out or delete it")
     accelerator.wait_for_everyone()  # every rank has looked at `out` before the main one writes to it
+    if damaged and accelerator.is_main_process:  # set aside: not resumed from again, not counted as kept
+        for path, _ in damaged:
+            set_aside(path)
+        print("; ".join(f"checkpoint {path} is damaged ({why})" for path, why in damaged)
+              + f"; resuming from {resume_from} (the damaged ones moved to <name>.damaged)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
 
@@ -91,6 +144,12 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     cache = load_cache_info(cfg.data)
     base = load_base(cfg.base)
     _check_cache(cfg, cache, base)
+    identity, fingerprint = base_identity(base), cache_fingerprint(cache)  # before inflating touches the base
+    saved = read_state(resume_from) if resume_from is not None else None
+    if saved is not None:  # refuse options that define the run (`resume.py`)
+        refused, _ = resume_changes(saved, cfg.to_dict(), identity, fingerprint)
+        if refused:
+            raise ValueError(refusal(out, resume_from, refused))
     for extra in cfg.val_data:  # --val-data: unseen videos, prepared with the same base
         _check_cache(dataclasses.replace(cfg, data=extra), load_cache_info(extra), base)
     batches = training_batches(cfg, accelerator.process_index, accelerator.num_processes)
@@ -151,18 +210,25 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     video, optimizer = accelerator.prepare(video, optimizer)
     model = accelerator.unwrap_model(video)
     accelerator.print(model.format_parameter_summary() + f"; optimizer {optimizer_name}")
-    noise_schedule = base.scheduler
+    noise_schedule, noise_prior = base.scheduler, cfg.noise_prior()
     validators: dict[str, Validator] = {}
     if cfg.val_every and accelerator.is_main_process:
         # at the training batch size: what fits a training step fits a no-grad forward
-        validators = {name: Validator(clips, clips=cfg.val_clips, name=name, batch_size=cfg.batch_size)
+        validators = {name: Validator(clips, clips=cfg.val_clips, name=name, batch_size=cfg.batch_size,
+                                      noise_prior=cfg.noise_prior())
                       for name, clips in validation_sets(cfg).items()}
         trim_validation_rows(out / "validation.csv", step)  # rows after the checkpoint resumed from come again
     best_val = best_so_far(out) if resume_from is not None else math.inf  # --keep-best
     prompts = base.encode_text(cfg.sample_prompts) if cfg.sample_prompts and accelerator.is_main_process else None
     if accelerator.is_main_process:  # one writer: ranks sharing `out` would race on the rename
-        cfg.save(out / "config.json", cache_fps=cache["fps"], cache_size=cache["size"], latent_shape=cache["latent_shape"],
-                 optimizer_built=optimizer_name, processes=accelerator.num_processes)
+        trained_fps = [cache["fps"] / s for s in (cfg.strides or [cfg.stride])]  # the rates the fps embedding saw
+        record = base_record(cfg.base, identity, out)  # where the base is and what it was (`run_identity.py`)
+        if saved is not None:  # the options this resume changed (those that may change)
+            record["resumed"] = resumed_record(out, saved["step"], resume_from,
+                                               resume_changes(saved, cfg.to_dict(), identity, fingerprint)[1])
+        cfg.save(out / "config.json", cache_fps=cache["fps"], trained_fps=trained_fps, cache_size=cache["size"],
+                 latent_shape=cache["latent_shape"], data_fingerprint=fingerprint,
+                 optimizer_built=optimizer_name, processes=accelerator.num_processes, **record)
     writer = SummaryWriter(str(out / "logs")) if accelerator.is_main_process else None
 
     def checkpoint() -> None:
@@ -171,7 +237,8 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         if accelerator.is_main_process:
             save_checkpoint(
                 out, step, model, optimizer,
-                dict(consumed=consumed, history=history, lr_schedule=lr_schedule.state_dict(), config=cfg.to_dict()),
+                dict(consumed=consumed, history=history, lr_schedule=lr_schedule.state_dict(), config=cfg.to_dict(),
+                     base_identity=identity, data_fingerprint=fingerprint),
                 ema.state_dict() if ema else None, dict(enumerate(all_rng)), keep=cfg.keep_checkpoints,
             )
         accelerator.wait_for_everyone()
@@ -197,6 +264,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             loss = diffusion_loss(
                 lambda noisy, t: video(noisy, t, text, fps=fps, enable_time=enable_time, conditioning=known).sample,
                 noise_schedule, latents, generator, offset_noise=cfg.offset_noise, min_snr_gamma=cfg.min_snr_gamma,
+                noise_prior=noise_prior,
             )
             losses = accelerator.gather(loss.detach()[None])  # (processes,): one collective per batch
             finite = bool(torch.isfinite(losses).all())
@@ -221,10 +289,11 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             bad_steps += 1
             warnings.warn(f"step {step + 1}: loss is {value}; skipped the update ({bad_steps} in a row)", stacklevel=1)
             if bad_steps >= cfg.max_bad_steps:
-                last = latest_checkpoint(out)
+                last = intact_checkpoint(out)[0]  # verified against its manifest
                 raise FloatingPointError(
                     f"{bad_steps} non-finite losses in a row at step {step + 1}; stopped. Last good checkpoint: "
-                    f"{last or 'none'}. Lower --lr, use --mixed-precision bf16/no, or check the cache for bad latents"
+                    f"{last or 'none'}. Resume with --mixed-precision bf16/no, train a new --out with a lower --lr, "
+                    "or check the cache for bad latents"
                 )
             continue
         bad_steps = 0

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch.utils.data import Dataset
 
+from ..noise_prior import NoisePrior, video_noise
 from .diffusion_loss import predicted_clean_latents, training_target
 
 DEFAULT_TIMESTEPS = (50, 200, 400, 600, 800, 950)
@@ -82,13 +83,14 @@ def stack_clips(items: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, torch.Te
 def fixed_noise_errors(predict: Predictor, scheduler: DDPMScheduler, latents: torch.Tensor, text: torch.Tensor,
                        fps: torch.Tensor, timesteps: Sequence[int], seed: int, batch_size: int,
                        device: torch.device, autocast: Callable[[], ContextManager] | None = None,
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+                       noise_prior: NoisePrior | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-clip errors (len(timesteps), n) of the objective and of the implied clean latents (x0).
 
     latents (n, c, f, h, w), text (n, 77, d), fps (n,). The noise of timestep t for the clips
     starting at s comes from a generator seeded with seed + 7919 t + s, so any model measured with
-    the same arguments sees exactly the same noise.
+    the same arguments sees exactly the same noise (of `noise_prior`, independent per frame by default).
     """
+    prior = noise_prior or NoisePrior()
     objective = torch.zeros(len(timesteps), len(latents))
     clean = torch.zeros(len(timesteps), len(latents))
     for i, t in enumerate(timesteps):
@@ -96,7 +98,7 @@ def fixed_noise_errors(predict: Predictor, scheduler: DDPMScheduler, latents: to
             lat = latents[s : s + batch_size].to(device)
             txt, rate = text[s : s + batch_size].to(device), fps[s : s + batch_size].to(device)
             gen = torch.Generator(device=device).manual_seed(seed + 7919 * t + s)
-            noise = torch.randn(lat.shape, generator=gen, device=device, dtype=lat.dtype)
+            noise = video_noise(lat.shape, prior, gen, device, lat.dtype)
             ts = torch.full((lat.shape[0],), t, device=device, dtype=torch.long)
             noisy = scheduler.add_noise(lat, noise, ts)
             with autocast() if autocast else contextlib.nullcontext():
@@ -113,13 +115,15 @@ class Validator:
     """Holds a fixed set of held-out clips; every call measures the loss on exactly the same noise."""
 
     def __init__(self, dataset: Dataset, clips: int = 8, timesteps: Sequence[int] = DEFAULT_TIMESTEPS,
-                 seed: int = 1234, batch_size: int = 2, name: str = "held-out") -> None:
+                 seed: int = 1234, batch_size: int = 2, name: str = "held-out",
+                 noise_prior: NoisePrior | None = None) -> None:
         items = held_out_clips(dataset, clips)
         warn_if_fewer(items, clips, f"validation on {name} clips")
         self.latents, self.text, self.fps = stack_clips(items)
         self.timesteps = list(timesteps)
         self.seed = seed
         self.batch_size = batch_size
+        self.noise_prior = noise_prior
 
     @torch.no_grad()
     def __call__(self, model, scheduler: DDPMScheduler, device: torch.device, autocast=None) -> dict[str, float]:
@@ -131,7 +135,7 @@ class Validator:
         for mode, enable_time in (("video", True), ("independent", False)):
             objective, clean = fixed_noise_errors(video_predictor(model, enable_time), scheduler, self.latents,
                                                   self.text, self.fps, self.timesteps, self.seed, self.batch_size,
-                                                  device, autocast)
+                                                  device, autocast, self.noise_prior)
             per_t = objective.mean(1).tolist()
             results.update({f"{mode}/t{t}": value for t, value in zip(self.timesteps, per_t)})
             results[mode] = sum(per_t) / len(per_t)
