@@ -366,8 +366,9 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
                         **dict(common, stride=1))
     checks = sampling_checks(run_dir, s, device)
     real_unseen = [v for v in unseen_videos if v.name in UNSEEN_CLIPS]
-    checks["interpolation"] = dict(real=interpolation_check(run_dir, real_unseen, s, device),
-                                   rendered=interpolation_check(run_dir, unseen_videos[:4], s, device))
+    windows = 1 if scale == "smoke" else 4  # clips of the real video, and rendered scenes
+    checks["interpolation"] = dict(real=interpolation_check(run_dir, real_unseen, s, device, windows),
+                                   rendered=interpolation_check(run_dir, unseen_videos[:windows], s, device))
     mark("eval")
 
     result = dict(
