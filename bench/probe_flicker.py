@@ -23,14 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from sdvideo.demo.driving_scene import CAPTION  # noqa: E402
 from sdvideo.eval.flow import summarize  # noqa: E402
 from sdvideo.eval.shape_consistency import summarize_shape_consistency  # noqa: E402
-from sdvideo.noise_prior import NoisePrior, video_noise  # noqa: E402
+from sdvideo.noise_prior import NoisePrior  # noqa: E402
+from sdvideo.sampling.sampler import initial_noise  # noqa: E402
 from sdvideo.sampling.export import to_uint8_frames  # noqa: E402
 from sdvideo.sampling.pipeline import VideoPipeline  # noqa: E402
-
-
-def initial_noise(seeds: list[int], shape: tuple[int, ...], prior: NoisePrior) -> torch.Tensor:
-    """(b, c, f, h, w) noise of `prior`, one generator per seed."""
-    return torch.cat([video_noise((1, *shape), prior, torch.Generator().manual_seed(s)) for s in seeds])
 
 
 def measure(videos: list[np.ndarray]) -> dict:
@@ -76,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             variants[f"temporal layers off, noise {prior.describe()}"] = (half, 3.0, 25, prior, False)
     rows = {}
     for name, (dtype, guidance, steps, prior, on) in variants.items():
-        latents = initial_noise(seeds, shape, prior)
+        gens = [torch.Generator().manual_seed(s) for s in seeds]  # one per video, as `sample` draws them
+        latents = initial_noise((len(seeds), *shape), gens, torch.device("cpu"), torch.float32, prior)
         out = pipes[dtype](prompts, num_frames=args.frames, num_inference_steps=steps, guidance_scale=guidance,
                            fps=args.fps, latents=latents, enable_time=on,
                            ).frames
