@@ -208,37 +208,34 @@ VARIANTS = {
 }
 
 
-def set_upsampling(model: torch.nn.Module, how: str) -> None:
-    """subpixel: every supported `Upsample2D` as four 2 x 2 convolutions (what sdvideo installs); interpolate:
-    diffusers' own nearest interpolation + 3 x 3 convolution (the baseline)."""
-    from diffusers.models.upsampling import Upsample2D
-
-    from sdvideo.models import subpixel_upsample
-    from sdvideo.models.subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
+def set_upsampling(vae: torch.nn.Module, how: str) -> None:
+    """The VAE's upsamplers. subpixel: every supported `Upsample2D` as four 2 x 2 convolutions (what
+    `VideoPipeline.enable_fast_inference` switches in), compiled in the form named after "subpixel-" (default
+    auto); interpolate: diffusers' own nearest interpolation + 3 x 3 convolution (the baseline)."""
+    from sdvideo.fast.subpixel_upsample import install_subpixel_upsamplers
 
     if how.startswith("subpixel"):
-        subpixel_upsample.COMPILED_FORM = how.partition("-")[2] or "auto"
-        install_subpixel_upsamplers(model)
-        return
-    for module in model.modules():
-        if isinstance(module, SubpixelUpsample2D):
-            module.__class__ = Upsample2D
+        install_subpixel_upsamplers(vae, how.partition("-")[2] or "auto")
 
 
-def set_fusions(which: str) -> None:
-    """Switch sdvideo's inference fusions on (all) or off (none), or name those to keep: linear-gelu
-    (models/fused_linear_gelu.py), bias-after-matmul (models/bias_after_matmul.py), channel-stats-group-norm
-    (models/channel_stats_group_norm.py), frame-major-tokens (temporal_attention.FRAME_MAJOR)."""
-    from sdvideo.models import bias_after_matmul, channel_stats_group_norm, fused_linear_gelu, temporal_attention
+FUSIONS = ("linear-gelu", "bias-after-matmul", "channel-stats-group-norm", "frame-major-tokens")
 
-    known = {"linear-gelu", "bias-after-matmul", "channel-stats-group-norm", "frame-major-tokens"}
-    chosen = known if which == "all" else set() if which == "none" else set(which.split(","))
-    if chosen - known:
-        raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - known))}")
-    fused_linear_gelu.ENABLED = "linear-gelu" in chosen
-    bias_after_matmul.ENABLED = "bias-after-matmul" in chosen
-    channel_stats_group_norm.ENABLED = "channel-stats-group-norm" in chosen
-    temporal_attention.FRAME_MAJOR = "frame-major-tokens" in chosen
+
+def enable_fast_paths(model: torch.nn.Module, upsample: str, fusions: str, fused_frame_attention: bool = True) -> None:
+    """sdvideo's fast paths, as `sdvideo train` (`enable_fast_training`) and `sdvideo sample`
+    (`enable_fast_inference`) switch them on, less those the options leave out. upsample: as `set_upsampling`.
+    fusions: the inference-only paths to switch on (all, none, or a comma list of FUSIONS: linear-gelu
+    (fast/fused_linear_gelu.py), bias-after-matmul (fast/bias_after_matmul.py), channel-stats-group-norm
+    (fast/channel_stats_group_norm.py), frame-major-tokens (TemporalTransformer.frame_major)). The guidance
+    pair comes with the sampling variants that pass guidance_pair=True (`time_sampling`)."""
+    chosen = set(FUSIONS) if fusions == "all" else set() if fusions == "none" else set(fusions.split(","))
+    if chosen - set(FUSIONS):
+        raise SystemExit(f"--fusions: unknown {', '.join(sorted(chosen - set(FUSIONS)))}")
+    training = ["lean-convs"] + (["fused-frame-attention"] if fused_frame_attention else [])
+    if upsample.startswith("subpixel"):
+        training.append("subpixel-upsample")
+    model.enable_fast_training(training, subpixel_form=upsample.partition("-")[2] or "auto")
+    model.enable_fast_inference(sorted(chosen))
 
 
 def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) -> None:
@@ -267,9 +264,11 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
         if options.get("inline_rotary"):  # no tables from the call: each temporal layer computes its own
             model._rotary_keys = set()
         if options.get("sdpa_temporal"):  # as before run 40: SDPA's kernels for temporal attention when compiled
-            from sdvideo.models import temporal_attention
+            from sdvideo.models.temporal_attention import TemporalTransformer
 
-            temporal_attention.SHORT_ATTENTION_MAX_FRAMES = 0  # for the rest of this process
+            for module in model.modules():
+                if isinstance(module, TemporalTransformer):
+                    module.short_attention_max_frames = 0
         if options.get("plain_temporal_weights"):  # as before run 29: temporal conv weights plainly contiguous
             from sdvideo.models.temporal_conv import TemporalConv
 
@@ -389,6 +388,8 @@ def time_sampling(model, call, frames: int, steps: int, vae=None, text_dim: int 
     from diffusers import DDIMScheduler
 
     if call_kwargs:  # e.g. guidance_pair=True: the model's own options for a CFG batch
+        if call_kwargs.get("guidance_pair") and hasattr(model, "enable_fast_inference"):
+            model.enable_fast_inference(["guidance-pair"])  # the shared layers' hooks (`sdvideo sample` has them)
         plain_call = call
         call = lambda m, x, t, c: plain_call(m, x, t, c, **call_kwargs)  # noqa: E731
     model.to(torch.bfloat16)  # inference: every weight in bf16 (no fp32 master copies needed)
@@ -534,13 +535,9 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
                 model, call = BUILDERS[name](options)
             if name == "sdvideo":
-                set_upsampling(model, args.upsample)
-                set_fusions(args.fusions)
+                enable_fast_paths(model, args.upsample, args.fusions, options.get("fused_frame_attention", True))
             for key, value in options.get("cudnn", {}).items():  # for the rest of this process
                 setattr(torch.backends.cudnn, key, value)
-            from sdvideo.models import fused_frame_attention
-
-            fused_frame_attention.ENABLED = options.get("fused_frame_attention", True)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
             flops = {}  # counted on the eager model, before any compilation (same math)

@@ -28,8 +28,7 @@ from gpu_turns import GpuTurns, add_turns_arguments, run_in_turns  # noqa: E402
 from diffusers.models.upsampling import Upsample2D  # noqa: E402
 
 from sdvideo.models.lean_conv import make_convs_lean  # noqa: E402
-from sdvideo.models import subpixel_upsample  # noqa: E402
-from sdvideo.models.subpixel_upsample import install_subpixel_upsamplers  # noqa: E402
+from sdvideo.fast.subpixel_upsample import install_subpixel_upsamplers  # noqa: E402
 
 # (where, channels in = out, input side, batch): SD 1.5 at 512 px
 SHAPES = [("unet up 0", 1280, 8, 32), ("unet up 1", 1280, 16, 32), ("unet up 2", 640, 32, 32),
@@ -83,8 +82,10 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
             del out, g
         compiled = {}
         for name, (module, form) in forms.items():
-            subpixel_upsample.COMPILED_FORM = form or "auto"  # (read while tracing; diffusers' module ignores it)
-            module = torch.compile(copy.deepcopy(module), dynamic=False)
+            module = copy.deepcopy(module)
+            if form:
+                install_subpixel_upsamplers(module, form)  # the module's compiled form (diffusers' module has none)
+            module = torch.compile(module, dynamic=False)
             compiled[name] = (module, form)
             xg = x.clone().requires_grad_(True)
             with torch.no_grad():
@@ -103,7 +104,6 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 for name, module in eager.items():
                     row[f"forward_eager_{name}_ms"] = time_calls(lambda m=module: m(x))
             for name, (module, form) in compiled.items():
-                subpixel_upsample.COMPILED_FORM = form or "auto"  # as traced: dynamo's guard on it then holds
                 xg = x.clone().requires_grad_(True)
                 with torch.no_grad():
                     row[f"forward_compiled_{name}_ms"] = time_calls(lambda m=module: m(x))

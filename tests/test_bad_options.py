@@ -75,6 +75,7 @@ def train_argv(root, *extra, out=None):
     (["--lr", "inf"], "--lr must be a finite number above 0"),
     (["--lr", "nan"], "--lr must be a finite number above 0"),
     (["--ema-decay", "1.5"], "--ema-decay must be a finite number in [0, 1) (0 turns EMA off"),
+    (["--strides", "1", "0"], "--strides must be an integer of at least 1, got 0"),
 ])
 def test_train_option_out_of_range(media_dir, capsys, flags, message):
     refused(capsys, train_argv(media_dir, *flags), message)
@@ -159,7 +160,9 @@ def sample_argv(root, *flags, out=None, run=None):
     (["--fps", "-5"], "--fps must be a finite number above 0"),
     (["--fps", "nan"], "--fps must be a finite number above 0"),
     (["--decode-chunk", "0"], "--decode-chunk must be an integer of at least 1"),
-    (["--height", "0"], "--height must be an integer of at least 1"),
+    (["--size", "0"], "--size must be an integer of at least 1"),
+    (["--size", "64x0"], "--size must be an integer of at least 1 (N or WxH in pixels"),
+    (["--size", "64x"], "--size must be N or WxH in pixels (e.g. 512 or 768x432), got '64x'"),
     (["--guidance-scale", "nan"], "--guidance-scale must be a finite number"),
 ])
 def test_sample_option_out_of_range(media_dir, capsys, flags, message):

@@ -1,7 +1,8 @@
-"""Transformer Linears with the bias after the matmul (models/bias_after_matmul.py): in compiled inference the
+"""Transformer Linears with the bias after the matmul (fast/bias_after_matmul.py): in compiled inference the
 traced graph holds a matmul without bias and a separate add (so inductor can fuse the add), with the same
-numbers as nn.Linear up to rounding; eager calls, training and unsupported devices keep nn.Linear's addmm;
-installed in every transformer block of a VideoUNet with parameters and state dict unchanged."""
+numbers as nn.Linear up to rounding; eager calls, training and other devices keep nn.Linear's addmm;
+installed by enable_fast_inference in every transformer block of a VideoUNet with parameters and state dict
+unchanged."""
 
 from __future__ import annotations
 
@@ -11,22 +12,19 @@ from diffusers.models.attention import BasicTransformerBlock
 from torch import nn
 
 from compiled_graphs import traced
-from sdvideo.models import bias_after_matmul
-from sdvideo.models.bias_after_matmul import BiasAfterMatmulLinear, install_bias_after_matmul
+from sdvideo.fast import bias_after_matmul
+from sdvideo.fast.bias_after_matmul import BiasAfterMatmulLinear, install_bias_after_matmul
 from sdvideo.models.temporal_attention import TemporalTransformer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def on_cpu(monkeypatch):
-    monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda", "cpu"})
+CPU_TOO = frozenset({"cuda", "cpu"})  # the split on the CPU too (CUDA only by default)
 
 
 def _linear() -> BiasAfterMatmulLinear:
     torch.manual_seed(0)
     layer = nn.Linear(16, 8)
     layer.__class__ = BiasAfterMatmulLinear
+    layer.devices = CPU_TOO
     return layer
 
 
@@ -36,7 +34,7 @@ def _linear_calls(graphs) -> list[bool]:
     return [(n.args[2] if len(n.args) > 2 else n.kwargs.get("bias")) is not None for n in calls]
 
 
-def test_compiled_inference_traces_matmul_then_add_with_linears_numbers(on_cpu) -> None:
+def test_compiled_inference_traces_matmul_then_add_with_linears_numbers() -> None:
     layer, x = _linear(), torch.randn(4, 5, 16)
     with torch.no_grad():
         out, graphs = traced(layer, x)
@@ -45,7 +43,7 @@ def test_compiled_inference_traces_matmul_then_add_with_linears_numbers(on_cpu) 
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
 
 
-def test_bfloat16_rounds_twice_and_no_more(on_cpu) -> None:
+def test_bfloat16_rounds_twice_and_no_more() -> None:
     layer, x = _linear().bfloat16(), torch.randn(64, 16).bfloat16()
     with torch.no_grad():
         out, _ = traced(layer, x)
@@ -58,31 +56,26 @@ def test_bfloat16_rounds_twice_and_no_more(on_cpu) -> None:
     assert float((out.float() - exact).abs().max()) > 0  # it did round
 
 
-def test_eager_training_and_other_devices_keep_addmm(on_cpu, monkeypatch) -> None:
+def test_eager_training_and_other_devices_keep_addmm() -> None:
     layer, x = _linear(), torch.randn(3, 16)
     with torch.no_grad():
         assert not bias_after_matmul.supported(x, layer)  # eager: one addmm beats matmul + add
     _, graphs = traced(layer, x)  # autograd on
     assert _linear_calls(graphs) == [True]
-    monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda"})
+    layer.devices = frozenset({"cuda"})  # the default
     with torch.no_grad():
         _, graphs = traced(layer, x)  # a CPU tensor
     assert _linear_calls(graphs) == [True]
-    monkeypatch.setattr(bias_after_matmul, "DEVICES", {"cuda", "cpu"})
-    monkeypatch.setattr(bias_after_matmul, "ENABLED", False)
-    with torch.no_grad():
-        _, graphs = traced(layer, x)
-    assert _linear_calls(graphs) == [True]
 
 
-def test_installed_in_transformer_blocks_only_with_state_dict_unchanged(on_cpu) -> None:
+def test_installed_in_transformer_blocks_only_with_state_dict_unchanged() -> None:
     torch.manual_seed(0)
     model = nn.ModuleDict(dict(block=BasicTransformerBlock(32, 2, 16, cross_attention_dim=24),
                                temporal=TemporalTransformer(32, head_dim=16), other=nn.Linear(4, 4)))
     keys = model.state_dict().keys()
     # spatial: attn1 and attn2 output projections, GEGLU's projection, the feed-forward's output; temporal:
     # the output projection and both feed-forward Linears (to_qkv has no bias)
-    assert install_bias_after_matmul(model) == 4 + 3
+    assert install_bias_after_matmul(model, CPU_TOO) == 4 + 3
     assert type(model["other"]) is nn.Linear and model.state_dict().keys() == keys
     x, text = torch.randn(2, 9, 32), torch.randn(2, 4, 24)
     with torch.no_grad():
@@ -92,9 +85,11 @@ def test_installed_in_transformer_blocks_only_with_state_dict_unchanged(on_cpu) 
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
 
 
-def test_installed_in_every_video_unet(base) -> None:
+def test_installed_by_enable_fast_inference_only(base) -> None:
     from sdvideo.models.video_unet import inflate
 
     unet = inflate(base.unet)
+    assert not any(type(m) is BiasAfterMatmulLinear for m in unet.modules())
+    unet.enable_fast_inference()
     switched = [m for m in unet.modules() if type(m) is BiasAfterMatmulLinear]
-    assert switched and all(m.bias is not None for m in switched)
+    assert switched and all(m.bias is not None and m.devices == {"cuda"} for m in switched)

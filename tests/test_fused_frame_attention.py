@@ -14,10 +14,7 @@ from sdvideo.models.temporal_attention import TemporalTransformer, apply_rotary,
 pytestmark = pytest.mark.skipif(not ffa.HAVE_TRITON, reason="Triton is a test dependency (pip install -e .[test])")
 
 
-@pytest.fixture
-def on_cpu(monkeypatch):
-    """The model takes the fused path on the CPU too (interpreted kernels)."""
-    monkeypatch.setattr(ffa, "DEVICES", {"cuda", "cpu"})
+CPU_TOO = frozenset({"cuda", "cpu"})  # layers take the fused path on the CPU too (interpreted kernels)
 
 
 def _reference(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int) -> torch.Tensor:
@@ -73,18 +70,16 @@ def test_strided_input_gives_the_same_result() -> None:
     torch.testing.assert_close(ffa.fused_frame_attention(qkv, cos, sin, 1), _reference(qkv, cos, sin, 1))
 
 
-def test_supported_only_where_the_kernel_applies(on_cpu, monkeypatch) -> None:
+def test_supported_only_where_the_kernel_applies() -> None:
     ok = torch.randn(2, 16, 3 * 64)
-    assert ffa.supported(ok, 2)  # two heads of 32
-    assert not ffa.supported(torch.randn(2, ffa.MAX_FRAMES + 1, 3 * 64), 2)  # longer clips: SDPA's kernels
-    assert not ffa.supported(torch.randn(2, 16, 3 * 80), 2)  # head size 40: not a power of two
-    assert not ffa.supported(torch.randn(2, 16, 3 * 32), 2)  # head size 16: below tl.dot's minimum
-    assert not ffa.supported(ok.double(), 2)
-    monkeypatch.setattr(ffa, "ENABLED", False)
-    assert not ffa.supported(ok, 2)
-    monkeypatch.setattr(ffa, "ENABLED", True)
-    monkeypatch.setattr(ffa, "DEVICES", {"cuda"})
-    assert not ffa.supported(ok, 2)  # the CPU keeps the tensor-op path outside these tests
+    assert ffa.supported(ok, 2, CPU_TOO)  # two heads of 32
+    assert not ffa.supported(torch.randn(2, ffa.MAX_FRAMES + 1, 3 * 64), 2, CPU_TOO)  # longer clips: SDPA's kernels
+    assert not ffa.supported(torch.randn(2, 16, 3 * 80), 2, CPU_TOO)  # head size 40: not a power of two
+    assert not ffa.supported(torch.randn(2, 16, 3 * 32), 2, CPU_TOO)  # head size 16: below tl.dot's minimum
+    assert not ffa.supported(ok.double(), 2, CPU_TOO)
+    assert not ffa.supported(ok, 2, frozenset())  # a plain layer's: off until enable_fast_training
+    assert not ffa.supported(ok, 2)  # the default devices: the CPU keeps the tensor-op path outside these tests
+    assert TemporalTransformer(64, head_dim=32).fused_attention_devices == frozenset()
 
 
 def _layer_outputs(layer: TemporalTransformer, x: torch.Tensor, frames: int):
@@ -94,9 +89,10 @@ def _layer_outputs(layer: TemporalTransformer, x: torch.Tensor, frames: int):
 
 
 @pytest.mark.parametrize("compiled", [False, True])
-def test_temporal_transformer_same_with_and_without_the_kernel(on_cpu, monkeypatch, compiled) -> None:
+def test_temporal_transformer_same_with_and_without_the_kernel(monkeypatch, compiled) -> None:
     torch.manual_seed(0)
     layer = TemporalTransformer(64, head_dim=32)
+    layer.fused_attention_devices = CPU_TOO
     for p in layer.parameters():  # off the identity init, so attention changes the output
         p.data.add_(0.1 * torch.randn_like(p))
     x = torch.randn(2 * 8, 64, 3, 3, requires_grad=True)
@@ -115,7 +111,7 @@ def test_temporal_transformer_same_with_and_without_the_kernel(on_cpu, monkeypat
         run = layer
     fused, fused_grads = _layer_outputs(run, x, 8)
     assert any("frame_attention" in op or op == "fused" for op in ops), "the layer did not take the fused path"
-    monkeypatch.setattr(ffa, "ENABLED", False)
+    layer.fused_attention_devices = frozenset()
     plain, plain_grads = _layer_outputs(layer, x, 8)
     # The same float32 math summed in another order: outputs (up to about 5) differ by a few ulps; the
     # gradients of out.square().sum() reach a few hundred, and near-zero entries of a weight's gradient
@@ -128,22 +124,21 @@ def test_temporal_transformer_same_with_and_without_the_kernel(on_cpu, monkeypat
 
 @pytest.mark.parametrize("fused", [False, True])
 def test_inference_on_channels_last_maps_keeps_tokens_frame_major_with_the_same_numbers(monkeypatch, fused) -> None:
-    from sdvideo.models import temporal_attention
-
-    if fused:
-        monkeypatch.setattr(ffa, "DEVICES", {"cuda", "cpu"})
     torch.manual_seed(0)
     layer = TemporalTransformer(64, head_dim=32)
+    layer.frame_major = True  # as enable_fast_inference sets it
+    if fused:
+        layer.fused_attention_devices = CPU_TOO
     for p in layer.parameters():  # off the identity init, so attention changes the output
         p.data.add_(0.1 * torch.randn_like(p))
     x = torch.randn(2 * 5, 64, 3, 4).contiguous(memory_format=torch.channels_last)
     orders, blocks = [], layer._blocks
-    monkeypatch.setattr(layer, "_blocks", lambda t, rotary: orders.append(tuple(t.shape)) or blocks(t, rotary))
+    monkeypatch.setattr(layer, "_blocks", lambda t, *rest: orders.append(tuple(t.shape)) or blocks(t, *rest))
     with torch.no_grad():
         frame_major = layer(x, 5)
-        monkeypatch.setattr(temporal_attention, "FRAME_MAJOR", False)
+        layer.frame_major = False  # the plain layer's default
         sequences = layer(x, 5)
-        monkeypatch.setattr(temporal_attention, "FRAME_MAJOR", True)
+        layer.frame_major = True
         plain = layer(x.contiguous(), 5)  # NCHW maps: the sequence order
     with_grad = layer(x, 5)  # training: the sequence order (its memory estimates were measured with it)
     # (batch, frames, h * w, channels): a view of the channels-last map; else (batch * h * w, frames, channels)

@@ -1,4 +1,4 @@
-"""The temporal feed-forward's first Linear + GELU as one matmul with a GELU epilogue (models/fused_linear_gelu.py):
+"""The temporal feed-forward's first Linear + GELU as one matmul with a GELU epilogue (fast/fused_linear_gelu.py):
 taken in inference only, same numbers as the module's own path (on the CPU `_addmm_activation` applies the exact
 GELU), under autocast and compiled; and the bound the GPU's tanh-form GELU is claimed to keep."""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sdvideo.models import fused_linear_gelu
+from sdvideo.fast import fused_linear_gelu
 from sdvideo.models.temporal_attention import TemporalTransformer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def on_cpu(monkeypatch):
-    """The layer takes the fused matmul on the CPU too; returns a list of the fused calls' input shapes."""
-    monkeypatch.setattr(fused_linear_gelu, "DEVICES", {"cuda", "cpu"})
+    """Counts the fused calls (the layers of `_layer` take the fused matmul on the CPU too); returns a list of
+    their input shapes."""
     calls = []
     original = fused_linear_gelu.linear_gelu
 
@@ -32,6 +32,7 @@ def on_cpu(monkeypatch):
 def _layer(channels: int = 64) -> TemporalTransformer:
     torch.manual_seed(0)
     layer = TemporalTransformer(channels, head_dim=32)
+    layer.linear_gelu_devices = frozenset({"cuda", "cpu"})  # as enable_fast_inference(devices=...) sets it
     for p in layer.parameters():  # off the zero init, so the feed-forward changes the output
         p.data.add_(0.1 * torch.randn_like(p))
     return layer
@@ -42,7 +43,7 @@ def test_inference_takes_the_fused_matmul_and_matches_the_plain_layer(on_cpu, mo
     with torch.no_grad():
         fused = layer(x, 5)
     assert on_cpu == [(2 * 3 * 4, 5, 64)]  # (sequences, frames, channels): once, the feed-forward's tokens
-    monkeypatch.setattr(fused_linear_gelu, "ENABLED", False)
+    layer.linear_gelu_devices = frozenset()  # the plain layer's default
     with torch.no_grad():
         plain = layer(x, 5)
     assert len(on_cpu) == 1

@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, UNet2DConditionModel
 
-from sdvideo.models.guidance_pair import install_guidance_pair, shared_prefix_modules
+from sdvideo.fast.guidance_pair import shared_prefix_modules
 from sdvideo.models.presets import preset
 from sdvideo.models.video_unet import inflate
 from sdvideo.sampling.sampler import denoise_video
@@ -39,7 +39,7 @@ def test_shared_modules_are_those_before_the_text(video_unet) -> None:
 
 def test_guidance_pair_gives_the_same_prediction_and_runs_the_shared_layers_on_one_half(video_unet) -> None:
     x, t, text = _pair_inputs()
-    install_guidance_pair(video_unet.unet, video_unet.frame_context)  # what the first pair call does
+    video_unet.enable_fast_inference(["guidance-pair"])
     seen, handles = _batch_sizes(video_unet)
     try:
         with torch.no_grad():
@@ -60,6 +60,7 @@ def test_guidance_pair_gives_the_same_prediction_and_runs_the_shared_layers_on_o
 
 def test_shared_layers_compute_one_half(video_unet) -> None:
     x, t, text = _pair_inputs()
+    video_unet.enable_fast_inference(["guidance-pair"])
     inner = []
     conv = video_unet.unet.down_blocks[0].resnets[0].conv1.spatial  # inside the shared resnet
     attn = video_unet.unet.down_blocks[0].attentions[0].spatial.transformer_blocks[0].attn1.to_q
@@ -81,22 +82,26 @@ def test_guidance_pair_needs_two_halves(video_unet) -> None:
         video_unet(x[:1], t[:1], text[:1], guidance_pair=True)
 
 
-def test_hooks_come_with_the_first_pair_and_only_once() -> None:
+def test_hooks_come_with_enable_fast_inference_only_and_only_once() -> None:
     video = inflate(UNet2DConditionModel(**preset("tiny")["unet"])).eval()
     shared = shared_prefix_modules(video.unet)
     assert not any(m._forward_pre_hooks or m._forward_hooks for m in shared)  # training never runs them
     x, t, text = _pair_inputs()
     with torch.no_grad():
         plain = video(x, t, text).sample
-        assert not any(m._forward_pre_hooks for m in shared)
-        for _ in range(2):  # installing again switches nothing on twice
+        # a pair call on the plain model runs both halves whole: no hook comes with it
+        torch.testing.assert_close(video(x, t, text, guidance_pair=True).sample, plain, rtol=1e-5, atol=1e-5)
+        assert not any(m._forward_pre_hooks or m._forward_hooks for m in shared)
+        for _ in range(2):  # enabling again switches nothing on twice
+            video.enable_fast_inference(["guidance-pair"])
             torch.testing.assert_close(video(x, t, text, guidance_pair=True).sample, plain, rtol=1e-5, atol=1e-5)
     assert [len(m._forward_pre_hooks) + len(m._forward_hooks) for m in shared] == [2, 2]
 
 
 def test_compiled_regions_share_the_same_way(video_unet) -> None:
     x, t, text = _pair_inputs(frames=2)
-    compiled = copy.deepcopy(video_unet).compile_regions(channels_last=False, backend="aot_eager")
+    fast = copy.deepcopy(video_unet).enable_fast_inference(["guidance-pair"])
+    compiled = fast.compile_regions(channels_last=False, backend="aot_eager")
     with torch.no_grad():
         plain = video_unet(x, t, text).sample
         shared = compiled(x, t, text, guidance_pair=True).sample
@@ -109,6 +114,7 @@ def test_compiled_regions_share_the_same_way(video_unet) -> None:
 def test_denoise_video_shares_only_when_guided(video_unet, guidance_scale, expected) -> None:
     scheduler = DDIMScheduler(num_train_timesteps=1000)
     text, negative = torch.randn(1, 77, 32), torch.randn(1, 77, 32)
+    video_unet.enable_fast_inference(["guidance-pair"])
     conv = video_unet.unet.down_blocks[0].resnets[0].conv1.spatial
     sizes = []
     handle = conv.register_forward_pre_hook(lambda m, a: sizes.append(a[0].shape[0]))

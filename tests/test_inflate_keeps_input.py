@@ -9,7 +9,7 @@ from diffusers.models.upsampling import Upsample2D
 
 from sdvideo.models.presets import preset
 from sdvideo.models.shared_copy import shared_parameter_copy
-from sdvideo.models.subpixel_upsample import SubpixelUpsample2D, with_subpixel_upsamplers
+from sdvideo.fast.subpixel_upsample import SubpixelUpsample2D, with_subpixel_upsamplers
 from sdvideo.models.video_unet import inflate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,6 +81,7 @@ def test_pipeline_leaves_the_given_vae_plain() -> None:
     with torch.no_grad():
         before = vae.decode(latents).sample
     pipe = VideoPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=inflate(tiny_unet()), scheduler=None)
+    pipe.enable_fast_inference()
     with torch.no_grad():
         after = vae.decode(latents).sample
         piped = pipe.vae.decode(latents).sample

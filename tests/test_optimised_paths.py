@@ -66,9 +66,13 @@ def test_lean_conv_under_autocast_matches_plain() -> None:
     torch.testing.assert_close(gl, gp)
 
 
-def _tiny_video_unet():
+def _tiny_video_unet(fast_training: bool = True):
+    """The tiny video UNet as `sdvideo train` builds it (`enable_fast_training`), or plain."""
     torch.manual_seed(0)
-    video = inflate(UNet2DConditionModel(**preset("tiny")["unet"])).freeze_spatial()
+    video = inflate(UNet2DConditionModel(**preset("tiny")["unet"]))
+    if fast_training:
+        video.enable_fast_training()
+    video.freeze_spatial()
     for p in video.temporal_parameters():  # leave the identity init so temporal layers matter
         p.data.add_(0.05 * torch.randn_like(p))
     return video
@@ -83,13 +87,11 @@ def _step(video, x, t, text):
     return out.detach(), grads
 
 
-def test_inflated_unet_convs_are_lean_and_whole_model_gradients_match_plain_convs() -> None:
-    video = _tiny_video_unet()
+def test_fast_training_convs_are_lean_and_whole_model_gradients_match_plain_convs() -> None:
+    plain = _tiny_video_unet(fast_training=False)
+    assert any(type(m) is nn.Conv2d for m in plain.modules()) and not any(type(m) is LeanConv2d for m in plain.modules())
+    video = copy.deepcopy(plain).enable_fast_training(["lean-convs"])
     assert all(type(m) is not nn.Conv2d for m in video.modules())
-    plain = copy.deepcopy(video)
-    for m in plain.modules():
-        if type(m) is LeanConv2d:
-            m.__class__ = nn.Conv2d
     dim = preset("tiny")["unet"]["cross_attention_dim"]
     x, text = torch.randn(1, 4, 3, 16, 16), torch.randn(1, 7, dim)
     t = torch.tensor([500])
@@ -106,7 +108,7 @@ def test_regional_compile_matches_eager(regions) -> None:
     small = dict(preset("tiny")["unet"], block_out_channels=(32, 32), layers_per_block=1,
                  down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
     torch.manual_seed(0)
-    video = inflate(UNet2DConditionModel(**small)).freeze_spatial()
+    video = inflate(UNet2DConditionModel(**small)).enable_fast_training().freeze_spatial()  # as `train` builds it
     for p in video.temporal_parameters():
         p.data.add_(0.05 * torch.randn_like(p))
     compiled = copy.deepcopy(video).compile_regions(regions=regions, backend="aot_eager")  # dynamo + AOTAutograd
@@ -441,7 +443,7 @@ def test_channels_last_model_stores_temporal_conv_weights_channels_last_3d() -> 
 
 
 def test_cudnn_benchmarking_on_for_cuda_work_only(monkeypatch) -> None:
-    from sdvideo.cudnn_benchmark import ENV, benchmark_cudnn_algorithms
+    from sdvideo.fast.cudnn_benchmark import ENV, benchmark_cudnn_algorithms
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     assert not benchmark_cudnn_algorithms("cpu") and torch.backends.cudnn.benchmark is False

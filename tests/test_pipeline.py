@@ -25,13 +25,18 @@ def workspace(tmp_path_factory):
     return root
 
 
-def test_train_writes_model_config_and_loss(workspace):
+def test_train_writes_model_config_and_loss(workspace, capsys):
     run = workspace / "run"
     code = main(["train", "--data", str(workspace / "cache"), "--base", str(workspace / "base"), "--out", str(run),
                  "--frames", "3", "--steps", "4", "--batch-size", "2", "--device", "cpu"])
     assert code == 0
     config = json.loads((run / "config.json").read_text())
     assert config["frames"] == 3 and config["mixed_precision"] == "no" and config["cache_fps"] == 6.0
+    # every auto choice is recorded as resolved, and said once
+    assert (config["optimizer"], config["compile"], config["gradient_checkpointing"]) == ("adamw", "off", "none")
+    assert config["strides"] == [1] and "stride" not in config and "compile_regions" not in config
+    assert "auto chose: --mixed-precision no, --optimizer adamw, --gradient-checkpointing none, --compile off" \
+        in capsys.readouterr().out
     assert (run / "unet" / "diffusion_pytorch_model.safetensors").exists()
     assert (run / "loss.png").stat().st_size > 0
     assert len((run / "loss.csv").read_text().splitlines()) == 5
@@ -84,9 +89,21 @@ def test_train_dry_run_prints_options_and_counts(workspace, capsys):
     assert '"frames": 5' in text and "trainable" in text and "frozen" in text
     # the default --gradient-checkpointing auto, resolved (on the CPU: none) and said so
     assert '"gradient_checkpointing": "none"' in text and "gradient checkpointing none (auto: the fastest that fits)" in text
+    # every auto choice resolved for this machine (the CPU), and said in one line
+    assert '"optimizer": "adamw"' in text and '"compile": "off"' in text and '"auto"' not in text
+    assert "auto chose: --device cpu, --mixed-precision no, --optimizer adamw, --gradient-checkpointing none, " \
+           "--compile off" in text
     most = re.search(r"estimated most frames at batch \d+ within 24.0 GiB \(a 24 GiB card; planning for 92% of it[^)]*\): (\d+)", text)
     assert most and int(most.group(1)) > 5  # the tiny test model fits far more frames than it trains with
     assert not (workspace / "dry" / "unet").exists()
+    # --temporal-embedding reaches the model (as --temporal-head-dim and --no-fps-conditioning do): more
+    # temporal parameters, off by default
+    temporal = lambda out: float(re.search(r"temporal ([\d.]+) M", out).group(1))  # noqa: E731
+    assert '"temporal_embedding": false' in text
+    assert main(["train", "--data", str(workspace / "cache"), "--base", str(workspace / "base"),
+                 "--out", str(workspace / "dry"), "--dry-run", "--temporal-embedding"]) == 0
+    embedded = capsys.readouterr().out
+    assert '"temporal_embedding": true' in embedded and temporal(embedded) > temporal(text)
 
 
 def test_dry_run_estimates_the_run_itself_once(workspace, monkeypatch):

@@ -189,3 +189,22 @@ def test_clip_dataset_errors(cache_dir, tmp_path):
         load_cache_info(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a latent cache"):
         ClipDataset(tmp_path)
+
+
+def test_overwrite_keeps_the_old_cache_until_the_new_one_holds_a_video(videos, base, tmp_path):
+    out = tmp_path / "cache"
+    run([videos / "sub"], out, base)
+    before = (out / "videos.jsonl").read_bytes()
+    not_video = tmp_path / "typo"
+    not_video.mkdir()
+    (not_video / "x.mp4").write_bytes(b"not a video")
+    with pytest.raises(ValueError, match="kept as it was") as err:
+        prepare([not_video], out, base, fps=5, size=SIZE, progress=False, overwrite=True)
+    assert "\n" not in str(err.value) and str(out) in str(err.value)
+    assert (out / "videos.jsonl").read_bytes() == before and load_cache_info(out)["fps"] == 10.0
+    assert not (tmp_path / "cache.overwrite").exists() and not (tmp_path / "cache.old").exists()
+    # a kill between the swap's two renames: the next run puts the old cache back first
+    os.replace(out, tmp_path / "cache.old")
+    summary = prepare([videos / "sub"], out, base, fps=5, size=SIZE, progress=False, overwrite=True)
+    assert summary.used == 1 and summary.out == out and load_cache_info(out)["fps"] == 5.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "typo"]

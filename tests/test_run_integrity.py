@@ -119,6 +119,29 @@ def test_resume_refuses_options_that_define_the_run_and_records_the_others(train
     assert saved["base"] == str(moved) and saved["steps"] == 6
 
 
+def test_a_run_saved_before_the_options_merged_resumes(trained, tiny_cache, tiny_base_dir, tmp_path):
+    """A run whose config.json and checkpoints were written before --stride merged into --strides and
+    --compile-regions into --compile (and before the optimizer's auto was resolved): --resume with the same
+    options goes on, recording only what it changed."""
+    from sdvideo.training.checkpoint import _write_manifest
+
+    run = tmp_path / "old"
+    shutil.copytree(trained, run)
+    legacy = dict(stride=1, strides=None, compile=False, compile_regions="layers", optimizer="auto")
+    for checkpoint in checkpoint_dirs(run):
+        state = json.loads((checkpoint / "state.json").read_text())
+        state["config"] = {**{k: v for k, v in state["config"].items() if k not in legacy}, **legacy}
+        (checkpoint / "state.json").write_text(json.dumps(state))
+        _write_manifest(checkpoint)  # as that version wrote it
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**{k: v for k, v in saved.items() if k not in legacy}, **legacy}))
+    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())).strides == [1]
+    assert train(config(tiny_cache, tiny_base_dir, run, steps=6, resume=True), progress=False)["steps"] == 6
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["resumed"] == [{"step": 4, "checkpoint": "step-0000004", "changed": {"steps": [4, 6]}}]
+    assert (saved["strides"], saved["compile"], saved["optimizer"]) == ([1], "off", "adamw")
+
+
 def test_eval_refuses_a_cache_made_with_another_base(trained, tiny_cache, tmp_path):
     from sdvideo.eval.evaluate import evaluate
 

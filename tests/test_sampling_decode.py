@@ -1,5 +1,5 @@
 """Sliced VAE decoding (bounded memory, same frames as one big decode), the progress bar, and the
-frame rate and size of the .gif and .mp4 the CLI writes for --fps, --height and --width."""
+frame rate and size of the .gif and .mp4 the CLI writes for --fps and --size WxH."""
 
 import av
 import pytest
@@ -55,7 +55,7 @@ def test_vae_decodes_in_slices_with_the_same_frames(run):
 def test_cli_shows_a_progress_bar_and_writes_the_gif_at_the_fps(run, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sample", "--run", str(run), "--prompt", "a", "--frames", "3", "--steps", "2", "--fps", "5",
-                 "--height", "24", "--width", "16", "--out", str(out), "--device", "cpu"]) == 0
+                 "--size", "16x24", "--out", str(out), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "denoise:" in err and "0/2" in err  # a tqdm bar over the 2 denoising steps
     with Image.open(out / "00-a.gif") as gif:
@@ -68,4 +68,4 @@ def test_cli_shows_a_progress_bar_and_writes_the_gif_at_the_fps(run, tmp_path, c
         stream = container.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
         assert float(stream.average_rate) == 5.0
-    assert len(frames) == 3 and frames[0].shape == (24, 16, 3)  # --height 24 --width 16
+    assert len(frames) == 3 and frames[0].shape == (24, 16, 3)  # --size 16x24: 16 wide, 24 high

@@ -1,4 +1,4 @@
-"""Nearest 2x upsampling + 3 x 3 convolution as four 2 x 2 convolutions (models/subpixel_upsample.py)."""
+"""Nearest 2x upsampling + 3 x 3 convolution as four 2 x 2 convolutions (fast/subpixel_upsample.py)."""
 
 import copy
 
@@ -10,7 +10,7 @@ from diffusers.models.upsampling import Upsample2D
 
 from sdvideo.models.lean_conv import make_convs_lean
 from sdvideo.models.presets import preset
-from sdvideo.models.subpixel_upsample import (
+from sdvideo.fast.subpixel_upsample import (
     SubpixelUpsample2D,
     install_subpixel_upsamplers,
     phase_weights,
@@ -133,14 +133,12 @@ def test_lean_frozen_conv_keeps_its_backward() -> None:
 
 @pytest.mark.parametrize("trainable", [False, True])  # frozen (the temporal-only default) or `--train all`
 @pytest.mark.parametrize("form", ["matmul", "conv"])
-def test_compiled_matches_eager(form, trainable, monkeypatch) -> None:
-    from sdvideo.models import subpixel_upsample
-
-    monkeypatch.setattr(subpixel_upsample, "COMPILED_FORM", form)
+def test_compiled_matches_eager(form, trainable) -> None:
     torch._dynamo.reset()
     torch.manual_seed(0)
     up = Upsample2D(8, use_conv=True).requires_grad_(trainable).to(memory_format=torch.channels_last)
-    install_subpixel_upsamplers(up)
+    install_subpixel_upsamplers(up, form)
+    assert up.form == form
     twin = copy.deepcopy(up)
     compiled = torch.compile(twin, backend="aot_eager", dynamic=False)
     x = torch.randn(2, 8, 4, 6).to(memory_format=torch.channels_last)
@@ -153,7 +151,7 @@ def test_compiled_matches_eager(form, trainable, monkeypatch) -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_video_unet_and_pipeline_vae_use_it() -> None:
+def test_video_unet_and_pipeline_vae_use_it_once_enabled() -> None:
     from sdvideo.sampling.pipeline import VideoPipeline
 
     torch.manual_seed(0)
@@ -161,11 +159,14 @@ def test_video_unet_and_pipeline_vae_use_it() -> None:
     reference = copy.deepcopy(unet)
     video = inflate(unet)
     upsamplers = [m for m in video.modules() if isinstance(m, Upsample2D)]
-    assert upsamplers and all(type(m) is SubpixelUpsample2D for m in upsamplers)
-    assert not any(type(m) is SubpixelUpsample2D for m in reference.modules())
+    assert upsamplers and all(type(m) is Upsample2D for m in upsamplers)  # inflate switches nothing
     vae = AutoencoderKL(**preset("tiny")["vae"])
     plain_vae = copy.deepcopy(vae)
     pipe = VideoPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=video, scheduler=None)
+    assert pipe.vae is vae
+    assert pipe.enable_fast_inference() is pipe
+    assert all(type(m) is SubpixelUpsample2D for m in upsamplers)
+    assert not any(type(m) is SubpixelUpsample2D for m in reference.modules())
     decoder_upsamplers = [m for m in pipe.vae.decoder.modules() if isinstance(m, Upsample2D)]  # the pipeline's copy
     assert decoder_upsamplers and all(type(m) is SubpixelUpsample2D for m in decoder_upsamplers)
     latents = torch.randn(2, vae.config.latent_channels, 4, 4)
@@ -176,7 +177,7 @@ def test_video_unet_and_pipeline_vae_use_it() -> None:
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_matmul_form_matches_interpolate_then_conv(channels_last) -> None:
-    from sdvideo.models.subpixel_upsample import phases_as_matmul
+    from sdvideo.fast.subpixel_upsample import phases_as_matmul
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(6, 10, 3, padding=1)
@@ -189,8 +190,9 @@ def test_matmul_form_matches_interpolate_then_conv(channels_last) -> None:
 
 
 def test_auto_form_picks_the_matmul_for_wide_maps_of_many_channels() -> None:
-    from sdvideo.models.subpixel_upsample import compiled_form
+    from sdvideo.fast.subpixel_upsample import compiled_form
 
     assert compiled_form(torch.empty(1, 1280, 16, 16)) == "matmul"  # SD 1.5's second upsampler at 512 px
     assert compiled_form(torch.empty(1, 1280, 8, 8)) == "conv"
     assert compiled_form(torch.empty(1, 640, 32, 32)) == "conv"
+    assert compiled_form(torch.empty(1, 640, 32, 32), "matmul") == "matmul"  # a form chosen at install

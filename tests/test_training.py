@@ -214,13 +214,12 @@ def test_compiled_training_uses_the_chosen_regions_and_trains_as_eager(tmp_path,
     opts = dict(steps=2, checkpoint_every=100, gradient_checkpointing="selective")
     eager = train(config(tiny_cache, tiny_base_dir, tmp_path / "eager", **opts), progress=False)
     assert "compiling" not in capsys.readouterr().out  # auto on the CPU: eager
-    compiled = train(config(tiny_cache, tiny_base_dir, tmp_path / "compiled", compile=True, compile_regions=regions,
-                            **opts), progress=False)
+    compiled = train(config(tiny_cache, tiny_base_dir, tmp_path / "compiled", compile=regions, **opts), progress=False)
     assert f"compiling the UNet's {regions} (torch.compile)" in capsys.readouterr().out
     assert compile_calls == [{"regions": regions}]
     assert [v for _, v in compiled["history"]] == pytest.approx([v for _, v in eager["history"]], rel=1e-4)
-    with pytest.raises(ValueError, match="--compile-regions must be one of auto, layers, blocks"):
-        config(tiny_cache, tiny_base_dir, tmp_path / "bad", compile_regions="model").resolved()
+    with pytest.raises(ValueError, match="--compile must be one of auto, on, off, layers, blocks, got 'model'"):
+        config(tiny_cache, tiny_base_dir, tmp_path / "bad", compile="model").resolved()
 
 
 def test_compile_auto_compiles_long_gpu_runs_and_blocks_for_the_longest(tmp_path):
@@ -230,24 +229,26 @@ def test_compile_auto_compiles_long_gpu_runs_and_blocks_for_the_longest(tmp_path
     triton = mock.patch("importlib.util.find_spec", return_value=object())
     no_triton = mock.patch("importlib.util.find_spec", return_value=None)
     with triton:
-        assert resolve_compile("auto", cuda=True, steps=COMPILE_MIN_STEPS) is True
-        assert resolve_compile("auto", cuda=True, steps=COMPILE_MIN_STEPS - 1) is False
-        assert resolve_compile("auto", cuda=False, steps=10**6) is False  # the CPU: eager
+        assert resolve_compile("auto", cuda=True, steps=COMPILE_MIN_STEPS) == "layers"
+        assert resolve_compile("auto", cuda=True, steps=BLOCK_REGIONS_MIN_STEPS) == "blocks"
+        assert resolve_compile("auto", cuda=True, steps=COMPILE_MIN_STEPS - 1) == "off"
+        assert resolve_compile("auto", cuda=False, steps=10**6) == "off"  # the CPU: eager
     with no_triton:  # inductor's GPU kernels need Triton
-        assert resolve_compile("auto", cuda=True, steps=10**6) is False
-    assert [resolve_compile(c, cuda=False, steps=1) for c in ("on", "off", True, False)] == [True, False, True, False]
-    with pytest.raises(ValueError, match="--compile must be one of auto, on, off, got 'yes'"):
+        assert resolve_compile("auto", cuda=True, steps=10**6) == "off"
+    assert [resolve_compile(c, cuda=False, steps=1) for c in ("on", "off", True, False, "layers", "blocks")] == [
+        "layers", "off", "layers", "off", "layers", "blocks"]
+    with pytest.raises(ValueError, match="--compile must be one of auto, on, off, layers, blocks, got 'yes'"):
         resolve_compile("yes", cuda=True, steps=1)
 
-    # The CLI: auto by default, --compile alone turns it on; the resolved config (saved with the run) holds
-    # the choice made, and the regions follow the run's length.
+    # The CLI: auto by default, --compile alone turns it on, --compile REGIONS names the regions; the resolved
+    # config (saved with the run) holds the choice made, the regions following the run's length unless named.
     parse = lambda *a: train_options(build_parser().parse_args(["train", "--data", "d", "--base", "b", "--out", "o", *a]))  # noqa: E731
     assert parse()["compile"] == "auto" and parse("--compile")["compile"] == "on"
-    assert parse("--compile", "off")["compile"] == "off" and parse()["compile_regions"] == "auto"
+    assert parse("--compile", "off")["compile"] == "off" and parse("--compile", "blocks")["compile"] == "blocks"
     short = TrainConfig(**{**parse("--steps", str(BLOCK_REGIONS_MIN_STEPS - 1)), "device": "cpu"}).resolved()
     long = TrainConfig(**{**parse("--steps", str(BLOCK_REGIONS_MIN_STEPS), "--compile"), "device": "cpu"}).resolved()
-    assert (short.compile, short.compile_regions) == (False, "layers")
-    assert (long.compile, long.compile_regions) == (True, "blocks")
+    named = TrainConfig(**{**parse("--steps", "5", "--compile", "blocks"), "device": "cpu"}).resolved()
+    assert (short.compile, long.compile, named.compile) == ("off", "blocks", "blocks")
 
 
 def test_train_all_and_named_modules(tmp_path, tiny_cache, tiny_base_dir):

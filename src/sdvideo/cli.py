@@ -13,15 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .choices import (  # torch-free: `--help` does not load torch
-    BLOCK_REGIONS_MIN_STEPS,
-    COMPILE_CHOICES,
-    COMPILE_MIN_STEPS,
-    COMPILE_REGIONS,
-    GRADIENT_CHECKPOINTING,
-    LR_SCHEDULES,
-    PREPARE_BATCH_SIZE,
-)
+from .choices import PREPARE_BATCH_SIZE  # torch-free, as every module `--help` loads
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -44,83 +36,22 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+TRAIN_USAGE = "sdvideo train --data CACHE --base BASE --out RUN [options]"
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the temporal layers on a prepared cache")
-    a = p.add_argument
-    a("--data", required=True, help="cache folder from `sdvideo prepare`")
-    a("--base", required=True, help="the Stable Diffusion the cache was prepared with")
-    a("--out", required=True, help="run folder to write")
-    a("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    a("--dry-run", action="store_true", help="print resolved options, parameter counts and a memory estimate")
-    g = p.add_argument_group("clips")
-    g.add_argument("--frames", type=int, default=5)
-    g.add_argument("--stride", type=int, default=1, help="use every stride-th cached frame")
-    g.add_argument("--strides", type=int, nargs="+", default=None, help="several strides: multi-fps training")
-    g.add_argument("--image-ratio", type=float, default=0.0, help="share of single-frame (image) batches")
-    g.add_argument("--val-holdout", type=float, default=0.1, help="share of each video kept for validation")
-    g.add_argument("--random-crop", type=int, default=0,
-                   help="train on random square crops of this many px of the cached --size (0: whole frames)")
-    g.add_argument("--flip", action="store_true", help="mirror training clips horizontally at random")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, default=2)
-    g.add_argument("--grad-accum", type=int, default=1)
-    g.add_argument("--steps", type=int, default=1000)
-    g.add_argument("--lr", type=float, default=1e-4)
-    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant")
-    g.add_argument("--warmup-steps", type=int, default=0)
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--optimizer", choices=["auto", "adamw", "adamw8bit"], default="auto",
-                   help="auto: adamw8bit on a CUDA GPU (sdvideo's fused 8-bit AdamW: a quarter of AdamW's state memory), "
-                   "else adamw")
-    g.add_argument("--grad-clip", type=float, default=1.0)
-    g.add_argument("--ema-decay", type=float, default=0.999, help="0 turns EMA off")
-    g = p.add_argument_group("diffusion")
-    g.add_argument("--caption-dropout", type=float, default=0.1)
-    g.add_argument("--offset-noise", type=float, default=0.0)
-    g.add_argument("--min-snr-gamma", type=float, default=None)
-    g.add_argument("--noise-share", type=float, default=0.0,
-                   help="share of the noise's variance common to all frames of a clip, in [0, 1) (mixed noise); "
-                        "sampling uses the run's noise")
-    g.add_argument("--noise-lowpass", type=float, default=None,
-                   help="spatial frequencies up to this many cycles per latent pixel get the same noise in every "
-                        "frame (0: each frame's mean)")
-    g.add_argument("--task", choices=["none", "interpolate", "extend", "image2video", "mixed"], default="none",
-                   help="masked-frame conditioning: train the model to fill unknown frames given known ones "
-                        "(for `sdvideo interpolate`, `sample --extend`, `sample --image`); mixed: all of them")
-    g = p.add_argument_group("model and memory")
-    g.add_argument("--train", default="temporal", help="temporal | all | temporal+MODULE,MODULE")
-    g.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto")
-    g.add_argument("--gradient-checkpointing", choices=("auto", *GRADIENT_CHECKPOINTING), default="auto",
-                   help="recompute activations in backward instead of storing them, from none (fastest) to full "
-                        "(leanest); auto: the fastest level whose estimated peak fits this GPU (none on the CPU)")
-    g.add_argument("--compile", nargs="?", const="on", choices=COMPILE_CHOICES, default="auto",
-                   help="torch.compile the repeated blocks (faster, leaner steps on a GPU after minutes of compiling); "
-                        f"auto: on a CUDA GPU for runs of {COMPILE_MIN_STEPS:,} steps or more; --compile alone: on")
-    g.add_argument("--compile-regions", choices=("auto", *COMPILE_REGIONS), default="auto",
-                   help="what one compiled region is: layers (resnets, transformers: shared code, shorter compile) or "
-                        "blocks (whole UNet blocks: slightly faster steps, longer compile); "
-                        f"auto: blocks for runs of {BLOCK_REGIONS_MIN_STEPS:,} steps or more")
-    g.add_argument("--temporal-head-dim", type=int, default=64)
-    g.add_argument("--temporal-ff-mult", type=int, default=2)
-    g.add_argument("--no-fps-conditioning", action="store_true")
-    g = p.add_argument_group("bookkeeping")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--num-workers", type=int, default=0, help="threads reading batches ahead")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    g.add_argument("--log-every", type=int, default=10)
-    g.add_argument("--checkpoint-every", type=int, default=500)
-    g.add_argument("--keep-checkpoints", type=int, default=3)
-    g.add_argument("--val-every", type=int, default=0)
-    g.add_argument("--val-clips", type=int, default=8, help="clips per validated set (spread over every video)")
-    g.add_argument("--val-data", nargs="+", default=[], metavar="CACHE",
-                   help="caches of videos never trained on, validated beside the held-out tails (curves in "
-                        "RUN/validation.csv)")
-    g.add_argument("--keep-best", action="store_true",
-                   help="write RUN/best/ (a run folder) whenever the held-out loss is the lowest so far; needs --val-every")
-    g.add_argument("--sample-every", type=int, default=0)
-    g.add_argument("--sample-prompt", action="append", default=[], dest="sample_prompts")
-    g.add_argument("--sample-frames", type=int, default=8)
-    g.add_argument("--sample-steps", type=int, default=25)
+    from .options import HelpAll, add_options
+    from .training.config import TemporalOptions, TrainConfig  # torch-free: fields, defaults and help
+
+    p = sub.add_parser("train", help="train the temporal layers on a prepared cache", usage=TRAIN_USAGE,
+                       description="Train the temporal layers on a cache from `sdvideo prepare`. `auto` choices "
+                       "are resolved for this machine; --dry-run prints what they chose.")
+    expert: list = []
+    p.add_argument("--help-all", action=HelpAll, expert=expert, help="show every option (the expert ones too) and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print resolved options, parameter counts, memory estimate; train nothing")
+    groups = add_options(p, TrainConfig, expert_actions=expert)
+    add_options(p, TemporalOptions, groups, expert_actions=expert)
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
@@ -136,9 +67,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="one seed (prompt i uses seed + i) or one per prompt")
     p.add_argument("--fps", type=float, default=None, help="fps condition and playback rate (default: training rate)")
-    p.add_argument("--size", type=int, default=None, help="square size in pixels (default: training size)")
-    p.add_argument("--height", type=int, default=None)
-    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--size", default=None, metavar="N|WxH",
+                   help="frame size in pixels: N (square) or width x height, e.g. 768x432 (default: training size)")
     p.add_argument("--scheduler", default="ddim",
                    help="ddim, ddpm, dpm++, dpm++-karras, euler, euler-a, heun, pndm, unipc, deis, "
                         "or a diffusers scheduler class name")
@@ -224,26 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TRAIN_KEYS = (
-    "data", "base", "out", "frames", "stride", "strides", "image_ratio", "val_holdout", "random_crop", "flip",
-    "batch_size", "grad_accum",
-    "steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "optimizer", "grad_clip", "ema_decay",
-    "caption_dropout", "offset_noise", "min_snr_gamma", "noise_share", "noise_lowpass",
-    "task", "train", "mixed_precision", "gradient_checkpointing",
-    "compile", "compile_regions", "seed", "num_workers", "device", "log_every", "checkpoint_every", "keep_checkpoints", "resume", "val_every",
-    "val_clips", "val_data", "keep_best", "sample_every", "sample_prompts", "sample_frames", "sample_steps",
-)
-
-
 def train_options(args: argparse.Namespace) -> dict[str, Any]:
-    """CLI flags -> the keyword arguments of `TrainConfig`."""
-    options = {k: getattr(args, k) for k in TRAIN_KEYS}
-    options["temporal"] = dict(
-        temporal_head_dim=args.temporal_head_dim,
-        temporal_ff_mult=args.temporal_ff_mult,
-        fps_conditioning=not args.no_fps_conditioning,
-    )
-    return options
+    """CLI flags -> the keyword arguments of `TrainConfig` (the temporal-layer flags in `temporal`)."""
+    from .options import values_for
+    from .training.config import TemporalOptions, TrainConfig
+
+    return {**values_for(TrainConfig, args), "temporal": values_for(TemporalOptions, args)}
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -292,11 +208,12 @@ def run_sample(args: argparse.Namespace) -> int:
     from .sampling.sample import read_prompts, sample
 
     prompts = list(args.prompt) + (read_prompts(args.prompts_file) if args.prompts_file else [])
+    size, height, width = parse_size(args.size)
     result = sample(
         args.run, prompts, args.out, frames=args.frames, steps=args.steps,
         guidance_scale=args.guidance_scale, negative_prompt=args.negative_prompt,
-        seed=args.seed[0] if len(args.seed) == 1 else args.seed, fps=args.fps, size=args.size,
-        scheduler=args.scheduler, device=args.device, height=args.height, width=args.width,
+        seed=args.seed[0] if len(args.seed) == 1 else args.seed, fps=args.fps, size=size,
+        scheduler=args.scheduler, device=args.device, height=height, width=width,
         window=args.window, overlap=args.overlap, extend=args.extend, context_frames=args.context_frames,
         image=args.image, condition_method=args.condition, batch_size=args.batch_size,
         decode_chunk_size=args.decode_chunk, compile=args.compile, cuda_graphs=args.cuda_graphs,
@@ -304,6 +221,22 @@ def run_sample(args: argparse.Namespace) -> int:
     for f in result["files"]:
         print(f)
     return 0
+
+
+def parse_size(text: str | None) -> tuple[int | None, int | None, int | None]:
+    """`--size` N or WxH -> (size, height, width): (N, None, None), (None, H, W), or all None when not given."""
+    from .checks import check_int
+
+    if text is None:
+        return None, None, None
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"--size must be N or WxH in pixels (e.g. 512 or 768x432), got {text!r}")
+    for value in parts:
+        check_int("--size", int(value), 1, hint=" (N or WxH in pixels, e.g. 512 or 768x432)")
+    if len(parts) == 1:
+        return int(parts[0]), None, None
+    return None, int(parts[1]), int(parts[0])
 
 
 def run_interpolate(args: argparse.Namespace) -> int:

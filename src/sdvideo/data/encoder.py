@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cudnn_benchmark import benchmark_cudnn_algorithms
+from ..fast.cudnn_benchmark import benchmark_cudnn_algorithms
 
 
 def pick_device(device: str | torch.device | None = None,

@@ -14,6 +14,8 @@ re-encoded) and the bytes of the interrupted one are discarded. Two runs on one 
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import sys
 import threading
@@ -25,6 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from sdvideo.atomic_files import _restore_aside
 from sdvideo.checks import check_int, check_number, check_out_folder
 from sdvideo.choices import PREPARE_BATCH_SIZE
 from sdvideo.data import cache
@@ -108,6 +111,7 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
     check_prepare_options(videos, out, fps=fps, size=size, batch_size=batch_size, scene_threshold=scene_threshold,
                           clip_frames=clip_frames, workers=workers, shard_mb=shard_mb)
     out = Path(out)
+    _restore_aside(out, out.with_name(out.name + ".old"))  # a kill in the middle of an --overwrite swap
     device, dtype = pick_device(device, dtype)
     cfg = base.vae.config
     factor = 2 ** (len(cfg.block_out_channels) - 1)
@@ -116,6 +120,11 @@ def prepare(videos: Sequence[str | Path], out: str | Path, base: Any, *, fps: fl
     settings = dict(version=cache.CACHE_VERSION, fps=float(fps), size=int(size),
                     scaling_factor=float(cfg.scaling_factor), scene_threshold=float(scene_threshold),
                     base=cache.jsonable(base.identity()))
+    if overwrite and (out / cache.INDEX_FILE).exists():
+        options = dict(fps=fps, size=size, caption=caption, batch_size=batch_size, device=device, dtype=dtype,
+                       progress=progress, scene_threshold=scene_threshold, clip_frames=clip_frames,
+                       workers=workers, shard_mb=shard_mb)
+        return _overwrite_beside(videos, out, base, settings, options)
     latent_shape = [int(cfg.latent_channels), size // factor, size // factor]
     warnings: list[str] = []
 
@@ -220,24 +229,53 @@ def _encode_all(out: Path, jobs: list[VideoJob], journal: Journal, cap_index: di
     return skipped, encoded
 
 
-def _open_cache(out: Path, settings: dict[str, Any], overwrite: bool) -> list[str]:
-    """Captions of the cache in `out` after checking its settings (or [""] for a new cache)."""
-    index = out / cache.INDEX_FILE
-    if overwrite:
-        for name in (cache.INDEX_FILE, cache.TEXT_FILE, JOURNAL_FILE):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / LATENTS_DIR, ignore_errors=True)
-    if not index.exists():
-        return [""]
+def _overwrite_beside(videos: Sequence[str | Path], out: Path, base: Any, settings: dict[str, Any],
+                      options: dict[str, Any]) -> PrepareSummary:
+    """`--overwrite` of an existing cache: the new one is built beside it, in `OUT.overwrite/`, and replaces
+    `OUT` only once it holds at least one video; otherwise `OUT` stays as it was (a mistyped glob, or inputs
+    that all fail to decode, cannot wipe a finished cache). An interrupted overwrite resumes in the same
+    folder when run again with the same settings."""
+    staging = out.with_name(out.name + ".overwrite")
+    with exclusive(out, "sdvideo prepare"):
+        if (staging / cache.INDEX_FILE).exists() and _settings_diffs(staging, settings):
+            shutil.rmtree(staging)  # left by an overwrite with other settings: start it again
+        summary = prepare(videos, staging, base, overwrite=False, **options)
+        if summary.used == 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ValueError(f"{out}: none of the inputs gave a usable video ({len(summary.skipped)} skipped), so "
+                             "the cache there was kept as it was; check the paths or globs and run it again")
+        aside = out.with_name(out.name + ".old")
+        os.replace(out, aside)  # at every moment OUT or OUT.old holds a whole cache (see _restore_aside)
+        os.replace(staging, out)
+        shutil.rmtree(aside, ignore_errors=True)
+    return dataclasses.replace(summary, out=out)
+
+
+def _settings_diffs(out: Path, settings: dict[str, Any]) -> list[str]:
+    """How the cache in `out` was made differently from `settings` (empty: the same)."""
     info = cache.load_cache_info(out)
     diffs = [f"{k}={info.get(k)!r} (now {v!r})" for k, v in settings.items()
              if k != "base" and info.get(k) != v]
     reason = cache.cache_mismatch(info.get("base") or {}, settings["base"])
     if reason:
         diffs.append(f"base model: {reason}")
+    return diffs
+
+
+def _open_cache(out: Path, settings: dict[str, Any], overwrite: bool) -> list[str]:
+    """Captions of the cache in `out` after checking its settings (or [""] for a new cache)."""
+    index = out / cache.INDEX_FILE
+    if overwrite:  # a folder with no finished cache index (an existing cache is overwritten beside it)
+        for name in (cache.INDEX_FILE, cache.TEXT_FILE, JOURNAL_FILE):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / LATENTS_DIR, ignore_errors=True)
+    if not index.exists():
+        return [""]
+    diffs = _settings_diffs(out, settings)
     if diffs:
         raise ValueError(f"{out} already holds a cache made with other settings: {'; '.join(diffs)}; "
                          "use a new --out or --overwrite")
+    info = cache.load_cache_info(out)
     return list(info["captions"]) or [""]
 
 

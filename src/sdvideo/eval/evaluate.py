@@ -47,8 +47,7 @@ from .report import plot_flow, plot_losses, write_frame_grid, write_metrics, wri
 def run_config(run: str | Path, data: str | Path) -> TrainConfig:
     """The run's TrainConfig (extra keys of config.json dropped) pointed at the cache `data`."""
     saved = load_run_config(run)
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in saved.items() if k in names})
+    cfg = TrainConfig.from_dict(saved)  # a run of any version
     same = Path(str(saved.get("data", ""))).resolve() == Path(data).resolve() or (
         saved.get("data_fingerprint") is not None
         and saved["data_fingerprint"] == cache_fingerprint(load_cache_info(data)))  # a copy of the training cache
@@ -187,7 +186,7 @@ def evaluate(
     check_cache_matches_identity(load_cache_info(cache), base.identity(), str(cache))  # as `train` refuses it
     cfg = run_config(run, cache)
     if stride is not None:
-        cfg = dataclasses.replace(cfg, stride=int(stride), strides=None)
+        cfg = dataclasses.replace(cfg, strides=[int(stride)])
     frames = frames or cfg.frames
     info = load_cache_info(cache)
 

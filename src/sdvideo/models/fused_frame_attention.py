@@ -12,13 +12,13 @@ stride for either layout.
 
 Why: over 16 frames the work is a few kilobytes per (sequence, head); as tensor ops (`frame_attention`)
 it is a rotary kernel, two batched matmuls of 16 x 16 tiles, a softmax and layout copies, each a trip
-through GPU memory, and backward twice that. At 64 x 64 latents and 2 x 16 frames a layer takes about a
-third of the tensor ops' time, forward and with backward; whole training steps and guided 16-frame sampling
-run about 3-4 % faster (BENCHMARKS.md).
+through GPU memory, and backward twice that; one kernel each way is faster in training steps and in guided
+sampling (BENCHMARKS.md).
 
 Runs where Triton runs (CUDA, bf16/fp16 on compute capability >= 8.0, fp32 too) for up to
-`MAX_FRAMES` frames and power-of-two head sizes >= 32 (`supported`); `TemporalTransformer` keeps the
-tensor-op path elsewhere. Tests run the kernels on the CPU through Triton's interpreter
+`MAX_FRAMES` frames and power-of-two head sizes >= 32 (`supported`), on the device types in a
+`TemporalTransformer`'s `fused_attention_devices` (empty until `sdvideo.fast.enable_fast_training` or
+`enable_fast_inference` sets it: this path serves training and sampling); the tensor-op path elsewhere. Tests run the kernels on the CPU through Triton's interpreter
 (`TRITON_INTERPRET=1`, set before this module is imported).
 """
 
@@ -30,8 +30,7 @@ import os
 import torch
 
 MAX_FRAMES = 32
-DEVICES = {"cuda"}  # where the model takes this path; tests add "cpu" under Triton's interpreter
-ENABLED = True  # off: always the tensor-op path (benchmarks compare the two)
+DEVICES = frozenset({"cuda"})  # where the enable_fast_* calls turn this path on by default (tests: "cpu" too)
 
 HAVE_TRITON = importlib.util.find_spec("triton") is not None
 # Triton's CPU interpreter multiplies half-precision tiles wrongly (tl.dot): there the products run in fp32.
@@ -190,10 +189,10 @@ def _capable(device_type: str, device_index: int | None, dtype: torch.dtype) -> 
     return torch.cuda.get_device_capability(device_index)[0] >= 8  # bf16 tensor-core dots: Ampere or later
 
 
-def supported(qkv: torch.Tensor, heads: int) -> bool:
-    """Whether `fused_frame_attention` runs for this (sequences, frames, 3 * channels) projection."""
+def supported(qkv: torch.Tensor, heads: int, devices=DEVICES) -> bool:
+    """Whether `fused_frame_attention` runs for this (sequences, frames, 3 * channels) projection on `devices`."""
     head_dim = qkv.shape[-1] // (3 * heads)
-    return (ENABLED and HAVE_TRITON and qkv.device.type in DEVICES and qkv.shape[1] <= MAX_FRAMES
+    return (HAVE_TRITON and qkv.device.type in devices and qkv.shape[1] <= MAX_FRAMES
             and head_dim >= 32 and head_dim & (head_dim - 1) == 0
             and qkv.dtype in (torch.float32, torch.bfloat16, torch.float16)
             and _capable(qkv.device.type, qkv.device.index, qkv.dtype))

@@ -8,7 +8,8 @@ only the input gradient requested, which is what autograd runs too) but keeps on
 
 `make_convs_lean(module)` switches every plain `nn.Conv2d` of a module to this class in place (the
 parameters, their names and the state dict stay the same); a conv whose weight trains, or a call
-without autograd, takes the ordinary path.
+without autograd, takes the ordinary path. A training memory path: `sdvideo.fast.enable_fast_training`
+applies it to a `VideoUNet` (`sdvideo train` does).
 """
 
 from __future__ import annotations
@@ -48,8 +49,7 @@ class LeanConv2d(nn.Conv2d):
     `channels_last_io` (set by `VideoUNet.to_channels_last`): inside a compiled region, the input and
     the output gradient are asked for channels-last, cuDNN's layout for this model. Inductor would otherwise
     hand `convolution_backward` its arguments in the traced graph's strides, plainly contiguous after
-    a decomposed GroupNorm, and cuDNN would copy both back to channels-last (about 6 % of a 2 x 16-frame
-    step). Asked for in the graph, the layout is written by the kernel producing it.
+    a decomposed GroupNorm, and cuDNN would copy both back to channels-last (BENCHMARKS.md). Asked for in the graph, the layout is written by the kernel producing it.
     """
 
     channels_last_io = False

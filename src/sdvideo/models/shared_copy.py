@@ -1,7 +1,8 @@
 """A copy of a module tree that shares its weights: new module objects around the same parameters.
 
-`inflate` wraps and re-classes modules of the UNet it builds on (pseudo-3D convolutions, spatio-temporal
-transformers, the `install_*` class switches), and `VideoPipeline` re-classes its VAE's upsamplers. Done on
+`inflate` wraps modules of the UNet it builds on (pseudo-3D convolutions, spatio-temporal transformers), which
+the `enable_fast_*` calls may later re-class (`sdvideo/fast/`), and `VideoPipeline.enable_fast_inference`
+re-classes its VAE's upsamplers. Done on
 the caller's own modules, those changes would leave the caller's model expecting frames, or computing
 through other code paths. `shared_parameter_copy` gives them a model of their own to change: every module
 is a new object, while every parameter and buffer is the original's own object, so no weight memory is

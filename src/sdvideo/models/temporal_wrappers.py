@@ -8,6 +8,7 @@ frames of each video. How many frames form a video (and the fps, if any) is read
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -28,11 +29,21 @@ class FrameContext:
     num_frames: int = 1
     enable_time: bool = True
     fps: torch.Tensor | None = None  # (batch * frames,) or None: no fps conditioning for this call
+    time_embedding: torch.Tensor | None = None  # (batch * frames, dim): this call's, for temporal layers that read it
     checkpoint_temporal: bool = False  # recompute temporal layers in backward instead of storing
     checkpoint_attention: bool = False  # recompute whole spatio-temporal transformers in backward
     guidance_pair: bool = False  # the batch's halves differ only in text: share the layers before it (guidance_pair.py)
     # (head_dim, rope_base) -> float32 rotary (cos, sin) tables for num_frames, made once per call (VideoUNet.forward)
     rotary: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def __deepcopy__(self, memo: dict) -> "FrameContext":
+        # A copied model gets this call's settings but not its time embedding: after a training forward it is an
+        # autograd graph's tensor, which deepcopy refuses; the copy's next call sets its own.
+        copied = FrameContext.__new__(FrameContext)
+        memo[id(self)] = copied
+        for name, value in vars(self).items():
+            setattr(copied, name, None if name == "time_embedding" else copy.deepcopy(value, memo))
+        return copied
 
 
 # The fused attention kernels SDPA dispatches to (one per backend).
@@ -155,21 +166,25 @@ class SpatioTemporalTransformer(nn.Module):
         x = self.spatial(hidden_states, *args, return_dict=False, **kwargs)[0]
         if enable_time:
             rotary = self.context.rotary.get((self.temporal.head_dim, self.temporal.rope_base))
-            x = _maybe_checkpoint(self.context.checkpoint_temporal, self.temporal, x, num_frames, rotary)
+            embedding = self.context.time_embedding if self.temporal.embedding_proj is not None else None
+            x = _maybe_checkpoint(self.context.checkpoint_temporal, self.temporal, x, num_frames, rotary, embedding)
         return x
 
 
 class FpsConditionedTimeEmbedding(nn.Module):
-    """The UNet's time embedding plus an fps embedding, when the call carries an fps."""
+    """The UNet's time embedding plus an fps embedding, when the call carries an fps (and the model has one).
 
-    def __init__(self, spatial: nn.Module, time_embed_dim: int, context: FrameContext) -> None:
+    The result is also left in the frame context, for temporal layers that read the time embedding."""
+
+    def __init__(self, spatial: nn.Module, time_embed_dim: int, context: FrameContext, fps: bool = True) -> None:
         super().__init__()
         self.spatial = spatial
-        self.fps_embedding = FpsEmbedding(time_embed_dim)
+        self.fps_embedding = FpsEmbedding(time_embed_dim) if fps else None
         self.context = context
 
     def forward(self, sample: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.spatial(sample, condition)  # (batch * frames, time_embed_dim)
-        if self.context.fps is not None:
+        if self.context.fps is not None and self.fps_embedding is not None:
             emb = emb + self.fps_embedding(self.context.fps, emb.dtype)
+        self.context.time_embedding = emb
         return emb

@@ -9,6 +9,10 @@ parameters (the same tensors, no copy of the weights) but wraps copies of its mo
 Parameter names: the 2-D UNet's parameters live under `unet.`, with `.spatial` inserted where a
 module was wrapped; `spatial_state_dict()` / `load_spatial_state_dict()` translate to and from the
 plain 2-D names, so another fine-tune of the same base can be swapped in under trained temporal layers.
+
+The model as built runs the network this file shows. Faster forms of the same layers (lean frozen
+convolutions, subpixel upsamplers, fused kernels, the guidance pair, ...) are switched on explicitly by
+`enable_fast_training()` and `enable_fast_inference()`, all in `sdvideo/fast/`.
 """
 
 from __future__ import annotations
@@ -25,14 +29,10 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .. import choices
-from .bias_after_matmul import install_bias_after_matmul
-from .channel_stats_group_norm import install_channel_stats_group_norm
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
-from .guidance_pair import install_guidance_pair
-from .lean_conv import LeanConv2d, make_convs_lean
+from .lean_conv import LeanConv2d
 from .shared_copy import shared_parameter_copy
-from .subpixel_upsample import SubpixelUpsample2D, install_subpixel_upsamplers
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
 from .temporal_wrappers import (
@@ -71,6 +71,14 @@ class VideoUNet(ModelMixin, ConfigMixin):
             frame attends to itself only. With `temporal_kernel_size=1` too, "frame" makes the capacity
             control: the same layers (one-tap temporal convolutions), but no information passes between
             frames.
+        temporal_embedding: temporal attention reads the UNet's time embedding (the diffusion step, and the
+            fps when conditioned) through a projection added to its attention input, as the spatial resnets
+            do: without it the temporal layers cannot tell noise levels or frame rates apart except through
+            the frozen layers' features.
+
+    The constructed model switches no class and installs no hook: faster forms of its layers come with
+    `enable_fast_training()` (what `sdvideo train` runs) and `enable_fast_inference()` (sampling), see
+    `sdvideo.fast`.
     """
 
     _supports_gradient_checkpointing = True
@@ -88,6 +96,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         rope_base: float = 10000.0,
         condition_channels: int = 0,
         temporal_context: str = "clip",
+        temporal_embedding: bool = False,
     ) -> None:
         super().__init__()
         if temporal_context not in ("clip", "frame"):
@@ -130,21 +139,38 @@ class VideoUNet(ModelMixin, ConfigMixin):
                             ff_mult=cfg.temporal_ff_mult,
                             rope_base=cfg.rope_base,
                             frame_local=cfg.temporal_context == "frame",
+                            embedding_dim=self._time_embed_dim() if cfg.temporal_embedding else None,
                         )
                         ref = next(child.parameters())
                         module[i] = wrapped.to(ref.device, ref.dtype)
-        if cfg.fps_conditioning and not isinstance(self.unet.time_embedding, FpsConditionedTimeEmbedding):
+        wants_embedding = cfg.fps_conditioning or (cfg.temporal_embedding and cfg.temporal_attention)
+        if wants_embedding and not isinstance(self.unet.time_embedding, FpsConditionedTimeEmbedding):
             te = self.unet.time_embedding
-            dim = te.linear_2.out_features
             ref = te.linear_1.weight
-            self.unet.time_embedding = FpsConditionedTimeEmbedding(te, dim, self.frame_context).to(ref.device, ref.dtype)
+            self.unet.time_embedding = FpsConditionedTimeEmbedding(
+                te, self._time_embed_dim(), self.frame_context, fps=cfg.fps_conditioning).to(ref.device, ref.dtype)
         if cfg.condition_channels:
             install_frame_conditioning(self, cfg.condition_channels)
-        make_convs_lean(self.unet)  # frozen convs keep no activations for backward
-        install_subpixel_upsamplers(self.unet)  # nearest 2x + 3 x 3 conv as 2 x 2 convs: 4/9 of the FLOPs
-        install_bias_after_matmul(self.unet)  # compiled inference: biases added in the next fused kernel
-        install_channel_stats_group_norm(self.unet)  # compiled inference: coalesced per-channel statistics
         self._rotary_keys = {(m.head_dim, m.rope_base) for m in self.modules() if isinstance(m, TemporalTransformer)}
+
+    def _time_embed_dim(self) -> int:
+        te = self.unet.time_embedding
+        return getattr(te, "spatial", te).linear_2.out_features
+
+    # ------------------------------------------------------------------ faster forms (sdvideo/fast/)
+    def enable_fast_training(self, paths=None, **options: Any) -> "VideoUNet":
+        """Faster forms of this model's layers that serve training (and sampling): lean frozen convolutions,
+        subpixel upsamplers, the fused temporal attention kernel. See `sdvideo.fast.enable_fast_training`."""
+        from ..fast import enable_fast_training
+
+        return enable_fast_training(self, paths, **options)
+
+    def enable_fast_inference(self, paths=None, **options: Any) -> "VideoUNet":
+        """Every faster form for sampling, the guidance pair's shared layers included. Call it before
+        `compile_regions`. See `sdvideo.fast.enable_fast_inference`."""
+        from ..fast import enable_fast_inference
+
+        return enable_fast_inference(self, paths, **options)
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -172,8 +198,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
                 and mask, concatenated to the input channels (None on a conditioned model: no frame known).
             guidance_pair: the batch's two halves (classifier-free guidance's unconditional and
                 conditional passes) hold the same latents, timestep, fps and conditioning and differ only
-                in `encoder_hidden_states`; the layers before the text then run once for both
-                (`guidance_pair.py`: same results, less work).
+                in `encoder_hidden_states`. After `enable_fast_inference()` the layers before the text then
+                run once for both (`sdvideo/fast/guidance_pair.py`: same results, less work); otherwise the
+                flag changes nothing.
         """
         channels = self.unet.config.in_channels  # the latents' channels (condition channels come apart)
         if sample.ndim != 5 or (sample.shape[1] != channels and sample.shape[2] == channels):
@@ -186,8 +213,6 @@ class VideoUNet(ModelMixin, ConfigMixin):
         if guidance_pair:
             if sample.shape[0] % 2:
                 raise ValueError(f"guidance_pair needs a batch of two halves, got {sample.shape[0]} videos")
-            # Hooked on first use only: training never pays for the hooks (each hooked region compiles apart).
-            install_guidance_pair(self.unet, self.frame_context)
         sample = concat_conditioning(sample, conditioning, self.config.condition_channels)  # (b, c + k, f, h, w)
         b, c, f, h, w = sample.shape
         frames = sample.transpose(1, 2).reshape(b * f, c, h, w)  # (b*f, c, h, w), video-major
@@ -283,7 +308,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         activation is channels-last (cuDNN's native layout on recent GPUs: no conversion around each
         convolution; the temporal layers keep the layout they are given). The temporal convolutions'
         weights too: a compiled inference graph otherwise chooses the plain layout for them, and cuDNN
-        converts their activations in and out (about 5 % of a denoising step)."""
+        converts their activations in and out (BENCHMARKS.md)."""
         self.to(memory_format=torch.channels_last)
         self.channels_last = True
         for module in self.modules():
@@ -306,8 +331,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         regions: "layers" as above, and the upsamplers (`SubpixelUpsample2D`, in the form chosen per shape);
         "blocks": each UNet down, mid and up block as one region (its skip concatenations and resampling
         convolutions fused too; fewer, larger graphs, none shared).
-        channels_last: `to_channels_last()` first. Faster compiled (2 x 16 frames on an H100: 0.346 ->
-        0.332 s per step), slower eager (0.438 -> 0.451 s), so it comes with compiling.
+        channels_last: `to_channels_last()` first. Faster compiled, slower eager (BENCHMARKS.md), so it comes
+        with compiling.
         """
         import torch._dynamo
 
@@ -327,6 +352,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
         return self
 
     def _compile_targets(self, regions: str) -> list[nn.Module]:
+        from ..fast.subpixel_upsample import SubpixelUpsample2D
+
         if regions == "blocks":
             return [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
         wrapped = {id(m) for w in self.modules() if isinstance(w, SpatioTemporalTransformer) for m in w.modules()}
@@ -417,6 +444,6 @@ def inflate(unet: UNet2DConditionModel, **temporal_options: Any) -> VideoUNet:
 
     `temporal_options` are `VideoUNet`'s temporal arguments (temporal_conv, temporal_attention,
     temporal_head_dim, temporal_ff_mult, temporal_kernel_size, fps_conditioning, rope_base,
-    temporal_context).
+    temporal_context, temporal_embedding).
     """
     return VideoUNet.from_unet(unet, **temporal_options)

@@ -25,7 +25,6 @@ from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..models.base import load_base
-from ..models.subpixel_upsample import with_subpixel_upsamplers
 from ..models.video_unet import VideoUNet
 from ..noise_prior import NoisePrior
 from ..run_identity import check_run_base, run_base_path
@@ -124,9 +123,6 @@ class VideoPipeline(DiffusionPipeline):
                  scheduler: Any, default_fps: float | None = None, default_size: int | None = None,
                  trained_frames: int | None = None, noise_prior: dict[str, Any] | None = None) -> None:
         super().__init__()
-        # The decoder's nearest 2x + 3 x 3 convs as 2 x 2 convs (subpixel_upsample.py), in a copy of its modules
-        # sharing the given VAE's weights: the caller's VAE stays a plain AutoencoderKL.
-        vae = with_subpixel_upsamplers(vae) if vae is not None else None
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
         self.register_to_config(default_fps=default_fps, default_size=default_size, trained_frames=trained_frames,
                                 noise_prior=NoisePrior.from_dict(noise_prior).to_dict())
@@ -171,6 +167,18 @@ class VideoPipeline(DiffusionPipeline):
         if enabled and self.unet.device.type != "cuda":
             raise ValueError(f"CUDA graphs need the UNet on a CUDA device, not {self.unet.device}")
         self.cuda_graphs = GraphedUNet(self.unet) if enabled else None
+
+    def enable_fast_inference(self, paths=None, **options: Any) -> "VideoPipeline":
+        """Faster forms of the UNet's layers for sampling (`VideoUNet.enable_fast_inference`, `sdvideo.fast`), and
+        the VAE decoder's upsamplers as 2 x 2 convolutions (with the "subpixel-upsample" path) in a copy of its
+        modules sharing the given VAE's weights, so the caller's VAE stays a plain `AutoencoderKL`. Call it before
+        compiling. `sdvideo sample`, `interpolate` and `eval` call it. Returns the pipeline."""
+        from ..fast import fast_vae
+
+        self.unet.enable_fast_inference(paths, **options)
+        if self.vae is not None and (paths is None or "subpixel-upsample" in paths):
+            self.register_modules(vae=fast_vae(self.vae))
+        return self
 
     def set_scheduler(self, name: str) -> None:
         """Swap the scheduler by name ("ddim", "dpm++", "euler", ... or a diffusers class name)."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..checks import check_int, check_number, check_out_file, check_out_folder
-from ..cudnn_benchmark import benchmark_cudnn_algorithms
+from ..fast.cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.video_io import decode_video, probe_video
 from .conditioning import check_factor, load_image, open_image
 from .export import to_uint8_frames, write_mp4, write_videos
@@ -49,14 +49,15 @@ def resolve_device(device: str) -> torch.device:
 
 def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, compile: bool = False,
                   cuda_graphs: bool = True) -> VideoPipeline:
-    """A training run (or a saved VideoPipeline folder) on `device`, fp16 on CUDA.
+    """A training run (or a saved VideoPipeline folder) on `device`, fp16 on CUDA, with every fast path for
+    sampling on (`VideoPipeline.enable_fast_inference`, `sdvideo.fast`; eager or compiled).
 
-    compile: `torch.compile` the UNet's repeated blocks, channels-last (`VideoUNet.compile_regions`):
-    the benchmark's guided sampling loop (16 frames x 25 steps, bf16) spends less than half the eager
-    UNet time (BENCHMARKS.md), after minutes of compiling; worth it for several videos of one size.
+    compile: then `torch.compile` the UNet's repeated blocks, channels-last (`VideoUNet.compile_regions`):
+    the benchmark's guided sampling loop (16 frames x 25 steps, bf16) spends far less UNet time than eager
+    (BENCHMARKS.md), after minutes of compiling; worth it for several videos of one size.
     cuda_graphs: on CUDA, replay each denoising step's UNet call from a CUDA graph
-    (`cuda_graphs.py`): same results, less launch overhead; it saves most on small frames (about
-    30 % of a compiled 256 px loop, BENCHMARKS.md) and little at 512 px."""
+    (`cuda_graphs.py`): same results, less launch overhead; it saves most on small frames and little at
+    512 px (BENCHMARKS.md)."""
     dev = resolve_device(device)
     benchmark_cudnn_algorithms(dev)  # every denoising step has the same shapes
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
@@ -66,6 +67,7 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     else:
         pipe = VideoPipeline.from_run(run, scheduler, dev, dtype)
     pipe.set_progress_bar_config(disable=not progress, leave=False, desc="denoise")
+    pipe.enable_fast_inference()  # before compiling: the compiled regions keep the forms they were traced with
     if compile:
         pipe.unet.compile_regions()
     if cuda_graphs and dev.type == "cuda":

@@ -39,7 +39,7 @@ def clip_set(cfg: TrainConfig, part: str) -> ClipDataset:
     """The training ("train") or held-out ("val") clips: the end `val_holdout` share of each video is
     held out (with `val_holdout` 0 both parts are every clip)."""
     train = part == "train"
-    return ClipDataset(cfg.data, frames=cfg.frames, strides=cfg.strides or [cfg.stride], seed=cfg.seed,
+    return ClipDataset(cfg.data, frames=cfg.frames, strides=cfg.strides, seed=cfg.seed,
                        image_ratio=cfg.image_ratio if train else 0.0, random_crop=_latent_crop(cfg) if train else None,
                        flip=cfg.flip and train, holdout=cfg.val_holdout, part=part)
 
@@ -52,7 +52,7 @@ def validation_sets(cfg: TrainConfig) -> dict[str, ClipDataset]:
     """What `--val-every` measures: "held-out" (each video's held-out tail), "training" (training
     clips at the base stride, unaugmented: the gap between the two shows overfitting) and, per
     `--val-data` cache, "unseen" ("unseen-2", ...): every clip of videos no stage trained on."""
-    stride = (cfg.strides or [cfg.stride])[0]
+    stride = min(cfg.strides or [1])
     sets = {"held-out": validation_set(cfg),
             "training": ClipDataset(cfg.data, frames=cfg.frames, stride=stride, seed=cfg.seed,
                                     holdout=cfg.val_holdout, part="train")}

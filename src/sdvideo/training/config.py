@@ -1,85 +1,149 @@
-"""Training options: one flat dataclass, resolved once and saved with every run."""
+"""Training options: one flat dataclass, resolved once and saved with every run.
+
+Each field states its default and its help once: `sdvideo train`'s options are generated from these fields
+(`sdvideo.options`). Torch-free at import, so `sdvideo train --help` stays fast: the methods that need torch
+import it themselves.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..atomic_files import atomic_path
 from ..checks import check_int, check_number, check_out_folder
-from ..choices import BLOCK_REGIONS_MIN_STEPS, COMPILE_CHOICES, COMPILE_MIN_STEPS, COMPILE_REGIONS, LR_SCHEDULES
-from ..choices import GRADIENT_CHECKPOINTING
-from ..noise_prior import NoisePrior
-from .frame_masks import check_task
+from ..choices import (
+    BLOCK_REGIONS_MIN_STEPS,
+    COMPILE_CHOICES,
+    COMPILE_MIN_STEPS,
+    COMPILE_REGIONS,
+    GRADIENT_CHECKPOINTING,
+    GRADIENT_CHECKPOINTING_COMMON,
+    LR_SCHEDULES,
+    MIXED_PRECISION,
+    OPTIMIZERS,
+    TASKS,
+)
+from ..options import option
+
+if TYPE_CHECKING:
+    from ..noise_prior import NoisePrior
+
+CLIPS, OPTIMISATION, DIFFUSION, MODEL, RUN = "clips", "optimisation", "diffusion and noise", "model and memory", "run"
+_LEVELS = ", ".join(GRADIENT_CHECKPOINTING_COMMON)
 
 
 @dataclass
 class TrainConfig:
-    data: str  # latent cache written by `sdvideo prepare`
-    base: str  # the Stable Diffusion the cache was made with (diffusers folder or single file)
-    out: str  # run folder
+    data: str = option(help="latent cache written by `sdvideo prepare`", metavar="CACHE")
+    base: str = option(help="Stable Diffusion the cache was made with: diffusers folder or single file",
+                       metavar="BASE")
+    out: str = option(help="run folder to write", metavar="RUN")
+    resume: bool = option(False, "continue the run in --out from its last checkpoint")
     # clips
-    frames: int = 5  # frames per training clip (the original recipe: 5)
-    stride: int = 1  # take every stride-th cached frame (fps of a clip = cache fps / stride)
-    strides: list[int] | None = None  # several strides: multi-frame-rate training (overrides stride)
-    image_ratio: float = 0.0  # share of batches that are single frames with temporal layers off
-    val_holdout: float = 0.1  # share of each video's frames (its end) kept out of training
-    random_crop: int = 0  # pixels: train on random square crops of this size of the cached frames (0: off)
-    flip: bool = False  # mirror training clips horizontally with probability 1/2
+    frames: int = option(5, "frames per training clip", group=CLIPS)
+    strides: list[int] = option(factory=lambda: [1], group=CLIPS, metavar="S",
+                                help="take every S-th cached frame (fps = cache fps / S); several: multi-fps training")
+    image_ratio: float = option(0.0, "share of single-frame (image) batches, temporal layers off", group=CLIPS)
+    val_holdout: float = option(0.1, "share of each video (its end) kept out of training", group=CLIPS, expert=True)
+    random_crop: int = option(0, "train on random square crops of this many px of the cached --size (0: off)",
+                              group=CLIPS, expert=True, metavar="PX")
+    flip: bool = option(False, "mirror training clips horizontally at random", group=CLIPS, expert=True)
     # optimisation
-    batch_size: int = 2
-    grad_accum: int = 1
-    steps: int = 1000  # optimizer steps
-    lr: float = 1e-4
-    lr_schedule: str = "constant"  # constant | cosine | linear, after warmup
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    optimizer: str = "auto"  # auto (8-bit AdamW on CUDA: training/adamw8bit.py, else AdamW) | adamw | adamw8bit
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999  # 0 turns EMA off; the saved model holds the EMA weights
+    batch_size: int = option(2, "clips per step and process", group=OPTIMISATION)
+    grad_accum: int = option(1, "batches accumulated per optimizer step", group=OPTIMISATION, expert=True)
+    steps: int = option(1000, "optimizer steps", group=OPTIMISATION)
+    lr: float = option(1e-4, "learning rate", group=OPTIMISATION)
+    lr_schedule: str = option("constant", "after warmup", group=OPTIMISATION, choices=LR_SCHEDULES, expert=True)
+    warmup_steps: int = option(0, "linear learning-rate warmup", group=OPTIMISATION, expert=True)
+    weight_decay: float = option(0.0, "AdamW weight decay", group=OPTIMISATION, expert=True)
+    optimizer: str = option("auto", "auto: adamw8bit on a CUDA GPU (sdvideo's fused 8-bit AdamW, a quarter of "
+                            "AdamW's state memory), else adamw", group=OPTIMISATION, choices=OPTIMIZERS, expert=True)
+    grad_clip: float = option(1.0, "gradient norm clipping (0: off)", group=OPTIMISATION, expert=True)
+    ema_decay: float = option(0.999, "EMA of the weights, saved as the model (0: off)", group=OPTIMISATION,
+                              expert=True)
     # diffusion
-    caption_dropout: float = 0.1  # share of clips trained with the empty caption, for guidance
-    offset_noise: float = 0.0
-    min_snr_gamma: float | None = None
+    caption_dropout: float = option(0.1, "share of clips trained with the empty caption, for guidance",
+                                    group=DIFFUSION, expert=True)
+    offset_noise: float = option(0.0, "offset noise strength", group=DIFFUSION, expert=True)
+    min_snr_gamma: float | None = option(None, "min-SNR loss weighting gamma (unset: off)", group=DIFFUSION,
+                                         expert=True)
     # noise shared by a clip's frames (noise_prior.py); sampling defaults to the run's
-    noise_share: float = 0.0  # share of the noise's variance common to all frames (PYoCo's mixed noise)
-    noise_lowpass: float | None = None  # spatial frequencies up to this (cycles/latent pixel) shared entirely
-    task: str = "none"  # masked-frame conditioning: none | interpolate | extend | image2video | mixed
+    noise_share: float = option(0.0, "share of the noise's variance common to a clip's frames, in [0, 1)",
+                                group=DIFFUSION, help_all="share of the noise's variance common to all frames of a "
+                                "clip, in [0, 1) (mixed noise; each frame's noise stays standard normal); sampling "
+                                "uses the run's noise")
+    noise_lowpass: float | None = option(None, "spatial frequencies up to C cycles per latent pixel share their "
+                                         "noise across frames", group=DIFFUSION, metavar="C",
+                                         help_all="spatial frequencies up to C cycles per latent pixel get the same "
+                                         "noise in every frame (0: each frame's mean); sampling uses the run's noise")
+    task: str = option("none", "masked-frame conditioning for `interpolate`, `sample --extend/--image`; "
+                       "mixed: all", group=DIFFUSION, choices=TASKS,
+                       help_all="masked-frame conditioning: train the model to fill unknown frames given known ones "
+                       "(for `sdvideo interpolate`, `sample --extend`, `sample --image`); mixed: all of them")
     # what trains, and how it fits
-    train: str = "temporal"  # "temporal" (frozen image model), "all", or "temporal+NAME,NAME" (module names)
-    mixed_precision: str = "auto"  # auto | no | fp16 | bf16
-    gradient_checkpointing: str = "auto"  # auto (least recomputation that fits the GPU) or one of GRADIENT_CHECKPOINTING
-    compile: bool | str = "auto"  # torch.compile the repeated blocks (VideoUNet.compile_regions): auto | on | off
-    compile_regions: str = "auto"  # what one compiled region is: auto | layers | blocks (see VideoUNet.compile_regions)
-    temporal: dict[str, Any] = field(default_factory=dict)  # VideoUNet temporal options
+    train: str = option("temporal", "temporal | all | temporal+MODULE,MODULE (module names of the UNet)",
+                        group=MODEL, expert=True)
+    mixed_precision: str = option("auto", "auto: bf16 (or fp16) on a CUDA GPU, else no", group=MODEL,
+                                  choices=MIXED_PRECISION, expert=True)
+    gradient_checkpointing: str = option(
+        "auto", f"recompute activations in backward: auto (the fastest that fits the GPU), {_LEVELS}, ... "
+        "(--help-all)", group=MODEL, choices=("auto", *GRADIENT_CHECKPOINTING), metavar="LEVEL",
+        help_all="recompute activations in backward instead of storing them, least recomputation first: "
+        f"{', '.join(GRADIENT_CHECKPOINTING)}; auto: the fastest level whose estimated peak fits this GPU "
+        "(none on the CPU)")
+    compile: str = option("auto", f"torch.compile the repeated blocks: auto (CUDA runs of {COMPILE_MIN_STEPS:,}+ "
+                          "steps), on (--compile alone), off, or the regions: layers, blocks", group=MODEL,
+                          choices=COMPILE_CHOICES, metavar="MODE", nargs="?", const="on",
+                          help_all="torch.compile the repeated blocks (faster, leaner steps on a GPU after minutes "
+                          "of compiling): layers (resnets, transformers: shorter compile) or blocks (whole UNet "
+                          "blocks: slightly faster steps, longer compile); on (or --compile alone): blocks for "
+                          f"runs of {BLOCK_REGIONS_MIN_STEPS:,} steps or more, else layers; auto: on for CUDA "
+                          f"runs of {COMPILE_MIN_STEPS:,} steps or more (with Triton), else off")
+    temporal: dict[str, Any] = option(factory=dict, cli=False)  # VideoUNet options; the CLI's: TemporalOptions
     # bookkeeping
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    log_every: int = 10
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    resume: bool = False
-    val_every: int = 0  # 0: off
-    val_clips: int = 8  # clips per validated set
-    val_data: list[str] = field(default_factory=list)  # caches of unseen videos, validated beside the held-out tails
-    keep_best: bool = False  # RUN/best/: the weights with the lowest held-out loss (needs val_every)
-    sample_every: int = 0  # 0: off
-    sample_prompts: list[str] = field(default_factory=list)
-    sample_frames: int = 8
-    sample_steps: int = 25
-    max_bad_steps: int = 5  # consecutive non-finite losses before the run stops
+    seed: int = option(0, "seed of the data order, noise and initial weights", group=RUN)
+    num_workers: int = option(0, "threads reading batches ahead", group=RUN, expert=True)
+    device: str = option("auto", group=RUN, choices=("auto", "cpu", "cuda"), expert=True)
+    log_every: int = option(10, "steps per loss.csv row", group=RUN, expert=True)
+    checkpoint_every: int = option(500, "steps between checkpoints", group=RUN)
+    keep_checkpoints: int = option(3, "newest checkpoints kept (0: all)", group=RUN, expert=True)
+    val_every: int = option(0, "steps between held-out loss measurements (0: off)", group=RUN)
+    val_clips: int = option(8, "clips per validated set (spread over every video)", group=RUN, expert=True)
+    val_data: list[str] = option(factory=list, group=RUN, metavar="CACHE",
+                                 help="caches of unseen videos, validated beside the held-out tails",
+                                 help_all="caches of videos never trained on (prepared with the same base), "
+                                 "validated beside the held-out tails (curves in RUN/validation.csv|png)")
+    keep_best: bool = option(False, "keep the lowest-held-out-loss weights in RUN/best/ (needs --val-every)",
+                             group=RUN, help_all="write RUN/best/ (a run folder) whenever the held-out loss is the "
+                             "lowest so far; needs --val-every")
+    sample_every: int = option(0, "steps between progress samples (0: off)", group=RUN)
+    sample_prompts: list[str] = option(factory=list, help="prompt of the progress samples (repeat for several)",
+                                       group=RUN, flag="--sample-prompt", action="append", metavar="TEXT")
+    sample_frames: int = option(8, "frames per progress sample", group=RUN, expert=True)
+    sample_steps: int = option(25, "sampling steps per progress sample", group=RUN, expert=True)
+    max_bad_steps: int = option(5, cli=False)  # consecutive non-finite losses before the run stops
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> "TrainConfig":
+        """A config from a run's config.json (any version: older keys are upgraded, extra keys dropped)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in upgrade_config(saved).items() if k in names})
 
     def resolved(self) -> "TrainConfig":
-        """Fill the "auto" choices for this machine and check the options."""
+        """Fill the "auto" choices for this machine (device, mixed precision, optimizer, compile; gradient
+        checkpointing needs the model: `dry_run.resolve_checkpointing`) and check the options."""
+        import torch
+
+        from .frame_masks import check_task
+        from .optim import resolve_optimizer
+
         cfg = dataclasses.replace(self, temporal=dict(self.temporal), sample_prompts=list(self.sample_prompts),
-                                  val_data=list(self.val_data))
+                                  val_data=list(self.val_data), strides=_as_strides(self.strides))
         cuda = torch.cuda.is_available() and cfg.device != "cpu"
         if cfg.device == "auto":
             cfg.device = "cuda" if cuda else "cpu"
@@ -93,17 +157,13 @@ class TrainConfig:
         if cfg.gradient_checkpointing not in ("auto", *GRADIENT_CHECKPOINTING):
             raise ValueError(f"--gradient-checkpointing must be auto or one of {', '.join(GRADIENT_CHECKPOINTING)}")
         cfg.compile = resolve_compile(cfg.compile, cuda, cfg.steps)
-        if cfg.compile_regions == "auto":
-            cfg.compile_regions = "blocks" if cfg.steps >= BLOCK_REGIONS_MIN_STEPS else "layers"
-        if cfg.compile_regions not in COMPILE_REGIONS:
-            raise ValueError(f"--compile-regions must be one of auto, {', '.join(COMPILE_REGIONS)}, got {cfg.compile_regions!r}")
+        cfg.optimizer = resolve_optimizer(cfg.optimizer, cfg.device)
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}")
         check_task(cfg.task)
         cfg.noise_prior()  # checks the two noise options
         cfg.check_numbers()
-        if cfg.strides:
-            cfg.strides = sorted({int(s) for s in cfg.strides})
+        cfg.strides = sorted(set(cfg.strides))
         if cfg.sample_every and not cfg.sample_prompts:
             raise ValueError("--sample-every needs at least one --sample-prompt")
         if cfg.keep_best and not (cfg.val_every and cfg.val_holdout):
@@ -113,8 +173,10 @@ class TrainConfig:
     def check_numbers(self) -> None:
         """Every numeric option in its range (finite; positive where it must be), and --out a folder that can be
         written: one-line ValueErrors naming the option. Run by `resolved`, before anything is loaded."""
-        for option, value, minimum in (
-                ("--frames", self.frames, 1), ("--stride", self.stride, 1), ("--random-crop", self.random_crop, 0),
+        if not self.strides:
+            raise ValueError("--strides needs at least one stride (e.g. 1)")
+        for flag, value, minimum in (
+                ("--frames", self.frames, 1), ("--random-crop", self.random_crop, 0),
                 ("--batch-size", self.batch_size, 1), ("--grad-accum", self.grad_accum, 1), ("--steps", self.steps, 0),
                 ("--warmup-steps", self.warmup_steps, 0), ("--num-workers", self.num_workers, 0),
                 ("--log-every", self.log_every, 1), ("--checkpoint-every", self.checkpoint_every, 1),
@@ -122,10 +184,10 @@ class TrainConfig:
                 ("--val-clips", self.val_clips, 1), ("--sample-every", self.sample_every, 0),
                 ("--sample-frames", self.sample_frames, 1), ("--sample-steps", self.sample_steps, 1),
                 ("max_bad_steps", self.max_bad_steps, 1)):
-            hint = " (0 keeps every checkpoint)" if option == "--keep-checkpoints" else \
-                " (0: off)" if option in ("--val-every", "--sample-every", "--random-crop") else ""
-            check_int(option, value, minimum, hint=hint)
-        for stride in self.strides or []:
+            hint = " (0 keeps every checkpoint)" if flag == "--keep-checkpoints" else \
+                " (0: off)" if flag in ("--val-every", "--sample-every", "--random-crop") else ""
+            check_int(flag, value, minimum, hint=hint)
+        for stride in self.strides:
             check_int("--strides", stride, 1)
         for key in ("temporal_head_dim", "temporal_ff_mult"):
             if key in self.temporal:
@@ -142,6 +204,8 @@ class TrainConfig:
         check_out_folder(self.out)
 
     def noise_prior(self) -> NoisePrior:
+        from ..noise_prior import NoisePrior
+
         return NoisePrior(share=self.noise_share, lowpass=self.noise_lowpass)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,16 +216,83 @@ class TrainConfig:
             tmp.write_text(json.dumps({**self.to_dict(), **extra}, indent=2) + "\n")
 
 
-def resolve_compile(choice: bool | str, cuda: bool, steps: int) -> bool:
-    """`--compile` as a bool: on/off (or True/False) as given; auto: on a CUDA GPU with Triton (what
-    inductor generates its kernels with) for runs of at least COMPILE_MIN_STEPS steps."""
+@dataclass
+class TemporalOptions:
+    """`sdvideo train`'s options for the temporal layers (VideoUNet's keyword arguments), gathered into
+    `TrainConfig.temporal`. Their defaults are VideoUNet's (tests/test_cli_help.py checks), except that
+    `temporal_embedding`'s is the CLI's own choice for new runs: turning it on by default is this one line
+    (the option is --temporal-embedding / --no-temporal-embedding either way)."""
+
+    temporal_head_dim: int = option(64, "channels per temporal attention head", group=MODEL, expert=True)
+    temporal_ff_mult: int = option(2, "temporal feed-forward width, times the channels", group=MODEL, expert=True)
+    fps_conditioning: bool = option(True, "add an fps embedding to the time embedding", group=MODEL, expert=True)
+    temporal_embedding: bool = option(False, "temporal attention reads the time embedding (diffusion step and fps)",
+                                      group=MODEL, expert=True, negatable=True)
+
+
+def auto_choices(given: TrainConfig, resolved: TrainConfig) -> str:
+    """One line naming what each option given as "auto" resolved to, e.g. "auto chose: --device cpu,
+    --optimizer adamw"; empty when no option was auto (or none is resolved yet)."""
+    first = ("device", "mixed_precision", "optimizer", "gradient_checkpointing", "compile")
+    names = [*first, *(f.name for f in dataclasses.fields(TrainConfig) if f.name not in first)]
+    chosen = [f"--{name.replace('_', '-')} {getattr(resolved, name)}" for name in names
+              if getattr(given, name) == "auto" and getattr(resolved, name) != "auto"]
+    return "auto chose: " + ", ".join(chosen) if chosen else ""
+
+
+def _as_strides(strides: Any) -> list[int]:
+    """`strides` as a list of ints: one int, or None (the default stride 1) are accepted from Python."""
+    if strides is None:
+        return [1]
+    if isinstance(strides, (int, float)) and not isinstance(strides, bool):
+        strides = [strides]
+    out = []
+    for s in strides:
+        check_int("--strides", s, 1)
+        out.append(int(s))
+    return out
+
+
+def resolve_compile(choice: bool | str, cuda: bool, steps: int) -> str:
+    """`--compile` resolved: "off", "layers" or "blocks". layers/blocks/off as given; on (or True):
+    blocks for runs of at least BLOCK_REGIONS_MIN_STEPS steps, else layers; auto: on for a CUDA GPU with
+    Triton (what inductor generates its kernels with) for runs of at least COMPILE_MIN_STEPS steps, else off."""
     if isinstance(choice, bool):
-        return choice
+        choice = "on" if choice else "off"
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"--compile must be one of {', '.join(COMPILE_CHOICES)}, got {choice!r}")
-    if choice != "auto":
-        return choice == "on"
-    return cuda and importlib.util.find_spec("triton") is not None and steps >= COMPILE_MIN_STEPS
+    if choice == "auto":
+        wanted = cuda and importlib.util.find_spec("triton") is not None and steps >= COMPILE_MIN_STEPS
+        choice = "on" if wanted else "off"
+    if choice == "on":
+        return "blocks" if steps >= BLOCK_REGIONS_MIN_STEPS else "layers"
+    return choice
+
+
+def upgrade_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config dict (a run's config.json, a checkpoint's saved config) in today's options: `stride`
+    (before `--strides` took one or more values) becomes `strides`; `compile` True/False with
+    `compile_regions` (before `--compile` named the regions) becomes "layers"/"blocks"/"off"; a resolved
+    config's optimizer "auto" (before it was resolved) becomes the optimizer auto chose on its device."""
+    cfg = dict(saved)
+    if "stride" in cfg:
+        stride = cfg.pop("stride")
+        if not cfg.get("strides"):
+            cfg["strides"] = [int(stride or 1)]
+    if cfg.get("strides") is None and "strides" in cfg:
+        cfg["strides"] = [1]
+    regions = cfg.pop("compile_regions", None)
+    if "compile" in cfg:
+        choice = cfg["compile"]
+        if choice is False:
+            cfg["compile"] = "off"
+        elif choice is True or choice == "on":
+            cfg["compile"] = regions if regions in COMPILE_REGIONS else "on"
+    if cfg.get("optimizer") == "auto" and cfg.get("device") in ("cpu", "cuda"):
+        from .optim import resolve_optimizer
+
+        cfg["optimizer"] = resolve_optimizer("auto", cfg["device"])
+    return cfg
 
 
 def load_run_config(run: str | Path) -> dict[str, Any]:

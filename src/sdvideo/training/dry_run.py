@@ -8,7 +8,7 @@ import json
 import torch
 
 from ..data.dataset import load_cache_info
-from .config import TrainConfig
+from .config import TrainConfig, auto_choices
 from .memory_estimate import (
     USABLE_SHARE,
     GiB,
@@ -31,7 +31,7 @@ def memory_options(cfg: TrainConfig, unet_config: dict, latent_size: int) -> dic
         unet_config=dict(unet_config), temporal=cfg.temporal, latent_size=latent_size,
         mixed_precision="bf16" if precision == "fp32" and cfg.device == "cuda" else precision,
         optimizer=resolve_optimizer(cfg.optimizer, "cuda"), train="temporal" if cfg.train != "all" else "all",
-        gradient_checkpointing=cfg.gradient_checkpointing, compiled=cfg.compile,
+        gradient_checkpointing=cfg.gradient_checkpointing, compiled=cfg.compile != "off",
     )
 
 
@@ -97,6 +97,7 @@ def describe(config: TrainConfig) -> str:
     advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], budget, memory["total_gib"])
     lines = [
         json.dumps(cfg.to_dict(), indent=2),
+        *([auto_choices(config, cfg)] if auto_choices(config, cfg) else []),
         video.format_parameter_summary(),
         f"estimated peak GPU memory per process: {memory['total_gib']:.1f} GiB "
         f"(weights {memory['weights_gib']:.1f}, gradients {memory['gradients_gib']:.1f}, optimizer "
@@ -105,7 +106,7 @@ def describe(config: TrainConfig) -> str:
         f"for batch {cfg.batch_size} x {cfg.frames} frames of "
         f"{cache['latent_shape'][-1]}x{cache['latent_shape'][-2]} latents, {_precision(cfg)}, "
         f"gradient checkpointing {cfg.gradient_checkpointing}{' (auto: the fastest that fits)' if auto else ''}"
-        f"{', compiled' if cfg.compile else ''}; "
+        f"{f', compiled ({cfg.compile})' if cfg.compile != 'off' else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",
         f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}; planning for "
         f"{USABLE_SHARE:.0%} of it, the slack the H100 measurements needed): {most}",

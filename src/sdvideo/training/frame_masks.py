@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 
+from ..choices import TASKS
 from ..models.frame_conditioning import pack_condition
 
-TASKS = ("none", "interpolate", "extend", "image2video", "mixed")
 _MIXED = ("interpolate", "extend", "image2video", "none")
 _INTERPOLATION = ("every2", "every4", "ends")
 

@@ -210,7 +210,7 @@ def estimate_training_memory(
     # Eager autocast: float32 master weights and inputs, cast by the trace. Compiled: half throughout.
     act_dtype = torch.float32 if emulate_autocast or half is None else half
     with torch.device("meta"):
-        model = VideoUNet(unet_config=unet_config, **temporal)
+        model = VideoUNet(unet_config=unet_config, **temporal).enable_fast_training()  # as `train` builds it
         if train == "temporal":
             model.freeze_spatial()
         model.set_gradient_checkpointing(gradient_checkpointing)

@@ -22,7 +22,7 @@ def write_progress_samples(model, base, prompts: torch.Tensor, cfg, cache: dict[
     device = param.device
     vae = base.vae.to(device)
     h, w = cache["latent_shape"][1:]
-    fps = cache["fps"] / (cfg.strides[0] if cfg.strides else cfg.stride)
+    fps = cache["fps"] / min(cfg.strides or [1])
     was_training = model.training
     model.eval()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

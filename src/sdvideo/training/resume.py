@@ -6,9 +6,11 @@ noise options, task, what trains, temporal layers and seed: resuming with one of
 training another run than the checkpoint's, and config.json would describe neither. `MAY_CHANGE` lists
 the options that only say how long, how often, where or how fast: steps, the log/checkpoint/validation/
 sample cadence and what validation and samples look at, keep_checkpoints, max_bad_steps, num_workers,
-device, mixed_precision, compile, compile_regions and gradient_checkpointing. Every other `TrainConfig`
-option defines the run. A base or cache at another path with the same identity (moved or copied) is
-the same base or cache.
+device, mixed_precision, compile and gradient_checkpointing. Every other `TrainConfig` option defines
+the run. A base or cache at another path with the same identity (moved or copied) is the same base or
+cache. A checkpoint saved by an older version is read in today's options (`config.upgrade_config`: its
+`stride` is `strides`, its `compile` and `compile_regions` one `compile`, its optimizer "auto" the one
+auto chose), so resuming it with the same options changes nothing.
 
 Each resume appends {"step", "checkpoint", "changed": {option: [old, new]}} to config.json's "resumed".
 """
@@ -23,11 +25,12 @@ from typing import Any
 from ..data.cache import jsonable
 from ..models.video_unet import VideoUNet
 from ..run_identity import absolute, base_mismatch
+from .config import upgrade_config
 
 MAY_CHANGE = frozenset({
     "steps", "log_every", "checkpoint_every", "keep_checkpoints", "val_every", "val_clips", "val_data", "keep_best",
     "sample_every", "sample_prompts", "sample_frames", "sample_steps", "max_bad_steps", "num_workers", "device",
-    "mixed_precision", "compile", "compile_regions", "gradient_checkpointing",
+    "mixed_precision", "compile", "gradient_checkpointing",
 })
 NOT_COMPARED = frozenset({"out", "resume"})
 
@@ -37,7 +40,7 @@ def resume_changes(state: dict[str, Any], config: dict[str, Any], base_identity:
     """(refused, allowed): option -> (checkpoint's value, new value) for the options `config` (a
     `TrainConfig.to_dict()`) changes against checkpoint state `state` (its "config", "base_identity" and
     "data_fingerprint"). Options the checkpoint's config lacks are not compared."""
-    saved = state.get("config") or {}
+    saved = upgrade_config(state.get("config") or {})
     refused: dict[str, tuple[Any, Any]] = {}
     allowed: dict[str, tuple[Any, Any]] = {}
     for name, new in jsonable(config).items():

@@ -25,7 +25,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from ..atomic_files import atomic_dir
-from ..cudnn_benchmark import benchmark_cudnn_algorithms
+from ..fast.cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.cache import check_cache_matches_identity
 from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
@@ -44,7 +44,7 @@ from .checkpoint import (
     save_checkpoint,
     set_aside,
 )
-from .config import TrainConfig
+from .config import TrainConfig, auto_choices
 from .diffusion_loss import diffusion_loss
 from .dry_run import auto_checkpointing, memory_warning, resolve_checkpointing
 from .ema import EMA
@@ -65,6 +65,7 @@ def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
     # starts as the plain one); they are new layers and train with the temporal ones.
     channels = condition_channels_for(config.task, base.unet.config.in_channels)
     video = inflate(base.unet, **config.temporal, condition_channels=channels)
+    video.enable_fast_training()  # lean frozen convolutions, subpixel upsamplers, fused temporal attention
     if config.train != "all":
         video.freeze_spatial()
         if channels:
@@ -96,7 +97,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
     with exclusive(out, "sdvideo train") if accelerator.is_main_process else contextlib.nullcontext():
-        return _train(cfg, out, accelerator, progress)
+        return _train(cfg, out, accelerator, progress, given=config)
 
 
 def _check_out_is_not_base(out: Path, base: str | Path) -> None:
@@ -112,8 +113,10 @@ def _check_out_is_not_base(out: Path, base: str | Path) -> None:
         raise ValueError(f"--out {out} is inside the base model's folder {base}; choose another --out for the run")
 
 
-def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool) -> dict[str, Any]:
-    """`train` with `cfg` resolved and, on the main process, `out` locked."""
+def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool,
+           given: TrainConfig | None = None) -> dict[str, Any]:
+    """`train` with `cfg` resolved (from `given`, whose auto choices it prints) and, on the main process,
+    `out` locked."""
     # absolute paths: config.json and the checkpoints name them for any working folder (`run_identity.py`)
     cfg = dataclasses.replace(cfg, base=absolute(cfg.base), data=absolute(cfg.data),
                               val_data=[absolute(v) for v in cfg.val_data])
@@ -160,8 +163,9 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     if cfg.gradient_checkpointing == "auto":  # the fastest level whose estimate fits this GPU (none on the CPU)
         level, estimate = auto_checkpointing(cfg, base.unet.config, cache["latent_shape"][-1])
         cfg = dataclasses.replace(cfg, gradient_checkpointing=level)
-        if accelerator.is_main_process and cfg.device == "cuda":
-            print(f"--gradient-checkpointing auto: {cfg.gradient_checkpointing}", flush=True)
+    chosen = auto_choices(given, cfg) if given is not None else ""
+    if chosen and accelerator.is_main_process:  # what auto chose (config.json records it too)
+        print(chosen, flush=True)
     video, base = build_video_unet(cfg, base)
     if accelerator.device.type == "cuda" and accelerator.is_main_process:  # say so before running out of memory
         advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], estimate_gib=estimate)
@@ -185,10 +189,10 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     )
     video.to(accelerator.device)
     benchmark_cudnn_algorithms(accelerator.device)  # the same batch shapes every step
-    if cfg.compile:
-        accelerator.print(f"compiling the UNet's {cfg.compile_regions} (torch.compile): the first steps take minutes at "
+    if cfg.compile != "off":  # resolved: off, layers or blocks
+        accelerator.print(f"compiling the UNet's {cfg.compile} (torch.compile): the first steps take minutes at "
                           "the SD size (--compile off runs eagerly)")
-        video.compile_regions(regions=cfg.compile_regions)  # after the move and dtype changes: code is specialised to them
+        video.compile_regions(regions=cfg.compile)  # after the move and dtype changes: code is specialised to them
     ema = EMA(video, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     # ---- resume: weights, optimizer, EMA, LR schedule, RNG, data position and loss history
@@ -221,7 +225,7 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     best_val = best_so_far(out) if resume_from is not None else math.inf  # --keep-best
     prompts = base.encode_text(cfg.sample_prompts) if cfg.sample_prompts and accelerator.is_main_process else None
     if accelerator.is_main_process:  # one writer: ranks sharing `out` would race on the rename
-        trained_fps = [cache["fps"] / s for s in (cfg.strides or [cfg.stride])]  # the rates the fps embedding saw
+        trained_fps = [cache["fps"] / s for s in cfg.strides]  # the rates the fps embedding saw
         record = base_record(cfg.base, identity, out)  # where the base is and what it was (`run_identity.py`)
         if saved is not None:  # the options this resume changed (those that may change)
             record["resumed"] = resumed_record(out, saved["step"], resume_from,

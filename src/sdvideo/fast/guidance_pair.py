@@ -6,18 +6,22 @@ cross-attention. Everything before it computes the same values for both halves. 
 (`VideoUNet.forward(..., guidance_pair=True)`), the first resnet of the first down block and the first
 spatial transformer's self-attention run on the first half only and their output serves both halves.
 At 512 px those are the costliest layers before the text: two 3 x 3 and two temporal convolutions and
-self-attention over 4,096 positions at 64 x 64 latents. Sharing them saves about 2 % of guided sampling's
-UNet time (BENCHMARKS.md); in bf16 the prediction moves by rounding only (at most 0.02).
+self-attention over 4,096 positions at 64 x 64 latents (BENCHMARKS.md has the time saved); in bf16 the
+prediction moves by rounding only.
+
+The sharing is done by forward hooks on those modules, installed by `install_guidance_pair` (which
+`sdvideo.fast.enable_fast_inference` calls); without them a `guidance_pair=True` call runs both halves whole.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from .temporal_wrappers import FrameContext
+if TYPE_CHECKING:
+    from ..models.temporal_wrappers import FrameContext
 
 
 def shared_prefix_modules(unet: nn.Module) -> list[nn.Module]:

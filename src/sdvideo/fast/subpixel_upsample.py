@@ -19,7 +19,9 @@ compiler fuses (`phases_as_matmul`), the faster form on some shapes (`compiled_f
 `install_subpixel_upsamplers(module)` switches every diffusers `Upsample2D` of that form to this path in
 place (`SubpixelUpsample2D`; parameters, names and state dict unchanged); other forms keep diffusers' code.
 `with_subpixel_upsamplers(module)` does it to a copy sharing the module's parameters, for a model the caller
-keeps using as it was (the VAE a `VideoPipeline` is given).
+keeps using as it was (the VAE a `VideoPipeline` is given). It serves training too (fewer FLOPs in the
+frozen upsamplers' forward and input gradient): `sdvideo.fast.enable_fast_training` and
+`enable_fast_inference` apply it to a `VideoUNet`, `VideoPipeline.enable_fast_inference` to its VAE too.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import torch.nn.functional as F
 from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
-from .layout import is_channels_last
-from .shared_copy import shared_parameter_copy
+from ..models.layout import is_channels_last
+from ..models.shared_copy import shared_parameter_copy
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -78,25 +80,26 @@ def interleave_phases(y: torch.Tensor, channels_last: bool) -> torch.Tensor:
 # eager), or "auto": the matmul for >= 1,024 input channels on maps of >= 256 pixels, else the convolution.
 # "auto" picks the faster form measured compiled, forward + input gradient (H100, bf16, `bench/bench_upsample.py`,
 # BENCHMARKS.md): the matmul on 16 x 16 maps of 1,280 channels, the convolution on 8 x 8 maps and on 32 x 32 maps
-# of 640 channels.
-COMPILED_FORM = "auto"
+# of 640 channels. Benchmarks pick another per module (`install_subpixel_upsamplers(..., form=...)`).
+COMPILED_FORMS = ("auto", "conv", "matmul")
 
 
-def compiled_form(x: torch.Tensor) -> str:
-    """The form a compiled graph uses for input `x` (n, c_in, h, w): `COMPILED_FORM`, "auto" resolved."""
-    if COMPILED_FORM != "auto":
-        return COMPILED_FORM
+def compiled_form(x: torch.Tensor, form: str = "auto") -> str:
+    """The form a compiled graph uses for input `x` (n, c_in, h, w): `form`, "auto" resolved."""
+    if form != "auto":
+        return form
     return "matmul" if x.shape[1] >= 1024 and x.shape[2] * x.shape[3] >= 256 else "conv"
 
 
-def upsample_nearest_conv3x3(x: torch.Tensor, conv: nn.Conv2d, weight: torch.Tensor | None = None) -> torch.Tensor:
+def upsample_nearest_conv3x3(x: torch.Tensor, conv: nn.Conv2d, weight: torch.Tensor | None = None,
+                             form: str = "auto") -> torch.Tensor:
     """`conv(F.interpolate(x, scale_factor=2, mode="nearest"))` for a 3 x 3, stride-1, padding-1 `conv`.
 
     x: (n, c_in, h, w) -> (n, c_out, 2h, 2w), in x's memory layout. weight: `phase_weights(conv.weight)` if
     already made. Eager, the convolution runs through the conv's own `_conv_forward` (a `LeanConv2d` keeps its
     frozen-weight backward), with padding 1 on a 2 x 2 kernel; compiled, that or one matmul (`compiled_form`)."""
     weight = phase_weights(conv.weight) if weight is None else weight
-    if torch.compiler.is_compiling() and compiled_form(x) == "matmul":
+    if torch.compiler.is_compiling() and compiled_form(x, form) == "matmul":
         return phases_as_matmul(x, weight, conv.bias)
     bias = conv.bias.repeat(4) if conv.bias is not None else None
     y = conv._conv_forward(x, weight, bias)  # (n, 4 * c_out, h + 1, w + 1)
@@ -137,7 +140,10 @@ def supports_subpixel(module: nn.Module) -> bool:
 
 class SubpixelUpsample2D(Upsample2D):
     """diffusers' `Upsample2D` computing nearest 2x upsampling + 3 x 3 convolution as four 2 x 2 convolutions
-    (`upsample_nearest_conv3x3`). An explicit `output_size` other than twice the input keeps diffusers' code."""
+    (`upsample_nearest_conv3x3`). An explicit `output_size` other than twice the input keeps diffusers' code.
+    `form`: how compiled graphs compute the phases (`COMPILED_FORMS`; set by `install_subpixel_upsamplers`)."""
+
+    form = "auto"
 
     def forward(self, hidden_states: torch.Tensor, output_size: int | None = None, *args, **kwargs) -> torch.Tensor:
         size = (output_size, output_size) if isinstance(output_size, int) else output_size  # as F.interpolate reads it
@@ -147,7 +153,7 @@ class SubpixelUpsample2D(Upsample2D):
         if hidden_states.shape[1] != self.channels:
             raise ValueError(f"Upsample2D expects {self.channels} channels, got {hidden_states.shape[1]}")
         conv = self.conv if self.name == "conv" else self.Conv2d_0
-        return upsample_nearest_conv3x3(hidden_states, conv, self._frozen_phase_weights(conv.weight))
+        return upsample_nearest_conv3x3(hidden_states, conv, self._frozen_phase_weights(conv.weight), self.form)
 
     def _frozen_phase_weights(self, weight: torch.Tensor) -> torch.Tensor | None:
         """A frozen weight's phase filters, made once per weight version (eager calls: a dozen small
@@ -164,13 +170,18 @@ class SubpixelUpsample2D(Upsample2D):
         return cached[2]
 
 
-def install_subpixel_upsamplers(module: nn.Module) -> int:
-    """Switch every supported `Upsample2D` under `module` to `SubpixelUpsample2D` in place; returns how many."""
+def install_subpixel_upsamplers(module: nn.Module, form: str = "auto") -> int:
+    """Switch every supported `Upsample2D` under `module` to `SubpixelUpsample2D` in place, compiled in `form`
+    (`COMPILED_FORMS`); returns how many were switched (installing again only sets the form)."""
+    if form not in COMPILED_FORMS:
+        raise ValueError(f"form must be one of {', '.join(COMPILED_FORMS)}, got {form!r}")
     switched = 0
     for child in module.modules():
         if type(child) is Upsample2D and supports_subpixel(child):
             child.__class__ = SubpixelUpsample2D
             switched += 1
+        if type(child) is SubpixelUpsample2D:
+            child.form = form
     return switched
 
 

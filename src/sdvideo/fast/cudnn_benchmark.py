@@ -1,8 +1,9 @@
 """Let cuDNN time its convolution algorithms and keep the fastest (`torch.backends.cudnn.benchmark`).
 
 Each stage repeats the same shapes (a training run's batches, a sampling run's latents, the VAE's frame
-batches), so timing the candidates once per shape pays for itself: guided 16-frame sampling at 512 px
-runs up to 2 % faster with it (BENCHMARKS.md), and the benchmarks in bench/ use it too.
+batches), so timing the candidates once per shape pays for itself (BENCHMARKS.md), and the benchmarks in
+bench/ use it too. A process-wide setting, not a model's: `train`, `sample`/`interpolate`/`eval` and `prepare`'s
+VAE call `benchmark_cudnn_algorithms` for their device.
 SDVIDEO_CUDNN_BENCHMARK=0 leaves the setting alone (cuDNN's heuristics then choose, as PyTorch does by default).
 """
 
