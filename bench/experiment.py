@@ -71,14 +71,17 @@ CAPACITY_CONTROL = dict(temporal_kernel_size=1, temporal_context="frame")
 SPEED_SCALE = 0.4
 
 # fps: the cache's rate; strides 1, 2, 4 train 20, 10 and 5 fps clips (the fps embedding learns them);
-# eval_stride 2 measures and samples at 10 fps, the original recipe's rate.
+# eval_stride 2 measures and samples at 10 fps, the original recipe's rate. noise_lowpass: the spatial
+# frequencies all frames of a clip share (noise_prior.py); temporal_embedding: temporal attention reads the
+# diffusion step and fps; guidance: the eval's classifier-free guidance, `sdvideo sample`'s default.
 SIZES = {
-    # One H100: the demo's architecture widened (22.5 M parameters with the temporal layers), 128 px.
+    # One H100: the demo's architecture widened (22.9 M parameters with the temporal layers), 128 px.
     "full": dict(
         preset="demo", size=128, fps=20.0, train_scenes=120, unseen_scenes=40, scene_frames=64, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=1500,
         image_batch=64, video_steps=800, batch=24, lr=5e-4, weight_decay=0.01, val_every=200, val_clips=32,
-        eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, workers=4, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True,
+        eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, workers=4, noise_share=0.0,
+        noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
@@ -89,14 +92,16 @@ SIZES = {
         preset="demo", size=64, fps=20.0, train_scenes=24, unseen_scenes=12, scene_frames=48, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=300, vae_batch=16, image_steps=800,
         image_batch=32, video_steps=400, batch=4, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=12,
-        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, workers=0, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True,
+        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, workers=0, noise_share=0.0,
+        noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
         overrides={},
     ),
     "smoke": dict(
         preset="demo", size=32, fps=20.0, train_scenes=3, unseen_scenes=2, scene_frames=36, frames=4,
         strides=(1, 2), eval_stride=2, holdout=0.15, vae_steps=3, vae_batch=4, image_steps=3, image_batch=4,
         video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=2, val_clips=4, eval_clips=4,
-        eval_samples=2, sample_frames=6, eval_steps=2, workers=0, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, overrides={},
+        eval_samples=2, sample_frames=6, eval_steps=2, workers=0, noise_share=0.0, noise_lowpass=0.125,
+        temporal_embedding=True, guidance=7.5, overrides={},
     ),
 }
 
@@ -147,7 +152,8 @@ def video_config(s: dict, cache: Path, unseen: Path, base_dir: Path, run_dir: Pa
         checkpoint_every=max(1, min(200, s["video_steps"])),
         num_workers=s["workers"] if device.type == "cuda" else 0, val_holdout=s["holdout"],
         val_every=s["val_every"], val_clips=s["val_clips"], val_data=[str(unseen)], keep_best=True,
-        temporal=dict(temporal_embedding=s["temporal_embedding"], **(temporal or {})), resume=resume and latest_checkpoint(run_dir) is not None,
+        temporal=dict(temporal_embedding=s["temporal_embedding"], **(temporal or {})),
+        resume=resume and latest_checkpoint(run_dir) is not None,
         noise_share=s["noise_share"], noise_lowpass=s["noise_lowpass"],
     )
 
@@ -179,11 +185,11 @@ def sampling_checks(run: Path, s: dict, device: torch.device) -> dict:
     pipe = load_pipeline(run, "ddim", str(device), False)
     seeds = list(range(s["eval_samples"]))
     prompts = [driving_scene.CAPTION] * len(seeds)
-    common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=3.0, enable_time=True)
+    common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=s["guidance"], enable_time=True)
     at = {fps: flow_of(generate(pipe, prompts, seeds, fps=fps, **common)) for fps in (5.0, 20.0)}
     rate = s["fps"] / s["eval_stride"]
     window = dict(window_size=s["frames"], window_overlap=s["frames"] // 2)
-    long = generate(pipe, prompts, seeds, frames=2 * s["sample_frames"], steps=s["eval_steps"], guidance_scale=3.0,
+    long = generate(pipe, prompts, seeds, frames=2 * s["sample_frames"], steps=s["eval_steps"], guidance_scale=s["guidance"],
                     enable_time=True, fps=rate, **window)
     short = generate(pipe, prompts, seeds, fps=rate, **common)
     # warping error at the windows' seams (pairs that cross from one window's new frames into the next's)
@@ -357,7 +363,7 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
 
     # 7. eval
     run_dir = out / "run"
-    common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=3.0, device=device.type,
+    common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=s["guidance"], device=device.type,
                   loss_precision="fp32", stride=s["eval_stride"])
     controls = {"capacity control": out / "control"} if control else {}
     on_unseen = evaluate(run_dir, unseen, out / "eval-unseen", prompts=[driving_scene.CAPTION],

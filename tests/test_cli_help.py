@@ -6,8 +6,10 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("argv", [[c, "--help"] for c in ("prepare", "train", "sample", "interpolate", "eval", "demo")]
-                         + [["--help"], ["train", "--help-all"]])
+COMMANDS = ("prepare", "train", "sample", "interpolate", "eval", "demo", "export")
+
+
+@pytest.mark.parametrize("argv", [[c, "--help"] for c in COMMANDS] + [["--help"], ["train", "--help-all"]])
 def test_help_loads_no_heavy_library(argv) -> None:
     code = (
         "import sys\n"

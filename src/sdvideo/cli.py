@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .choices import PREPARE_BATCH_SIZE  # torch-free, as every module `--help` loads
+from .choices import EXPORT_DTYPES, EXPORT_FORMATS, PREPARE_BATCH_SIZE  # torch-free, as every module `--help` loads
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +56,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="generate videos from text (or continue a video, or animate an image)")
-    p.add_argument("--run", required=True, help="run folder from `sdvideo train` (or a saved VideoPipeline folder)")
+    p.add_argument("--run", required=True, help="run folder from `sdvideo train`, a saved VideoPipeline folder, or "
+                   "a .safetensors file from `sdvideo export` (with --base)")
+    _add_base_flag(p)
     p.add_argument("--prompt", action="append", default=[], help="text prompt (repeat for several)")
     p.add_argument("--prompts-file", default=None, help="a text file with one prompt per line")
     p.add_argument("--out", required=True, help="folder for .mp4, .gif and grid.png")
@@ -90,7 +92,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 def _add_interpolate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("interpolate", help="raise a video's frame rate k times with a trained run")
     p.add_argument("video", help="video file to interpolate")
-    p.add_argument("--run", required=True, help="run folder from `sdvideo train`")
+    p.add_argument("--run", required=True, help="run folder from `sdvideo train`, or a .safetensors file from "
+                   "`sdvideo export` (with --base)")
+    _add_base_flag(p)
     p.add_argument("--factor", type=int, default=2, help="output frames per input frame interval (>= 2)")
     p.add_argument("--out", required=True, help="output .mp4, or a folder for <video>-x<factor>.mp4")
     p.add_argument("--prompt", default="", help="optional text describing the video")
@@ -105,6 +109,26 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--condition", choices=["auto", "mask", "replace"], default="auto")
     p.add_argument("--device", default="auto")
     _add_speed_flags(p)
+
+
+def _add_base_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", default=None, help="with --run FILE.safetensors: the Stable Diffusion its temporal layers "
+                   "were trained on (diffusers folder or .ckpt/.safetensors); with a run folder: a copy of the run's "
+                   "base to load instead of the path its config.json records (it must be the same model)")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a run's temporal layers to one file to share (sample it with --base)",
+                       description="Write a trained run's own layers to one file: --format temporal holds the "
+                       "temporal layers, fps embedding and frame conditioning with their config, the run's sampling "
+                       "defaults and its base's identity. Sample it with `sdvideo sample --run FILE --base BASE`.")
+    p.add_argument("run", metavar="RUN", help="run folder from `sdvideo train` (or RUN/best); its unet/ weights, as "
+                   "`sample` uses")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="temporal",
+                   help="temporal: sdvideo's temporal layers alone (safetensors) (default: temporal)")
+    p.add_argument("--out", required=True, metavar="FILE", help="file to write (.safetensors)")
+    p.add_argument("--dtype", choices=EXPORT_DTYPES, default="fp16", help="precision of the stored weights "
+                   "(default: fp16, half the size of fp32)")
 
 
 def _add_speed_flags(p: argparse.ArgumentParser) -> None:
@@ -149,7 +173,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdvideo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_prepare, _add_train, _add_sample, _add_interpolate, _add_demo, _add_eval):
+    for add in (_add_prepare, _add_train, _add_sample, _add_interpolate, _add_demo, _add_eval, _add_export):
         add(sub)
     return parser
 
@@ -216,7 +240,7 @@ def run_sample(args: argparse.Namespace) -> int:
         scheduler=args.scheduler, device=args.device, height=height, width=width,
         window=args.window, overlap=args.overlap, extend=args.extend, context_frames=args.context_frames,
         image=args.image, condition_method=args.condition, batch_size=args.batch_size,
-        decode_chunk_size=args.decode_chunk, compile=args.compile, cuda_graphs=args.cuda_graphs,
+        decode_chunk_size=args.decode_chunk, compile=args.compile, cuda_graphs=args.cuda_graphs, base=args.base,
     )
     for f in result["files"]:
         print(f)
@@ -246,10 +270,18 @@ def run_interpolate(args: argparse.Namespace) -> int:
         args.run, args.video, args.out, factor=args.factor, prompt=args.prompt, steps=args.steps,
         guidance_scale=args.guidance_scale, seed=args.seed, input_fps=args.fps, size=args.size,
         scheduler=args.scheduler, device=args.device, window=args.window, overlap=args.overlap,
-        condition_method=args.condition, compile=args.compile, cuda_graphs=args.cuda_graphs,
+        condition_method=args.condition, compile=args.compile, cuda_graphs=args.cuda_graphs, base=args.base,
     )
     for f in result["files"]:
         print(f)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    result = export_run(args.run, args.out, format=args.format, dtype=args.dtype)
+    print(f"{result.line()}; sample it with `sdvideo sample --run {result.path} --base BASE ...`")
     return 0
 
 
@@ -286,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     diffusers_logging.set_verbosity_error()  # keep the terminal to progress bars and our own lines
     handlers = dict(prepare=run_prepare, train=run_train, sample=run_sample, interpolate=run_interpolate,
-                    demo=run_demo, eval=run_eval)
+                    demo=run_demo, eval=run_eval, export=run_export)
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError) as err:  # bad input: one line, no traceback

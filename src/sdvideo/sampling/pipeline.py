@@ -96,6 +96,19 @@ def default_fps(config: dict[str, Any]) -> float:
     return float(config.get("cache_fps", 10.0)) / float(min(strides))
 
 
+# The entries of a run's config.json that sampling reads (`sampling_defaults`); an exported file keeps them.
+SAMPLING_KEYS = ("cache_fps", "trained_fps", "strides", "stride", "cache_size", "frames", "noise_share",
+                 "noise_lowpass")
+
+
+def sampling_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline's defaults from a run's config.json (or an export's copy of its `SAMPLING_KEYS`): the fps it
+    trained at, its size and frames, its noise."""
+    return dict(default_fps=default_fps(config), default_size=config.get("cache_size"),
+                trained_frames=config.get("frames"),
+                noise_prior=dict(share=config.get("noise_share", 0.0), lowpass=config.get("noise_lowpass")))
+
+
 def is_run_folder(path: str | Path) -> bool:
     p = Path(path)
     return (p / "config.json").is_file() and (p / "unet").is_dir() and not (p / "model_index.json").exists()
@@ -144,17 +157,36 @@ class VideoPipeline(DiffusionPipeline):
         base = load_base(base_path, dtype=dtype, device=device)
         check_run_base(run, config, base, base_path, also=", or pass that base as base= to VideoPipeline.from_run")
         sched = make_scheduler(scheduler, base.scheduler.config) if isinstance(scheduler, str) else scheduler
-        return cls(base.vae, base.text_encoder, base.tokenizer, unet, sched, default_fps=default_fps(config),
-                   default_size=config.get("cache_size"), trained_frames=config.get("frames"),
-                   noise_prior=dict(share=config.get("noise_share", 0.0), lowpass=config.get("noise_lowpass")))
+        return cls(base.vae, base.text_encoder, base.tokenizer, unet, sched, **sampling_defaults(config))
+
+    @classmethod
+    def from_temporal_file(cls, path: str | Path, base: str | Path | None, scheduler: str | Any = "ddim",
+                           device: torch.device | str | None = None, torch_dtype: torch.dtype | None = None,
+                           check_base: bool = True) -> "VideoPipeline":
+        """A pipeline from a file of `sdvideo export --format temporal` put on `base` (a path: the Stable
+        Diffusion the run was trained on). Defaults (fps, size, frames, noise) are the run's. One-line ValueErrors
+        naming the file for a truncated or foreign file, layers for another UNet, another base (`check_base`
+        False: any base of the same architecture, e.g. a fine-tune of it) or weights that do not fit
+        (`export/temporal.py`)."""
+        from ..export.temporal import load as load_temporal
+
+        dtype = torch_dtype or torch.float32
+        unet, model, header = load_temporal(path, base, dtype=dtype, device=device, check_base=check_base)
+        sched = make_scheduler(scheduler, model.scheduler.config) if isinstance(scheduler, str) else scheduler
+        return cls(model.vae, model.text_encoder, model.tokenizer, unet, sched, **sampling_defaults(header.run_config))
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> "VideoPipeline":
-        """A saved pipeline folder (diffusers layout) or a training run folder; never downloads. Weights are read
-        from safetensors only, unless `use_safetensors=False` is passed."""
+        """A saved pipeline folder (diffusers layout), a training run folder, or a file of `sdvideo export` with
+        `base=` its Stable Diffusion; never downloads. Weights are read from safetensors only, unless
+        `use_safetensors=False` is passed."""
         if is_run_folder(pretrained_model_name_or_path):
             return cls.from_run(pretrained_model_name_or_path, scheduler=kwargs.get("scheduler", "ddim"),
-                                torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")))
+                                torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")), base=kwargs.get("base"))
+        if Path(pretrained_model_name_or_path).suffix == ".safetensors":  # `sdvideo export`'s temporal layers
+            return cls.from_temporal_file(pretrained_model_name_or_path, kwargs.get("base"),
+                                          scheduler=kwargs.get("scheduler", "ddim"),
+                                          torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")))
         kwargs.setdefault("local_files_only", True)
         kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)

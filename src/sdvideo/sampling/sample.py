@@ -17,6 +17,7 @@ import torch
 from ..checks import check_int, check_number, check_out_file, check_out_folder
 from ..fast.cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.video_io import decode_video, probe_video
+from ..export.temporal import is_temporal_file
 from .conditioning import check_factor, load_image, open_image
 from .export import to_uint8_frames, write_mp4, write_videos
 from .pipeline import VideoPipeline, load_video_unet, seed_generators
@@ -48,9 +49,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, compile: bool = False,
-                  cuda_graphs: bool = True) -> VideoPipeline:
-    """A training run (or a saved VideoPipeline folder) on `device`, fp16 on CUDA, with every fast path for
-    sampling on (`VideoPipeline.enable_fast_inference`, `sdvideo.fast`; eager or compiled).
+                  cuda_graphs: bool = True, base: str | Path | None = None) -> VideoPipeline:
+    """A training run, a saved VideoPipeline folder or a file of `sdvideo export` (`.safetensors`: its temporal
+    layers, put on `base`) on `device`, fp16 on CUDA, with every fast path for sampling on
+    (`VideoPipeline.enable_fast_inference`, `sdvideo.fast`; eager or compiled).
+
+    base: the Stable Diffusion for an exported file (required there); for a run folder, a copy of the run's base
+    loaded instead of the path its config.json records (checked to be the same model); refused for a saved
+    pipeline, which holds its own.
 
     compile: then `torch.compile` the UNet's repeated blocks, channels-last (`VideoUNet.compile_regions`):
     the benchmark's guided sampling loop (16 frames x 25 steps, bf16) spends far less UNet time than eager
@@ -61,11 +67,16 @@ def load_pipeline(run: str | Path, scheduler: str, device: str, progress: bool, 
     dev = resolve_device(device)
     benchmark_cudnn_algorithms(dev)  # every denoising step has the same shapes
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    if (Path(run) / "model_index.json").is_file():
+    if is_temporal_file(run):
+        pipe = VideoPipeline.from_temporal_file(run, base, scheduler, dev, dtype)
+    elif (Path(run) / "model_index.json").is_file():
+        if base is not None:
+            raise ValueError(f"--base {base}: {run} is a saved pipeline, which holds its own base model; leave "
+                             "--base out (it is for a run folder or a file from `sdvideo export`)")
         pipe = VideoPipeline.from_pretrained(run, dtype=dtype).to(dev)
         pipe.set_scheduler(scheduler)
     else:
-        pipe = VideoPipeline.from_run(run, scheduler, dev, dtype)
+        pipe = VideoPipeline.from_run(run, scheduler, dev, dtype, base=base)
     pipe.set_progress_bar_config(disable=not progress, leave=False, desc="denoise")
     pipe.enable_fast_inference()  # before compiling: the compiled regions keep the forms they were traced with
     if compile:
@@ -142,8 +153,12 @@ def sample(
     decode_chunk_size: int = 8,
     compile: bool = False,
     cuda_graphs: bool = True,
+    base: str | Path | None = None,
 ) -> dict[str, Any]:
     """Generate one video per prompt; writes `<i>-<slug>.mp4`, `.gif` and `grid.png` into `out`.
+
+    run: a training run folder, a saved pipeline folder, or a `.safetensors` file of `sdvideo export` with
+    `base` the Stable Diffusion it was trained on (see `load_pipeline`).
 
     frames: frames to generate (with `extend`: new frames after the video; with `image`: in all).
     seed: an int (prompt i uses seed + i) or one per prompt. fps defaults to the training rate
@@ -168,7 +183,7 @@ def sample(
     still = open_image(image) if image is not None else None  # fail fast, before loading the model
     if extend is not None:
         probe_video(extend)
-    pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs)
+    pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs, base)
     fps = float(fps if fps is not None else pipe.config.default_fps or 10.0)
     size = size or pipe.config.default_size or 512
     if size % pipe.vae_scale_factor:
@@ -227,6 +242,7 @@ def interpolate_video(
     condition_method: str = "auto",
     compile: bool = False,
     cuda_graphs: bool = True,
+    base: str | Path | None = None,
 ) -> dict[str, Any]:
     """Raise a video's frame rate `factor` times: writes an .mp4 at fps * factor.
 
@@ -234,11 +250,12 @@ def interpolate_video(
     every factor-th frame of the output and the model fills the rest. out: an .mp4 path or a folder
     (then `<stem>-x<factor>.mp4`). window: frames per sliding window (None or 0: all at once).
     compile / cuda_graphs: torch.compile the UNet's blocks first; CUDA graphs (see `load_pipeline`).
+    run, base: as for `sample` (a file of `sdvideo export` needs `base`).
     """
     check_interpolate_options(out, factor=factor, steps=steps, guidance_scale=guidance_scale, input_fps=input_fps,
                               size=size, window=window, overlap=overlap)
     probe_video(video)
-    pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs)
+    pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs, base)
     size = size or pipe.config.default_size or 512
     source = decode_video(video, fps=input_fps, size=size)
     if len(source.frames) < 2:
