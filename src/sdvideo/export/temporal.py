@@ -79,7 +79,7 @@ def video_unet_kwargs(config: dict[str, Any], where: str) -> dict[str, Any]:
     """A saved VideoUNet config as the constructor's arguments; an option this version does not know is
     refused (its layers would be left out)."""
     known = set(inspect.signature(VideoUNet.__init__).parameters) - {"self"}
-    plain = {k: v for k, v in _plain(dict(config)).items()}
+    plain = _plain(dict(config))
     unknown = sorted(set(plain) - known)
     if unknown:
         raise ValueError(f"{where}: temporal layers with option(s) {', '.join(unknown)} that this sdvideo "
@@ -89,12 +89,16 @@ def video_unet_kwargs(config: dict[str, Any], where: str) -> dict[str, Any]:
     return plain
 
 
+def added_shapes_of(video: VideoUNet) -> dict[str, tuple[int, ...]]:
+    """name -> shape of every parameter `video` adds to its base."""
+    return {k: tuple(v.shape) for k, v in video.state_dict().items() if is_added_name(k)}
+
+
 def added_shapes(config: dict[str, Any], where: str = "config") -> dict[str, tuple[int, ...]]:
-    """name -> shape of every added parameter of a VideoUNet of `config`, built on the meta device (no
-    memory, a second at the SD size)."""
+    """`added_shapes_of` a VideoUNet of `config`, built on the meta device (no memory, a second at the SD size)."""
     with torch.device("meta"):
         video = VideoUNet(**video_unet_kwargs(config, where))
-    return {k: tuple(v.shape) for k, v in video.state_dict().items() if is_added_name(k)}
+    return added_shapes_of(video)
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -261,7 +265,7 @@ def load(path: str | Path, base: str | Path | BaseModel | None, dtype: torch.dty
             raise ValueError(f"{where} is not the base model {path} was trained on ({reason}; it was trained on "
                              f"{header.base or 'a base not named'}); pass that base model as --base")
     video = inflate(model.unet, **{k: v for k, v in kwargs.items() if k != "unet_config"})
-    expected = {k: tuple(v.shape) for k, v in video.state_dict().items() if is_added_name(k)}
+    expected = added_shapes_of(video)
     check_shapes(header, expected, where)
     with safe_open(str(path), framework="pt") as f:
         tensors = {name: f.get_tensor(name) for name in expected}

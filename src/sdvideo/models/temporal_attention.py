@@ -136,8 +136,10 @@ class TemporalTransformer(nn.Module):
         # f, c) ones; added to the attention's input only, so the residual stream (and identity at
         # initialisation) is unchanged.
         normed = self.norm_attn(tokens)
-        if shift is not None:
-            normed = normed + shift if normed.ndim == 4 else (normed.unflatten(0, (shift.shape[0], -1)) + shift).flatten(0, 1)
+        if shift is not None and normed.ndim == 4:
+            normed = normed + shift
+        elif shift is not None:  # (b * h * w, f, c) viewed per video: (b, h * w, f, c)
+            normed = (normed.unflatten(0, (shift.shape[0], -1)) + shift).flatten(0, 1)
         tokens = tokens + self.attention(normed, rotary)
         if self.ff is not None:
             tokens = tokens + self.feed_forward(self.norm_ff(tokens))

@@ -183,7 +183,9 @@ class VideoPipeline(DiffusionPipeline):
         if is_run_folder(pretrained_model_name_or_path):
             return cls.from_run(pretrained_model_name_or_path, scheduler=kwargs.get("scheduler", "ddim"),
                                 torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")), base=kwargs.get("base"))
-        if Path(pretrained_model_name_or_path).suffix == ".safetensors":  # `sdvideo export`'s temporal layers
+        from ..export.temporal import is_temporal_file
+
+        if is_temporal_file(pretrained_model_name_or_path):  # `sdvideo export`'s temporal layers
             return cls.from_temporal_file(pretrained_model_name_or_path, kwargs.get("base"),
                                           scheduler=kwargs.get("scheduler", "ddim"),
                                           torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")))
