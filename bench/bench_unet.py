@@ -3,12 +3,26 @@
 Models (random weights, bf16 autocast, fp32 master weights for what trains):
   sdvideo     SD 1.5 UNet inflated with sdvideo's temporal conv + attention, spatial frozen
               (frozen weights stored in bf16, as `sdvideo train` does)
+  sdvideo-animatediff
+              the same VideoUNet with `temporal_layers="animatediff"`: diffusers' AnimateDiff motion modules
+              placed as UNetMotionModel places them (`motion_modules.py`), built like sdvideo. Its checkpointing
+              levels: none; blocks (diffusers' block checkpointing); full (blocks + motion modules recomputed);
+              every other name (temporal, attention, selective-N, light-N, light-1+K) recomputes the motion
+              modules, so e.g. its compiled-light-1+2-cl-blocks = compiled-ckpt-temporal-cl-blocks.
   animatediff diffusers UNetMotionModel: SD 1.5 + default MotionAdapter, spatial frozen
   modelscope  diffusers UNet3DConditionModel (cross_attention_dim=1024, attention_head_dim=64),
               spatial frozen (temporal convs, temporal attention and transformer_in train)
 
     python bench/bench_unet.py --json out.json            # all models, all cases (needs a GPU)
     python bench/bench_unet.py --models sdvideo --cases 2x16 --variants eager,compiled
+    python bench/bench_unet.py --models sdvideo-animatediff --lora-rank 8 --variants compiled-ckpt-full-cl-blocks
+    python bench/bench_unet.py --tiny --models sdvideo-animatediff --lora-rank 4 --cases 1x4   # CPU smoke check
+
+--lora-rank R (sdvideo models): peft LoRA adapters of rank R on the temporal layers' Linears
+(`training/lora.add_temporal_lora`), as `sdvideo train --lora-rank R` builds them: only the adapters train; the
+frozen temporal weights stay fp32 (spatial ones bf16). Every row records its lora_rank (0 for the peers).
+--tiny: the "tiny" preset (presets.py) on the CPU, one warm-up and one step, no sampling: a smoke check that the
+models, variants and rows build and train (no timing or memory claims; peak_gib is NaN there).
 
 Reports per case: median training step time (optimizer step included), peak allocated memory,
 frames/s, trainable parameters, forward FLOPs (torch.utils.flop_counter) and FLOP utilisation
@@ -41,6 +55,35 @@ from sdvideo.models.presets import preset  # noqa: E402
 
 GiB = 1024**3
 
+# Where and at what size the models run: the GPU at SD 1.5's size (512 px: 64 x 64 latents), or with --tiny the
+# CPU at the "tiny" preset's (`configure`).
+DEVICE, PRESET, LATENT = "cuda", "sd15", 64
+
+
+def configure(tiny: bool) -> None:
+    global DEVICE, PRESET, LATENT
+    DEVICE, PRESET, LATENT = ("cpu", "tiny", preset("tiny")["unet"]["sample_size"]) if tiny else ("cuda", "sd15", 64)
+
+
+def _cuda() -> bool:
+    return DEVICE == "cuda"
+
+
+def _synchronize() -> None:
+    if _cuda():
+        torch.cuda.synchronize()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if _cuda():
+        torch.cuda.empty_cache()
+
+
+def text_dim(name: str) -> int:
+    """The text embeddings' width a model takes: SD 1.5's 768 (ModelScope 1024), or the tiny preset's."""
+    return preset(PRESET)["unet"]["cross_attention_dim"] if PRESET != "sd15" else TEXT_DIM[name]
+
 
 def matmul_peak(dtype=torch.bfloat16, sizes: tuple[int, ...] = (8192, 12288, 16384), iters: int = 30) -> float:
     """Measured dense matmul rate (FLOP/s) on this GPU: the best of square matmuls of a few sizes, each
@@ -64,28 +107,51 @@ def matmul_peak(dtype=torch.bfloat16, sizes: tuple[int, ...] = (8192, 12288, 163
 
 # ----------------------------------------------------------------------------- models
 def build_sdvideo(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
+    """sdvideo's VideoUNet as `sdvideo train` builds it (training/train.py): spatial frozen, with
+    options["lora_rank"] LoRA adapters on the temporal layers alone training; frozen weights in bf16, except
+    the temporal layers' own (frozen under LoRA, kept fp32 as train keeps them)."""
     from diffusers import UNet2DConditionModel
 
     from sdvideo.models.video_unet import inflate
 
-    unet = UNet2DConditionModel(**preset("sd15")["unet"])
+    unet = UNet2DConditionModel(**preset(PRESET)["unet"])
     model = inflate(unet, **options.get("temporal", {})).freeze_spatial()
+    if options.get("lora_rank"):  # only the adapters train (training/lora.py)
+        from sdvideo.training.lora import add_temporal_lora
+
+        # A LoRA run starts from trained temporal layers (--init-temporal, --init-motion): fresh ones' zeroed
+        # output projections would pass no gradient back to the adapters. Small random weights stand in.
+        with torch.no_grad():
+            for p in model.temporal_parameters():
+                if p.ndim > 1 and not p.any():
+                    p.normal_(std=1e-3)
+        add_temporal_lora(model, options["lora_rank"])
+    temporal = {id(p) for p in model.temporal_parameters()}  # adapters included: they sit in the temporal modules
     for p in model.parameters():
-        if not p.requires_grad:
+        if not p.requires_grad and id(p) not in temporal:
             p.data = p.data.to(torch.bfloat16)
     model.set_gradient_checkpointing(options.get("checkpointing", "none"))
-    model = model.cuda()
+    model = model.to(DEVICE)
     fps = lambda x: torch.full((x.shape[0],), 8.0, device=x.device)  # noqa: E731
     if options.get("channels_last") and not options.get("compile"):  # compile_regions(channels_last=True) does it
         model = model.to_channels_last()  # weights, frames and so every activation
     return model, lambda m, x, t, c, **kw: m(x, t, c, fps=fps(x), **kw).sample
 
 
+def build_sdvideo_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
+    """sdvideo's VideoUNet with AnimateDiff's motion modules (`temporal_layers="animatediff"`), as build_sdvideo."""
+    return build_sdvideo({**options, "temporal": {"temporal_layers": "animatediff", **options.get("temporal", {})}})
+
+
 def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
     from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
-    unet = UNet2DConditionModel(**preset("sd15")["unet"])
-    model = UNetMotionModel.from_unet2d(unet, MotionAdapter())
+    config = preset(PRESET)["unet"]
+    unet = UNet2DConditionModel(**config)
+    adapter = MotionAdapter() if PRESET == "sd15" else MotionAdapter(  # the default: SD 1.5's
+        block_out_channels=config["block_out_channels"], motion_layers_per_block=config["layers_per_block"],
+        motion_norm_num_groups=config["norm_num_groups"])
+    model = UNetMotionModel.from_unet2d(unet, adapter)
     model.freeze_unet2d_params()
     if options.get("frozen_bf16"):
         for p in model.parameters():
@@ -93,7 +159,7 @@ def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callabl
                 p.data = p.data.to(torch.bfloat16)
     if options.get("checkpointing") == "blocks":
         model.enable_gradient_checkpointing()
-    model = model.cuda()
+    model = model.to(DEVICE)
 
     def call(m, x, t, c):  # diffusers >= 0.3x: the caller repeats the text per frame (as AnimateDiffPipeline does)
         return m(x, t, c.repeat_interleave(x.shape[2], dim=0)).sample
@@ -104,19 +170,23 @@ def build_animatediff(options: dict[str, Any]) -> tuple[torch.nn.Module, Callabl
 def build_modelscope(options: dict[str, Any]) -> tuple[torch.nn.Module, Callable]:
     from diffusers import UNet3DConditionModel
 
+    if PRESET != "sd15":  # main() refuses --tiny with modelscope
+        raise SystemExit("--tiny: the modelscope model has no tiny form here")
     model = UNet3DConditionModel(cross_attention_dim=1024, attention_head_dim=64)
     model.requires_grad_(False)
     for name, module in model.named_modules():
         if name.endswith(("temp_convs", "temp_attentions")) or name == "transformer_in":
             module.requires_grad_(True)
-    return model.cuda(), lambda m, x, t, c: m(x, t, c).sample
+    return model.to(DEVICE), lambda m, x, t, c: m(x, t, c).sample
 
 
 # Kernels whose launching operators a stacks profile lists: ATen's generic elementwise (copy) kernels,
 # cuDNN's layout conversions, concatenations.
 OWNED = r"elementwise_kernel|nchwToNhwc|nhwcToNchw|CatArray|direct_copy"
-TEXT_DIM = dict(sdvideo=768, animatediff=768, modelscope=1024)
-BUILDERS = dict(sdvideo=build_sdvideo, animatediff=build_animatediff, modelscope=build_modelscope)
+TEXT_DIM = {"sdvideo": 768, "sdvideo-animatediff": 768, "animatediff": 768, "modelscope": 1024}
+BUILDERS = {"sdvideo": build_sdvideo, "sdvideo-animatediff": build_sdvideo_animatediff, "animatediff": build_animatediff,
+            "modelscope": build_modelscope}
+SDVIDEO_MODELS = ("sdvideo", "sdvideo-animatediff")  # VideoUNets: fast paths, --lora-rank, the memory estimate
 VARIANTS = {
     "sdvideo": {
         "eager": {},
@@ -202,10 +272,30 @@ VARIANTS = {
         # about half of what the compiled step without checkpointing stores.
         "compiled-budget": {"compile": True, "memory_budget": 0.5},
     },
+    "sdvideo-animatediff": {},  # filled below: sdvideo's that apply, and the motion modules' levels
     "animatediff": {"eager": {}, "frozen-bf16": {"frozen_bf16": True},
                     "frozen-bf16-compiled": {"frozen_bf16": True, "compile": True}},
     "modelscope": {"eager": {}},
 }
+# Options that change only pseudo3d's temporal layers (sdvideo's temporal attention and convolutions): an
+# animatediff VideoUNet has none, so its variants leave out those that set them.
+PSEUDO3D_ONLY = ("plain_conv_layout", "plain_temporal_weights", "sdpa_temporal", "inline_rotary", "fused_frame_attention")
+VARIANTS["sdvideo-animatediff"] = {
+    **{name: options for name, options in VARIANTS["sdvideo"].items() if not set(options) & set(PSEUDO3D_ONLY)},
+    # the animatediff design's own levels (set_gradient_checkpointing): temporal recomputes the motion modules,
+    # blocks is diffusers' block checkpointing alone, full both
+    "ckpt-temporal": {"checkpointing": "temporal"},
+    "ckpt-blocks": {"checkpointing": "blocks"},
+    "compiled-ckpt-temporal-cl-blocks": {"compile": True, "checkpointing": "temporal", "channels_last": True,
+                                         "regions": "blocks"},
+    "compiled-ckpt-blocks-cl-blocks": {"compile": True, "checkpointing": "blocks", "channels_last": True,
+                                       "regions": "blocks"},
+    "compiled-ckpt-full-cl-blocks": {"compile": True, "checkpointing": "full", "channels_last": True,
+                                     "regions": "blocks"},
+}
+# the same levels on pseudo3d (blocks: diffusers' block checkpointing plus attention; full: that plus temporal)
+VARIANTS["sdvideo"]["compiled-ckpt-full-cl-blocks"] = VARIANTS["sdvideo-animatediff"]["compiled-ckpt-full-cl-blocks"]
+VARIANTS["sdvideo"]["compiled-ckpt-blocks-cl-blocks"] = VARIANTS["sdvideo-animatediff"]["compiled-ckpt-blocks-cl-blocks"]
 
 
 def set_upsampling(vae: torch.nn.Module, how: str) -> None:
@@ -250,7 +340,7 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
         for key, value in options["inductor"].items():
             setattr(torch._inductor.config, key, value)
     mode = {"mode": options["mode"]} if "mode" in options else {}
-    if name == "sdvideo":
+    if name in SDVIDEO_MODELS:
         model.compile_regions(channels_last=bool(options.get("channels_last")), regions=options.get("regions", "layers"),
                               **mode)
         if options.get("plain_conv_layout"):  # as before LeanConv2d.channels_last_io and the temporal conv's
@@ -290,7 +380,7 @@ def compile_regions(name: str, model: torch.nn.Module, options: dict[str, Any]) 
 def forward_flops(model, call, x, t, c) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16), FlopCounterMode(display=False) as counter:
+    with torch.no_grad(), torch.autocast(DEVICE, dtype=torch.bfloat16), FlopCounterMode(display=False) as counter:
         call(model, x, t, c)
     return float(counter.get_total_flops())
 
@@ -318,7 +408,7 @@ def make_bench_optimizer(model: torch.nn.Module, name: str) -> torch.optim.Optim
         return AdamW8bit(params, lr=1e-5, weight_decay=0.0)
     from sdvideo.training.optim import make_optimizer
 
-    return make_optimizer(params, name, 1e-5, 0.0, "cuda")[0]
+    return make_optimizer(params, name, 1e-5, 0.0, DEVICE)[0]
 
 
 def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib.nullcontext,
@@ -329,9 +419,12 @@ def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib
     target = torch.randn_like(x)
     times, first = [], []
     copies: dict[str, float] = {}
-    torch.cuda.reset_peak_memory_stats()
+    if _cuda():
+        torch.cuda.reset_peak_memory_stats()
     with contextlib.ExitStack() as timed:
         for i in range(warmup + steps):
+            if i == 1 and _untimed_first(turn) and _cuda():  # others may still compile beside this process: hand
+                torch.cuda.empty_cache()  # back the compiling step's cached blocks before waiting (warm-up regrows them)
             if i == (1 if _untimed_first(turn) else 0):
                 timed.enter_context(turn())
             if i == warmup:
@@ -342,23 +435,24 @@ def time_training(model, call, x, t, c, steps: int, warmup: int, turn=contextlib
                            micro_batch)
     del opt
     # first_step_s: compiling included (alone on the machine, or beside other processes' compiling)
-    return dict(step_s=statistics.median(times), first_step_s=first[0], peak_gib=torch.cuda.max_memory_allocated() / GiB,
+    peak = torch.cuda.max_memory_allocated() / GiB if _cuda() else float("nan")  # no claim on the CPU
+    return dict(step_s=statistics.median(times), first_step_s=first[0], peak_gib=peak,
                 tangent_copies_per_step=copies.get("copies", 0) / steps,
                 tangent_copy_gib_per_step=copies.get("gib", 0.0) / steps)
 
 
 def _training_step(model, call, x, t, c, target, opt, times: list[float] | None, micro_batch: int | None = None) -> None:
-    torch.cuda.synchronize()
+    _synchronize()
     start = time.perf_counter()
     n = micro_batch or x.shape[0]
     for xs, ts, cs, target_s in zip(x.split(n), t.split(n), c.split(n), target.split(n)):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(DEVICE, dtype=torch.bfloat16):
             out = call(model, xs, ts, cs)
         loss = torch.nn.functional.mse_loss(out.float(), target_s) * (xs.shape[0] / x.shape[0])
         loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
+    _synchronize()
     if times is not None:
         times.append(time.perf_counter() - start)
 
@@ -461,7 +555,11 @@ def main() -> None:
     ap.add_argument("--variants", default="", help="comma list of variant names to keep (default: all)")
     ap.add_argument("--cases", default="2x16,2x5,1x64", help="batch x frames (2x16/1: as micro-batches of 1, "
                     "gradients accumulated); none: sampling only")
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 6; --tiny 1)")
+    ap.add_argument("--lora-rank", type=int, default=0, help="sdvideo models: LoRA adapters of this rank on the "
+                    "temporal layers train alone, as `sdvideo train --lora-rank` (0: off; the peers ignore it)")
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke check: the tiny preset, 1 warm-up + 1 step, "
+                    "default variants eager, no timing or memory claims")
     ap.add_argument("--optimizer", choices=("adamw", "adamw8bit", "adamw8bit-bnb", "adamw8bit-torchao"), default="adamw",
                     help="training step's optimizer: torch's fused AdamW, sdvideo train's 8-bit AdamW, or bitsandbytes'/torchao's")
     ap.add_argument("--upsample", choices=("subpixel", "subpixel-conv", "subpixel-matmul", "interpolate"), default="subpixel",
@@ -476,7 +574,7 @@ def main() -> None:
                     "process: PyTorch's choice (cuBLAS; cuBLASLt for bias epilogues), or cuBLASLt for every matmul")
     ap.add_argument("--inductor", default="", help="inductor settings for every variant, KEY=VALUE comma list "
                     "(e.g. aggressive_fusion=True,coordinate_descent_tuning=True)")
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3; --tiny 1)")
     ap.add_argument("--sample", action="store_true", help="also time 16-frame sampling (25 steps, CFG)")
     ap.add_argument("--sample-latents", default="64", help="with --sample: latent sizes (64: 512 px), comma list")
     ap.add_argument("--sample-graphs", action="store_true", help="with --sample: also through CUDA graphs (GraphedUNet)")
@@ -488,6 +586,23 @@ def main() -> None:
                     "Python call sites (slower to record)")
     add_turns_arguments(ap)
     args = ap.parse_args()
+    if args.lora_rank < 0:
+        raise SystemExit("--lora-rank must be 0 (off) or above")
+    unknown = set(args.models.split(",")) - set(BUILDERS)
+    if unknown:
+        raise SystemExit(f"--models: unknown {', '.join(sorted(unknown))}; choose from {', '.join(BUILDERS)}")
+    if args.tiny and "modelscope" in args.models.split(","):
+        raise SystemExit("--tiny: the modelscope model has no tiny form here (--models sdvideo, sdvideo-animatediff, "
+                         "animatediff)")
+    if args.tiny and (args.sample or args.profile):
+        raise SystemExit("--tiny times training steps only (no --sample, --profile)")
+    if args.tiny and args.optimizer in ("adamw8bit-bnb", "adamw8bit-torchao"):
+        raise SystemExit("--tiny: --optimizer adamw or adamw8bit (sdvideo's, which runs on the CPU)")
+    args.steps = args.steps if args.steps is not None else 1 if args.tiny else 6
+    args.warmup = args.warmup if args.warmup is not None else 1 if args.tiny else 3
+    if args.tiny and not args.variants:
+        args.variants = "eager"  # compiling on the CPU takes minutes; name compiled variants to check them
+    configure(args.tiny)
     run_in_turns(run, args)
 
 
@@ -502,6 +617,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
 
     def measured_peak() -> float:
         nonlocal peak
+        if not _cuda():  # --tiny: no FLOP utilisation on the CPU
+            return float("nan")
         if peak is None:
             with turns():
                 peak = matmul_peak()
@@ -532,37 +649,43 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                 options = {**options, "inductor": {**options.get("inductor", {}), **inductor}}
             torch.manual_seed(0)
             torch._dynamo.reset()  # no compiled code or guards carried over from the previous variant
-            with torch.device("cuda"):  # initialise on the GPU: much faster than CPU init at this size
+            lora_rank = args.lora_rank if name in SDVIDEO_MODELS else 0  # the peers train as they are
+            if lora_rank:
+                options = {**options, "lora_rank": lora_rank}
+            with torch.device(DEVICE):  # initialise on the GPU: much faster than CPU init at this size
                 model, call = BUILDERS[name](options)
-            if name == "sdvideo":
+            if name in SDVIDEO_MODELS:
                 enable_fast_paths(model, args.upsample, args.fusions, options.get("fused_frame_attention", True))
             for key, value in options.get("cudnn", {}).items():  # for the rest of this process
                 setattr(torch.backends.cudnn, key, value)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
             total = sum(p.numel() for p in model.parameters())
+            params_gib = sum(p.numel() * p.element_size() for p in model.parameters()) / GiB  # as stored (bf16 / fp32)
             flops = {}  # counted on the eager model, before any compilation (same math)
             for case in cases:
                 b, f = map(int, case.split("/")[0].split("x"))
                 try:
-                    flops[case] = forward_flops(model, call, torch.randn(b, 4, f, 64, 64, device="cuda"),
-                                                torch.randint(0, 1000, (b,), device="cuda"),
-                                                torch.randn(b, 77, TEXT_DIM[name], device="cuda")) / 1e12
+                    flops[case] = forward_flops(model, call, torch.randn(b, 4, f, LATENT, LATENT, device=DEVICE),
+                                                torch.randint(0, 1000, (b,), device=DEVICE),
+                                                torch.randn(b, 77, text_dim(name), device=DEVICE)) / 1e12
                 except Exception:
                     flops[case] = float("nan")
-                gc.collect()
-                torch.cuda.empty_cache()
+                _free_memory()
             if options.get("compile"):
                 compile_regions(name, model, options)
             for case in cases:
                 b, f = map(int, case.split("/")[0].split("x"))
                 micro = int(case.split("/")[1]) if "/" in case else None  # "2x16/1": two micro-batches of 1 x 16
-                row = dict(model=name, variant=variant, case=case, trainable_M=trainable / 1e6, total_M=total / 1e6)
-                if name == "sdvideo":
+                row = dict(model=name, lora_rank=lora_rank, variant=variant, case=case, trainable_M=trainable / 1e6,
+                           total_M=total / 1e6, params_gib=params_gib)
+                if args.tiny:
+                    row["tiny"] = True  # CPU smoke check: no timing or memory claims
+                if name in SDVIDEO_MODELS:
                     row["upsample"], row["fusions"] = args.upsample, args.fusions
                     row["inductor"], row["blas"] = args.inductor, args.blas
-                x = torch.randn(b, 4, f, 64, 64, device="cuda")
-                t = torch.randint(0, 1000, (b,), device="cuda")
-                c = torch.randn(b, 77, TEXT_DIM[name], device="cuda")
+                x = torch.randn(b, 4, f, LATENT, LATENT, device=DEVICE)
+                t = torch.randint(0, 1000, (b,), device=DEVICE)
+                c = torch.randn(b, 77, text_dim(name), device=DEVICE)
                 try:
                     if args.profile:
                         profile_training(model, call, x, t, c, args.profile, turns, args.profile_stacks, args.optimizer)
@@ -572,24 +695,30 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                     row["optimizer"] = args.optimizer
                     row["frames_per_s"] = b * f / row["step_s"]
                     row["mfu"] = 3 * row["fwd_tflop"] * 1e12 / row["step_s"] / measured_peak()
-                    if name == "sdvideo" and "memory_budget" not in options:  # how close `sdvideo train --dry-run`'s estimate comes
+                    if name in SDVIDEO_MODELS and "memory_budget" not in options:  # how close `sdvideo train --dry-run`'s estimate comes
                         from sdvideo.training.memory_estimate import estimate_training_memory
 
-                        row["estimate_gib"] = estimate_training_memory(
-                            preset("sd15")["unet"], options.get("temporal", {}), micro or b, f, 64, optimizer=args.optimizer,
-                            gradient_checkpointing=options.get("checkpointing", "none"),
-                            compiled=bool(options.get("compile")))["total_gib"]
+                        temporal = {**options.get("temporal", {}),
+                                    **({"temporal_layers": "animatediff"} if name == "sdvideo-animatediff" else {})}
+                        try:  # the estimate's own failure must not mark the measured step as failed
+                            row["estimate_gib"] = estimate_training_memory(
+                                preset(PRESET)["unet"], temporal, micro or b, f, LATENT, optimizer=args.optimizer,
+                                gradient_checkpointing=options.get("checkpointing", "none"),
+                                compiled=bool(options.get("compile")),
+                                **({"lora_rank": lora_rank} if lora_rank else {}))["total_gib"]
+                        except Exception as err:
+                            row["estimate_error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
                 except torch.OutOfMemoryError:
                     row["error"] = "out of memory"
                 except Exception as err:  # e.g. AnimateDiff's 32-frame position table
                     row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"
                 model.zero_grad(set_to_none=True)
-                gc.collect()
-                torch.cuda.empty_cache()
+                _free_memory()
                 emit(row)
             for latent in map(int, args.sample_latents.split(",")) if args.sample else []:
-                row = dict(model=name, variant=variant, case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
-                if name == "sdvideo":
+                row = dict(model=name, lora_rank=lora_rank, variant=variant,
+                           case="sample 16f 25 steps CFG" + ("" if latent == 64 else f" {latent * 8} px"))
+                if name in SDVIDEO_MODELS:
                     row["upsample"], row["fusions"] = args.upsample, args.fusions
                     row["inductor"], row["blas"] = args.inductor, args.blas
                 try:
@@ -603,9 +732,8 @@ def run(args: argparse.Namespace, turns: GpuTurns) -> None:
                     row["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
                 emit(row)
             del model
-            gc.collect()
-            torch.cuda.empty_cache()
-    result = dict(gpu=torch.cuda.get_device_name(), matmul_bf16_tflops=measured_peak() / 1e12, torch=torch.__version__,
+            _free_memory()
+    result = dict(gpu=torch.cuda.get_device_name() if _cuda() else "cpu (--tiny)", matmul_bf16_tflops=measured_peak() / 1e12, torch=torch.__version__,
                   rows=rows)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

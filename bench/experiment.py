@@ -77,7 +77,7 @@ SPEED_SCALE = 0.4
 SIZES = {
     # One H100: the demo's architecture widened (22.9 M parameters with the temporal layers), 128 px.
     "full": dict(
-        preset="demo", size=128, fps=20.0, train_scenes=120, unseen_scenes=40, scene_frames=64, frames=8,
+        preset="demo", size=128, fps=20.0, train_scenes=360, unseen_scenes=40, scene_frames=64, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=1500,
         image_batch=64, video_steps=800, batch=24, lr=5e-4, weight_decay=0.01, val_every=200, val_clips=32,
         eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, workers=4, noise_share=0.0,
@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temporal-embedding", type=int, choices=(0, 1), default=None,
                    help="1: temporal attention reads the time embedding (step and fps); 0: it does not "
                         "(default: the scale's)")
+    p.add_argument("--video-steps", type=int, default=None, help="the video phase's steps (default: the scale's)")
     p.add_argument("--from-base", default=None,
                    help="reuse this experiment folder's data, caches and image model (a variant of the video phase)")
     p.add_argument("--no-control", action="store_true", help="skip the capacity control")
@@ -421,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             changes["noise_lowpass"] = None if args.noise_lowpass < 0 else args.noise_lowpass
         if args.temporal_embedding is not None:
             changes["temporal_embedding"] = bool(args.temporal_embedding)
+        if args.video_steps is not None:
+            changes["video_steps"] = args.video_steps
         if args.from_base:
             reuse_base(Path(args.out), Path(args.from_base))
         run(Path(args.out), "smoke" if args.smoke else args.scale, args.resume or bool(args.from_base), args.clips,

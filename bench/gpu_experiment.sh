@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make experiment` on the GPU machine of the device tool, in calls of at most 10 minutes.
 # Here first: bash bench/fetch_device_wheels.sh (or at least its core, av and clips groups); then each call:
-#   VARIANTS="name:share:lowpass[:embedding] ..." [NO_CONTROL=1] bash bench/gpu_experiment.sh [SECONDS]
+#   VARIANTS="name:share:lowpass[:embedding[:steps]] ..." [NO_CONTROL=1] bash bench/gpu_experiment.sh [SECONDS]
 # (carry .whl; run it again on the warm machine until it says done). After the image phase, the experiment
 # (runs/experiment) and each variant of its video phase with another noise prior (runs/<name>, same base and
 # caches, no capacity control; lowpass -1: none; embedding 0/1: whether temporal attention reads the time
-# embedding) train and evaluate side by side on the one GPU. NO_CONTROL=1 skips the capacity control. Once the
+# embedding; steps: the video phase's) train and evaluate side by side on the one GPU. NO_CONTROL=1 skips the capacity control. Once the
 # experiment is done, bench/probe_flicker.py samples its run several ways.
 # What comes back, under $OUT: log-*.txt, probe.json, exp.tgz.part-* (reports, curves, metrics, sample arrays;
 # no weights), which `cat exp.tgz.part-* | tar xzf -` joins here.
@@ -25,10 +25,10 @@ if grep -q '"image phase"' runs/experiment/stages.json 2>/dev/null; then
   run_experiment experiment --out runs/experiment --resume ${NO_CONTROL:+--no-control} &
   names="experiment"
   for variant in ${VARIANTS:-}; do
-    IFS=: read -r name share lowpass embedding <<< "$variant"
+    IFS=: read -r name share lowpass embedding steps <<< "$variant"
     names="$names $name"
     run_experiment "$name" --out "runs/$name" --from-base runs/experiment --no-control --noise-share "$share" \
-      --noise-lowpass "$lowpass" ${embedding:+--temporal-embedding "$embedding"} &
+      --noise-lowpass "$lowpass" ${embedding:+--temporal-embedding "$embedding"} ${steps:+--video-steps "$steps"} &
   done
   wait
 fi

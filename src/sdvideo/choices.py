@@ -21,9 +21,10 @@ COMPILE_CHOICES = ("auto", "on", "off", *COMPILE_REGIONS)
 LR_SCHEDULES = ("constant", "cosine", "linear")
 OPTIMIZERS = ("auto", "adamw", "adamw8bit")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+TEMPORAL_LAYERS = ("pseudo3d", "animatediff")  # the temporal layers' designs (VideoUNet's temporal_layers)
 TASKS = ("none", "interpolate", "extend", "image2video", "mixed")  # masked-frame conditioning (frame_masks.py)
 
 PREPARE_BATCH_SIZE = 32  # frames per VAE batch in `prepare` (the CLI's default and prepare()'s)
 # `sdvideo export --format`: what a run's weights are written as (sdvideo/export/: one module per format)
-EXPORT_FORMATS = ("temporal",)
+EXPORT_FORMATS = ("temporal", "animatediff", "lora")
 EXPORT_DTYPES = ("fp16", "bf16", "fp32")  # `sdvideo export --dtype`: the stored weights' precision

@@ -118,17 +118,27 @@ def _add_base_flag(p: argparse.ArgumentParser) -> None:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write a run's temporal layers to one file to share (sample it with --base)",
-                       description="Write a trained run's own layers to one file: --format temporal holds the "
-                       "temporal layers, fps embedding and frame conditioning with their config, the run's sampling "
-                       "defaults and its base's identity. Sample it with `sdvideo sample --run FILE --base BASE`.")
+    p = sub.add_parser("export", help="write a run's temporal layers to one file to share (sdvideo, AnimateDiff or "
+                       "MotionLoRA format)",
+                       description="Write a trained run's own layers to one safetensors file.",
+                       epilog="formats:\n" + "\n".join(f"  {name:<12} {text}" for name, text in EXPORT_FORMAT_HELP),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder from `sdvideo train` (or RUN/best); its unet/ weights, as "
                    "`sample` uses")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="temporal",
-                   help="temporal: sdvideo's temporal layers alone (safetensors) (default: temporal)")
-    p.add_argument("--out", required=True, metavar="FILE", help="file to write (.safetensors)")
+                   help="what to write, one of the formats below (default: temporal)")
+    p.add_argument("--out", default=None, metavar="FILE", help="file to write (.safetensors; default: "
+                   "RUN-FORMAT.safetensors beside the run folder)")
     p.add_argument("--dtype", choices=EXPORT_DTYPES, default="fp16", help="precision of the stored weights "
                    "(default: fp16, half the size of fp32)")
+
+
+# `sdvideo export --help`: one line per format (sdvideo/export/)
+EXPORT_FORMAT_HELP = (
+    ("temporal", "sdvideo's temporal layers with their config (sample --run FILE --base BASE)"),
+    ("animatediff", "an animatediff run's motion modules as an AnimateDiff module (ComfyUI, A1111)"),
+    ("lora", "a --lora-rank animatediff run's adapters as a MotionLoRA (load_lora_weights)"),
+)
 
 
 def _add_speed_flags(p: argparse.ArgumentParser) -> None:
@@ -281,7 +291,8 @@ def run_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
     result = export_run(args.run, args.out, format=args.format, dtype=args.dtype)
-    print(f"{result.line()}; sample it with `sdvideo sample --run {result.path} --base BASE ...`")
+    use = result.use or f"sample it with `sdvideo sample --run {result.path} --base BASE ...`"
+    print(f"{result.line()}; {use}")
     return 0
 
 

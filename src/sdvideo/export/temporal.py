@@ -42,7 +42,7 @@ from ..checks import check_out_file
 from ..models.base import BaseModel, load_base
 from ..models.video_unet import VideoUNet, _is_temporal_name, _plain, inflate
 from ..run_identity import base_identity, base_mismatch
-from . import ExportResult
+from . import ExportResult, read_run_config
 
 FORMAT = "sdvideo-temporal"
 VERSION = 1
@@ -113,12 +113,7 @@ def export(run: str | Path, out: str | Path, dtype: str = "fp16") -> ExportResul
         raise ValueError(f"--out {out}: the temporal format is a .safetensors file; name it e.g. {out.stem or 'run'}"
                          "-temporal.safetensors")
     check_out_file(out)
-    if run.is_file() or not (run / "config.json").is_file():
-        raise FileNotFoundError(f"{run}: not a training run (no config.json); pass the --out folder of "
-                                "`sdvideo train` (or RUN/best)")
-    if (run / "model_index.json").is_file():
-        raise ValueError(f"{run} is a saved pipeline, not a training run; export the run it was saved from")
-    config = json.loads((run / "config.json").read_text())
+    config = read_run_config(run)
     spatial = spatial_training(config)
     if spatial:
         raise ValueError(f"{run} trained weights of the base UNet too (--train {spatial}); the temporal format "

@@ -27,6 +27,10 @@ Process-wide, not a model's: cuDNN's algorithm benchmarking (`fast/cudnn_benchma
 rather than a switch: temporal attention over few frames as tensor ops inside compiled regions
 (`temporal_attention.frame_attention`). Measured gains of each are in BENCHMARKS.md.
 
+On a `temporal_layers="animatediff"` model the three temporal-attention paths (fused-frame-attention,
+linear-gelu, frame-major-tokens) find no sdvideo temporal attention and switch nothing; the others apply to
+its 2-D layers and diffusers' motion modules alike.
+
 `devices`: the device types on which the device-specific paths (fused-frame-attention, linear-gelu,
 bias-after-matmul, channel-stats-group-norm) run; CUDA by default. The others apply on any device.
 """

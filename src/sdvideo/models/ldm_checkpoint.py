@@ -44,6 +44,7 @@ from sdvideo.models.base import (
     sd_scheduler,
     text_config,
 )
+from sdvideo.models.tensor_file import read_tensor_file
 
 UNET, VAE = "model.diffusion_model.", "first_stage_model."
 CLIP, OPENCLIP = "cond_stage_model.transformer.", "cond_stage_model.model."
@@ -53,29 +54,7 @@ Tensors = dict[str, torch.Tensor]
 
 def read_checkpoint(path: str | Path) -> Tensors:
     """The flat tensor state dict of a `.ckpt`/`.pt`/`.pth` (torch, weights only) or `.safetensors`."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if path.is_file() and path.stat().st_size == 0:
-        raise BaseModelError(f"{path}: is empty (0 bytes); expected an SD .ckpt or .safetensors checkpoint")
-    try:
-        if suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        elif suffix in (".ckpt", ".pt", ".pth"):
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-                state = state["state_dict"]
-        else:
-            raise BaseModelError(f"{path}: unknown file type {suffix!r}; expected an SD .ckpt or .safetensors")
-    except BaseModelError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - safetensors/pickle errors become one line
-        kind = "safetensors" if suffix == ".safetensors" else "PyTorch (weights-only)"
-        raise BaseModelError(f"{path}: cannot be read as a {kind} checkpoint ({one_line(exc)})") from exc
-    if not isinstance(state, dict):
-        raise BaseModelError(f"{path}: holds a {type(state).__name__}, not a state dict; expected SD weights")
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return read_tensor_file(path, "expected an SD .ckpt or .safetensors checkpoint", BaseModelError)
 
 
 def read_sidecar_yaml(path: str | Path) -> dict[str, Any]:

@@ -1,7 +1,10 @@
-"""The video UNet: a Stable Diffusion 2-D UNet with temporal convolutions and temporal attention.
+"""The video UNet: a Stable Diffusion 2-D UNet with temporal layers of one of two designs.
 
-`inflate(unet)` wraps every resnet convolution of a diffusers `UNet2DConditionModel` in a pseudo-3D
-convolution and every spatial transformer in a spatio-temporal one (see `temporal_wrappers.py`).
+`temporal_layers="pseudo3d"` (the default, Make-A-Video's): `inflate(unet)` wraps every resnet convolution
+of a diffusers `UNet2DConditionModel` in a pseudo-3D convolution and every spatial transformer in a
+spatio-temporal one (see `temporal_wrappers.py`). `temporal_layers="animatediff"`: AnimateDiff's motion
+modules (diffusers' `AnimateDiffTransformer3D`) where diffusers' `UNetMotionModel` has them, so AnimateDiff
+motion weights load into it and train on (see `motion_modules.py`, `motion_module_file.py`).
 All new layers start as exact identities, so at initialisation the video model computes, frame by
 frame, what the image model computes. The UNet passed in is left as it was: the video model shares its
 parameters (the same tensors, no copy of the weights) but wraps copies of its modules (`shared_copy.py`).
@@ -25,6 +28,7 @@ from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from diffusers.utils import BaseOutput
 from torch import nn
 
@@ -32,6 +36,13 @@ from .. import choices
 from .fps_embedding import FpsEmbedding
 from .frame_conditioning import concat_conditioning, install_frame_conditioning
 from .lean_conv import LeanConv2d
+from .motion_modules import (
+    MOTION_DEFAULTS,
+    MotionModuleAfter,
+    adapter_config,
+    install_motion_modules,
+    motion_state_names,
+)
 from .shared_copy import shared_parameter_copy
 from .temporal_attention import TemporalTransformer, rotary_cos_sin
 from .temporal_conv import TemporalConv
@@ -44,7 +55,12 @@ from .temporal_wrappers import (
     SpatioTemporalTransformer,
 )
 
-TEMPORAL_TYPES = (TemporalConv, TemporalTransformer, FpsEmbedding)
+TEMPORAL_TYPES = (TemporalConv, TemporalTransformer, FpsEmbedding, AnimateDiffTransformer3D)
+TEMPORAL_LAYERS = choices.TEMPORAL_LAYERS  # the designs `temporal_layers` chooses between
+# pseudo3d's own options, with their defaults: an animatediff model refuses other values
+PSEUDO3D_DEFAULTS: dict[str, Any] = dict(temporal_conv=True, temporal_attention=True, temporal_head_dim=64,
+                                         temporal_ff_mult=2, temporal_kernel_size=3, rope_base=10000.0,
+                                         temporal_context="clip", temporal_embedding=False)
 
 
 @dataclass
@@ -53,10 +69,13 @@ class VideoUNetOutput(BaseOutput):
 
 
 class VideoUNet(ModelMixin, ConfigMixin):
-    """A pseudo-3D video UNet built around a diffusers `UNet2DConditionModel`.
+    """A video UNet built around a diffusers `UNet2DConditionModel`.
 
     Args:
         unet_config: the 2-D UNet's config (a plain dict, as saved in its `config.json`).
+        temporal_layers: "pseudo3d": Make-A-Video's temporal convolutions and temporal attention (the
+            options below up to `temporal_embedding`); "animatediff": AnimateDiff's motion modules (the
+            `motion_*` options), which load AnimateDiff / diffusers `MotionAdapter` weights.
         temporal_conv: put a kernel-3 temporal convolution after both convolutions of every resnet.
         temporal_attention: put temporal self-attention after every spatial transformer.
         temporal_head_dim: channels per temporal attention head (64: flash-attention friendly).
@@ -75,6 +94,14 @@ class VideoUNet(ModelMixin, ConfigMixin):
             fps when conditioned) through a projection added to its attention input, as the spatial resnets
             do: without it the temporal layers cannot tell noise levels or frame rates apart except through
             the frozen layers' features.
+        motion_num_attention_heads: (animatediff) heads of each motion module, one int or one per UNet block.
+        motion_norm_num_groups: (animatediff) GroupNorm groups of the motion modules; None: the UNet's
+            `norm_num_groups`, as diffusers' `UNetMotionModel` builds them.
+        motion_max_seq_length: (animatediff) the most frames a motion module's position table covers.
+        use_motion_mid_block: (animatediff) a motion module in the mid block too (AnimateDiff v2, v3; not v1).
+        motion_transformer_layers_per_block: (animatediff) transformer layers per motion module, one int or
+            one per UNet block.
+        motion_transformer_layers_per_mid_block: (animatediff) transformer layers of the mid block's module.
 
     The constructed model switches no class and installs no hook: faster forms of its layers come with
     `enable_fast_training()` (what `sdvideo train` runs) and `enable_fast_inference()` (sampling), see
@@ -97,10 +124,18 @@ class VideoUNet(ModelMixin, ConfigMixin):
         condition_channels: int = 0,
         temporal_context: str = "clip",
         temporal_embedding: bool = False,
+        temporal_layers: str = "pseudo3d",
+        motion_num_attention_heads: int | list[int] = 8,
+        motion_norm_num_groups: int | None = None,
+        motion_max_seq_length: int = 32,
+        use_motion_mid_block: bool = True,
+        motion_transformer_layers_per_block: int | list[int] = 1,
+        motion_transformer_layers_per_mid_block: int = 1,
     ) -> None:
         super().__init__()
         if temporal_context not in ("clip", "frame"):
             raise ValueError(f"temporal_context must be 'clip' or 'frame', got {temporal_context!r}")
+        _check_design(temporal_layers, locals())
         self.unet = UNet2DConditionModel.from_config(dict(unet_config))
         self._install_temporal_layers()
 
@@ -118,10 +153,17 @@ class VideoUNet(ModelMixin, ConfigMixin):
         video._install_temporal_layers()
         return video
 
+    @property
+    def animatediff(self) -> bool:
+        """Whether the temporal layers are AnimateDiff motion modules (else pseudo-3D ones)."""
+        return self.config.get("temporal_layers", "pseudo3d") == "animatediff"
+
     def _install_temporal_layers(self) -> None:
         cfg = self.config
         self.frame_context = FrameContext()
-        for name, module in list(self.unet.named_modules()):
+        if self.animatediff:
+            install_motion_modules(self.unet, self.frame_context, {k: cfg[k] for k in MOTION_DEFAULTS})
+        for name, module in [] if self.animatediff else list(self.unet.named_modules()):
             if cfg.temporal_conv and isinstance(module, ResnetBlock2D):
                 for conv_name in ("conv1", "conv2"):
                     conv = getattr(module, conv_name)
@@ -167,7 +209,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
     def enable_fast_inference(self, paths=None, **options: Any) -> "VideoUNet":
         """Every faster form for sampling, the guidance pair's shared layers included. Call it before
-        `compile_regions`. See `sdvideo.fast.enable_fast_inference`."""
+        `compile_regions`. See `sdvideo.fast.enable_fast_inference`. On an animatediff model the paths for
+        sdvideo's temporal attention have nothing to switch; the others apply as to pseudo3d."""
         from ..fast import enable_fast_inference
 
         return enable_fast_inference(self, paths, **options)
@@ -215,6 +258,9 @@ class VideoUNet(ModelMixin, ConfigMixin):
                 raise ValueError(f"guidance_pair needs a batch of two halves, got {sample.shape[0]} videos")
         sample = concat_conditioning(sample, conditioning, self.config.condition_channels)  # (b, c + k, f, h, w)
         b, c, f, h, w = sample.shape
+        if self.animatediff and enable_time and f > self.config.motion_max_seq_length:
+            raise ValueError(f"the motion modules take at most {self.config.motion_max_seq_length} frames "
+                             f"(motion_max_seq_length), got {f}; sample longer videos in windows (--window)")
         frames = sample.transpose(1, 2).reshape(b * f, c, h, w)  # (b*f, c, h, w), video-major
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)  # the layout the convs' weights are in
@@ -262,10 +308,24 @@ class VideoUNet(ModelMixin, ConfigMixin):
         every spatio-temporal transformer whole (the largest activations). blocks: diffusers' own
         checkpointing of the UNet blocks' resnets, plus attention. full: blocks plus temporal layers
         inside them.
+
+        With `temporal_layers="animatediff"`: none stores everything; blocks is diffusers' block checkpointing;
+        full is that plus recomputing the motion modules; every other level recomputes the motion modules
+        (the per-level and selective forms belong to pseudo3d's spatio-temporal transformers).
         """
         if granularity not in self.CHECKPOINTING:
             raise ValueError(f"gradient checkpointing must be one of {', '.join(self.CHECKPOINTING)}, got {granularity!r}")
         ctx = self.frame_context
+        if self.animatediff:
+            # Motion modules: every level but none and blocks recomputes them (the per-level and selective
+            # forms are pseudo3d's transformers'); blocks and full add diffusers' block checkpointing.
+            ctx.checkpoint_temporal = granularity not in ("none", "blocks")
+            ctx.checkpoint_attention = False
+            if granularity in ("blocks", "full"):
+                self.unet.enable_gradient_checkpointing()
+            else:
+                self.unet.disable_gradient_checkpointing()
+            return
         ctx.checkpoint_temporal = granularity in ("temporal", "full")
         ctx.checkpoint_attention = granularity in ("selective", "attention", "blocks", "full")
         recomputed = self._recomputed_transformers(granularity)
@@ -320,7 +380,8 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
     def compile_regions(self, channels_last: bool = True, regions: str = "layers", **compile_options: Any) -> "VideoUNet":
         """`torch.compile` every repeated block in place: resnets (with their temporal convs) and
-        spatio-temporal transformers (spatial transformer + temporal attention, one region).
+        spatio-temporal transformers (spatial transformer + temporal attention, one region); with
+        `temporal_layers="animatediff"`, each spatial module with its motion module (`MotionModuleAfter`).
 
         Regional compilation: blocks of one class and shape share compiled code, so compiling takes
         seconds rather than the minutes a whole-UNet graph takes, and names and state dict are
@@ -356,10 +417,10 @@ class VideoUNet(ModelMixin, ConfigMixin):
 
         if regions == "blocks":
             return [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
-        wrapped = {id(m) for w in self.modules() if isinstance(w, SpatioTemporalTransformer) for m in w.modules()}
-        return [module for module in self.modules()
-                if isinstance(module, (ResnetBlock2D, SpatioTemporalTransformer, SubpixelUpsample2D))
-                or (isinstance(module, (Transformer2DModel, TemporalTransformer)) and id(module) not in wrapped)]
+        wrappers = (SpatioTemporalTransformer, MotionModuleAfter)  # each one region with what it wraps
+        wrapped = {id(m) for w in self.modules() if isinstance(w, wrappers) for m in w.modules() if m is not w}
+        return [module for module in self.modules() if id(module) not in wrapped and isinstance(
+            module, (ResnetBlock2D, *wrappers, SubpixelUpsample2D, Transformer2DModel, TemporalTransformer))]
 
     # ------------------------------------------------------------------ parameters
     def temporal_modules(self) -> Iterator[tuple[str, nn.Module]]:
@@ -401,7 +462,7 @@ class VideoUNet(ModelMixin, ConfigMixin):
         temporal = {id(p) for p in self.temporal_parameters()}
         named = dict(self.unet.named_parameters())
         out = {_unwrap_name(k): v for k, v in named.items() if id(v) not in temporal}
-        out.update({_unwrap_name(k): v for k, v in self.unet.named_buffers()})
+        out.update({_unwrap_name(k): v for k, v in self.unet.named_buffers() if not _is_temporal_name(k)})
         return out
 
     def load_spatial_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True) -> None:
@@ -416,6 +477,56 @@ class VideoUNet(ModelMixin, ConfigMixin):
             )
         mapped = {targets[k]: v for k, v in state_dict.items() if k in targets}
         self.unet.load_state_dict(mapped, strict=False)
+
+    # ------------------------------------------------------------------ AnimateDiff motion modules
+    def motion_adapter_config(self) -> dict[str, Any]:
+        """The diffusers `MotionAdapter` config whose modules are this model's motion modules (animatediff)."""
+        self._require_animatediff("motion_adapter_config")
+        return adapter_config(self.unet.config, {k: self.config[k] for k in MOTION_DEFAULTS})
+
+    def motion_adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The motion modules' weights (and position tables) under diffusers `MotionAdapter` names, e.g.
+        `down_blocks.0.motion_modules.1.transformer_blocks.0.attn1.to_q.weight`, `mid_block.motion_modules.0...`:
+        `MotionAdapter.from_config(self.motion_adapter_config()).load_state_dict(...)` takes it as it is."""
+        self._require_animatediff("motion_adapter_state_dict")
+        state = self.unet.state_dict()
+        return {name: state[key] for name, key in motion_state_names(self.unet).items()}
+
+    def load_motion_adapter_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load motion module weights under `MotionAdapter` names. Every weight must be there with this model's
+        shape; the position tables (`...pos_embed.pe`, fixed sinusoids) may be left out, as diffusers' converter
+        of AnimateDiff files leaves them. Raises a one-line ValueError naming what does not match."""
+        self._require_animatediff("load_motion_adapter_state_dict")
+        names = motion_state_names(self.unet)
+        state = self.unet.state_dict()
+        unexpected = sorted(set(state_dict) - set(names))
+        missing = sorted(k for k in set(names) - set(state_dict) if not k.endswith("pos_embed.pe"))
+        if unexpected or missing:
+            raise ValueError(f"motion module weights do not match this model: {len(missing)} missing "
+                             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+        for name, value in state_dict.items():
+            want = tuple(state[names[name]].shape)
+            if tuple(value.shape) != want:
+                raise ValueError(f"motion module weight {name} has shape {tuple(value.shape)}, this model's "
+                                 f"is {want} (a motion module for another UNet size?)")
+        self.unet.load_state_dict({names[k]: v for k, v in state_dict.items()}, strict=False)
+
+    def _require_animatediff(self, call: str) -> None:
+        if not self.animatediff:
+            raise ValueError(f"{call} needs a VideoUNet with temporal_layers='animatediff', "
+                             f"this one has {self.config.get('temporal_layers', 'pseudo3d')!r}")
+
+
+def _check_design(temporal_layers: str, given: dict[str, Any]) -> None:
+    """Refuse an unknown design, and options of one design set away from their defaults on the other."""
+    if temporal_layers not in TEMPORAL_LAYERS:
+        raise ValueError(f"temporal_layers must be one of {', '.join(TEMPORAL_LAYERS)}, got {temporal_layers!r}")
+    other = PSEUDO3D_DEFAULTS if temporal_layers == "animatediff" else MOTION_DEFAULTS
+    changed = [k for k, default in other.items() if _plain(given[k]) != default]
+    if changed:
+        raise ValueError(f"temporal_layers={temporal_layers!r} does not use {', '.join(changed)} (options of "
+                         f"temporal_layers={'pseudo3d' if other is PSEUDO3D_DEFAULTS else 'animatediff'!r}); "
+                         "leave them at their defaults")
 
 
 def _transformer_channels(transformer: Transformer2DModel) -> int:
@@ -442,8 +553,9 @@ def _plain(value: Any) -> Any:
 def inflate(unet: UNet2DConditionModel, **temporal_options: Any) -> VideoUNet:
     """Turn a Stable Diffusion 2-D UNet into a video UNet that starts as the identity in time.
 
-    `temporal_options` are `VideoUNet`'s temporal arguments (temporal_conv, temporal_attention,
-    temporal_head_dim, temporal_ff_mult, temporal_kernel_size, fps_conditioning, rope_base,
-    temporal_context, temporal_embedding).
+    `temporal_options` are `VideoUNet`'s temporal arguments: temporal_layers ("pseudo3d" or "animatediff"),
+    fps_conditioning, condition_channels; for pseudo3d temporal_conv, temporal_attention, temporal_head_dim,
+    temporal_ff_mult, temporal_kernel_size, rope_base, temporal_context, temporal_embedding; for animatediff
+    the motion_* options (see `VideoUNet`).
     """
     return VideoUNet.from_unet(unet, **temporal_options)

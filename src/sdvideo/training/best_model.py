@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 
 from ..atomic_files import atomic_dir
 from ..models.video_unet import VideoUNet
+from .lora import merged_state_dict
 
 
 def best_so_far(out: Path) -> float:
@@ -33,7 +34,8 @@ def save_best(model: VideoUNet, out: Path, step: int, scores: dict[str, float]) 
         (tmp / "unet").mkdir()
         model.save_config(tmp / "unet")
         # The model keeps training: copy its weights to the CPU in fp32 instead of converting it in place.
-        state = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in model.state_dict().items()}
+        # (With LoRA adapters: the merged layers under their plain names, as RUN/unet/ holds them.)
+        state = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in merged_state_dict(model).items()}
         save_file(state, tmp / "unet" / "diffusion_pytorch_model.safetensors")
         shutil.copy(out / "config.json", tmp / "config.json")
         (tmp / "best.json").write_text(json.dumps(dict(step=step, **scores), indent=2) + "\n")

@@ -1,7 +1,8 @@
 """Training checkpoints: written atomically, in safetensors, enough to continue exactly.
 
 RUN/checkpoints/step-000200/
-    trainable.safetensors   the weights that train (the frozen image model comes from --base)
+    trainable.safetensors   the weights that train (the frozen image model comes from --base; with --lora-rank
+                            the adapters alone, the temporal layers under them from --init-temporal)
     ema.safetensors         EMA shadow weights, when EMA is on
     optimizer.safetensors   optimizer state tensors, keyed "<parameter index>.<name>" (AdamW's and sdvideo's
                             8-bit AdamW's states are plain tensors); the rest of the optimizer state (param

@@ -27,6 +27,7 @@ from ..choices import (
     MIXED_PRECISION,
     OPTIMIZERS,
     TASKS,
+    TEMPORAL_LAYERS,
 )
 from ..options import option
 
@@ -88,6 +89,23 @@ class TrainConfig:
     # what trains, and how it fits
     train: str = option("temporal", "temporal | all | temporal+MODULE,MODULE (module names of the UNet)",
                         group=MODEL, expert=True)
+    init_temporal: str | None = option(None, "start the temporal layers from a run folder or an exported file",
+                                       group=MODEL, metavar="RUN_OR_FILE",
+                                       help_all="start the temporal layers from trained ones: a run folder of "
+                                       "`sdvideo train` (its unet/) or a file of `sdvideo export --format temporal`; "
+                                       "their options and base UNet size must be this run's")
+    init_motion: str | None = option(None, "AnimateDiff motion weights to start from (file or MotionAdapter folder)",
+                                     group=MODEL,
+                                     metavar="PATH", help_all="start the temporal layers from a motion module file: "
+                                     "AnimateDiff .ckpt/.safetensors or a diffusers MotionAdapter folder (needs "
+                                     "--temporal-layers animatediff; the motion options are the file's)")
+    lora_rank: int = option(0, "train LoRA adapters of this rank on the temporal layers, alone (0: off)",
+                            group=MODEL, metavar="R",
+                            help_all="train only low-rank adapters (peft LoRA, rank R) on the temporal layers' "
+                            "linear layers, every weight frozen; needs --init-temporal or --init-motion. RUN/unet/ "
+                            "holds the merged layers, RUN/lora.safetensors the adapters (0: off)")
+    lora_alpha: float | None = option(None, "LoRA scale numerator: adapters add alpha / R x B A (unset: alpha = R)",
+                                      group=MODEL, expert=True)
     mixed_precision: str = option("auto", "auto: bf16 (or fp16) on a CUDA GPU, else no", group=MODEL,
                                   choices=MIXED_PRECISION, expert=True)
     gradient_checkpointing: str = option(
@@ -154,6 +172,17 @@ class TrainConfig:
                 cfg.mixed_precision = "no"
         if not (cfg.train in ("temporal", "all") or cfg.train.startswith("temporal+")):
             raise ValueError(f"--train must be 'temporal', 'all' or 'temporal+MODULE,...', got {cfg.train!r}")
+        from .lora import check_lora_options
+
+        check_lora_options(cfg)  # --lora-rank, --lora-alpha, --init-temporal
+        if cfg.init_motion:  # AnimateDiff weights load into motion modules only
+            if cfg.temporal.get("temporal_layers", "pseudo3d") != "animatediff":
+                raise ValueError(f"--init-motion {cfg.init_motion}: motion modules need --temporal-layers animatediff")
+            if cfg.init_temporal:
+                raise ValueError("--init-motion and --init-temporal both give the temporal layers' weights; pass one")
+            from ..models.motion_module_file import with_motion_options
+
+            cfg.temporal = with_motion_options(cfg.temporal, cfg.init_motion)  # the file's motion options
         if cfg.gradient_checkpointing not in ("auto", *GRADIENT_CHECKPOINTING):
             raise ValueError(f"--gradient-checkpointing must be auto or one of {', '.join(GRADIENT_CHECKPOINTING)}")
         cfg.compile = resolve_compile(cfg.compile, cuda, cfg.steps)
@@ -228,6 +257,11 @@ class TemporalOptions:
     fps_conditioning: bool = option(True, "add an fps embedding to the time embedding", group=MODEL, expert=True)
     temporal_embedding: bool = option(False, "temporal attention reads the time embedding (diffusion step and fps)",
                                       group=MODEL, expert=True, negatable=True)
+    temporal_layers: str = option("pseudo3d", "pseudo3d or animatediff (motion modules)",
+                                  group=MODEL, choices=TEMPORAL_LAYERS, metavar="DESIGN",
+                                  help_all="the temporal layers' design: pseudo3d (Make-A-Video's temporal "
+                                  "convolutions and attention) or animatediff (AnimateDiff's motion modules, which "
+                                  "--init-motion loads)")
 
 
 def auto_choices(given: TrainConfig, resolved: TrainConfig) -> str:

@@ -32,6 +32,7 @@ def memory_options(cfg: TrainConfig, unet_config: dict, latent_size: int) -> dic
         mixed_precision="bf16" if precision == "fp32" and cfg.device == "cuda" else precision,
         optimizer=resolve_optimizer(cfg.optimizer, "cuda"), train="temporal" if cfg.train != "all" else "all",
         gradient_checkpointing=cfg.gradient_checkpointing, compiled=cfg.compile != "off",
+        lora_rank=cfg.lora_rank,
     )
 
 
@@ -109,6 +110,7 @@ def describe(config: TrainConfig) -> str:
         f"{f', compiled ({cfg.compile})' if cfg.compile != 'off' else ''}; "
         "gradients fill in as backward frees activations, so the total is not the sum of the parts",
         f"estimated most frames at batch {cfg.batch_size} within {budget:.1f} GiB ({card}; planning for "
-        f"{USABLE_SHARE:.0%} of it, the slack the H100 measurements needed): {most}",
+        f"{USABLE_SHARE:.0%} of it, the slack the H100 measurements needed): {most}"
+        + (f" (the motion modules take at most {video.config.motion_max_seq_length})" if video.animatediff else ""),
     ] + ([advice] if advice else [])
     return "\n".join(lines)

@@ -197,8 +197,12 @@ def estimate_training_memory(
     train: str = "temporal",
     gradient_checkpointing: str = "none",
     compiled: bool = False,
+    lora_rank: int = 0,
 ) -> dict[str, float]:
     """Peak allocated GPU memory (GiB) of one training step, and its parts.
+
+    `lora_rank` above 0: LoRA adapters of that rank on the temporal layers train alone (`lora.py`): gradients
+    and optimizer state for the adapters only; the frozen temporal weights stay float32, as `train` keeps them.
 
     `compiled`: the step runs `VideoUNet.compile_regions()` (fused casts and norms, traced in plain
     half precision); otherwise eager autocast is traced with its float32 norms and cast copies.
@@ -213,13 +217,23 @@ def estimate_training_memory(
         model = VideoUNet(unet_config=unet_config, **temporal).enable_fast_training()  # as `train` builds it
         if train == "temporal":
             model.freeze_spatial()
+        if lora_rank:
+            from .lora import add_temporal_lora
+
+            add_temporal_lora(model, lora_rank)
         model.set_gradient_checkpointing(gradient_checkpointing)
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
         frozen = [p for p in model.parameters() if not p.requires_grad]
+        temporal = {id(p) for p in model.temporal_parameters()}  # frozen ones (LoRA's base) stay float32
+        weight_bytes = sum(p.numel() * (4 if half is None or id(p) in temporal else half.itemsize) for p in frozen)
         if half is not None:
-            for p in frozen:
-                p.data = p.data.to(half)
+            for p in frozen:  # the compiled trace runs in plain half precision: every weight and table in it
+                if id(p) not in temporal or not emulate_autocast:
+                    p.data = p.data.to(half)
+            for b in model.buffers() if not emulate_autocast else ():
+                if b.is_floating_point():
+                    b.data = b.data.to(half)
         for p in trainable:
             p.data = p.data.to(act_dtype)
         sample = torch.empty(batch_size, unet_config.get("in_channels", 4), frames, latent_size, latent_size, dtype=act_dtype)
@@ -231,10 +245,14 @@ def estimate_training_memory(
         )
     n_train = sum(p.numel() for p in trainable)
     n_frozen = sum(p.numel() for p in frozen)
-    weight_bytes = n_frozen * (2 if half is not None else 4) + n_train * 4
+    weight_bytes += n_train * 4
     grad_bytes = n_train * 4
     # 8-bit AdamW: two 1-byte codes and, per 256 values, two float32 scales (adamw8bit.py); AdamW: two float32 moments
-    optimizer_bytes = n_train * (2 + 8 / 256 if optimizer.startswith("adamw8bit") else 8)
+    # (tensors under MIN_QUANTIZED values, such as small LoRA matrices, keep float32 moments there too)
+    from .adamw8bit import MIN_QUANTIZED
+
+    optimizer_bytes = sum(p.numel() * (2 + 8 / 256 if optimizer.startswith("adamw8bit") and p.numel() >= MIN_QUANTIZED
+                                       else 8) for p in trainable)
     # Backward holds a layer's input gradients and temporaries at once: about the largest single
     # activation, a few times over, on top of what forward saved and what a recompute stores again.
     itemsize = (half or torch.float32).itemsize
@@ -290,14 +308,18 @@ USABLE_SHARE = 0.92
 
 def largest_frame_count(budget_gib: float, batch_size: int = 1, limit: int = 4096, **estimate_options: Any) -> int:
     """The most frames whose estimated training peak stays within `budget_gib` (0 if one frame
-    does not fit). `estimate_options` are `estimate_training_memory`'s other arguments."""
+    does not fit). `estimate_options` are `estimate_training_memory`'s other arguments. AnimateDiff motion
+    modules take at most their `motion_max_seq_length` frames: the count stops there."""
+    temporal = estimate_options.get("temporal") or {}
+    if temporal.get("temporal_layers") == "animatediff":
+        limit = min(limit, int(temporal.get("motion_max_seq_length", 32)))
 
     def peak(frames: int) -> float:
         return estimate_training_memory(batch_size=batch_size, frames=frames, **estimate_options)["total_gib"]
 
     # The peak grows about linearly with the frame count: start the search where the line crosses the budget.
-    low, high = peak(8), peak(32)
-    slope = (high - low) / 24
+    low, high = peak(min(8, limit)), peak(min(32, limit))
+    slope = (high - low) / max(1, min(32, limit) - min(8, limit))
     start = int(8 + (budget_gib - low) / slope) if slope > 0 else limit
     return largest_fitting(lambda frames: peak(frames) <= budget_gib, start=max(1, min(start, limit)), limit=limit)
 

@@ -29,6 +29,7 @@ from ..fast.cudnn_benchmark import benchmark_cudnn_algorithms
 from ..data.cache import check_cache_matches_identity
 from ..data.dataset import empty_text_embedding, load_cache_info
 from ..models.base import load_base
+from ..models.motion_module_file import load_motion_file
 from ..models.video_unet import VideoUNet, inflate
 from ..run_identity import absolute, base_identity, base_record, cache_fingerprint
 from ..run_lock import exclusive
@@ -49,6 +50,8 @@ from .diffusion_loss import diffusion_loss
 from .dry_run import auto_checkpointing, memory_warning, resolve_checkpointing
 from .ema import EMA
 from .frame_masks import condition_channels_for, make_frame_condition
+from .init_temporal import load_initial_temporal
+from .lora import LORA_FILE, STARTING_POINTS, add_temporal_lora, has_lora, merge_lora, save_lora
 from .loss_plot import write_loss_plot, write_validation_plot
 from .optim import make_optimizer, resolve_optimizer
 from .progress_samples import write_progress_samples
@@ -65,6 +68,10 @@ def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
     # starts as the plain one); they are new layers and train with the temporal ones.
     channels = condition_channels_for(config.task, base.unet.config.in_channels)
     video = inflate(base.unet, **config.temporal, condition_channels=channels)
+    if config.init_temporal:  # trained temporal layers to start from (checked against these)
+        load_initial_temporal(video, config.init_temporal, where=str(config.base))
+    if config.init_motion:  # AnimateDiff motion modules to start from (checked against the base's UNet)
+        load_motion_file(video, config.init_motion)
     video.enable_fast_training()  # lean frozen convolutions, subpixel upsamplers, fused temporal attention
     if config.train != "all":
         video.freeze_spatial()
@@ -77,13 +84,16 @@ def build_video_unet(config: TrainConfig, base=None) -> tuple[VideoUNet, Any]:
                 raise ValueError(f"--train {config.train}: no module named {name!r} in the UNet")
             for module in modules:
                 module.requires_grad_(True)
+    if config.lora_rank:  # only LoRA adapters on the temporal layers train (`lora.py`)
+        add_temporal_lora(video, config.lora_rank, config.lora_alpha)
     video.set_gradient_checkpointing(config.gradient_checkpointing)
     return video, base
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train into `config.out`: checkpoints/, unet/ (final model), config.json, loss.csv, loss.png, logs/ and,
-    with validation, validation.csv and validation.png.
+    with validation, validation.csv and validation.png; with --lora-rank, lora.safetensors (the adapters alone;
+    unet/ holds them merged, `lora.py`).
 
     One writer per run folder: the main process holds `out/.lock` (`run_lock.py`) from before anything is
     loaded to the end, so a second `train` on the same --out is refused at once."""
@@ -119,7 +129,9 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     `out` locked."""
     # absolute paths: config.json and the checkpoints name them for any working folder (`run_identity.py`)
     cfg = dataclasses.replace(cfg, base=absolute(cfg.base), data=absolute(cfg.data),
-                              val_data=[absolute(v) for v in cfg.val_data])
+                              val_data=[absolute(v) for v in cfg.val_data],
+                              init_temporal=absolute(cfg.init_temporal) if cfg.init_temporal else None,
+                              init_motion=absolute(cfg.init_motion) if cfg.init_motion else None)
     existing = latest_checkpoint(out)
     resume_from, damaged = None, []
     if cfg.resume and existing is not None:  # the newest checkpoint whose files match their manifest (every rank
@@ -167,6 +179,10 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     if chosen and accelerator.is_main_process:  # what auto chose (config.json records it too)
         print(chosen, flush=True)
     video, base = build_video_unet(cfg, base)
+    if cfg.temporal.get("temporal_layers") == "animatediff" and video.config.fps_conditioning \
+            and accelerator.is_main_process:  # before hours of training, not at export
+        print("note: the fps embedding trains too; `sdvideo export --format animatediff|lora` will refuse this run "
+              "(AnimateDiff has no fps input); --no-fps-conditioning keeps it exportable", flush=True)
     if accelerator.device.type == "cuda" and accelerator.is_main_process:  # say so before running out of memory
         advice = memory_warning(cfg, video.unet.config, cache["latent_shape"][-1], estimate_gib=estimate)
         if advice:
@@ -175,8 +191,9 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     if accelerator.device.type == "cuda" and cfg.mixed_precision in ("fp16", "bf16") and not sharded:
         # Frozen weights in half precision: no fp32 copy, no per-step casts. Trainable stay fp32.
         half = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float16
+        temporal = {id(p) for p in video.temporal_parameters()}  # frozen under LoRA: kept fp32, merged at the end
         for p in video.parameters():
-            if not p.requires_grad:
+            if not p.requires_grad and id(p) not in temporal:
                 p.data = p.data.to(half)
     trainable = [p for p in video.parameters() if p.requires_grad]
     optimizer, optimizer_name = make_optimizer(
@@ -335,6 +352,12 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     accelerator.wait_for_everyone()
     if ema is not None:  # every process, so that all return the same model
         ema.copy_to(model)
+    summary = model.format_parameter_summary()  # as trained (before LoRA adapters are merged away)
+    if has_lora(model):  # RUN/lora.safetensors: the adapters alone; RUN/unet/: merged, a plain video UNet
+        if accelerator.is_main_process:
+            save_lora(model, out / LORA_FILE, base=Path(str(cfg.base)).name,
+                      **{name: Path(str(getattr(cfg, name))).name for name in STARTING_POINTS if getattr(cfg, name, None)})
+        merge_lora(model.to(torch.float32))  # every process: all return the same model
     if accelerator.is_main_process:
         with atomic_dir(out / "unet") as tmp:
             model.to(torch.float32).save_pretrained(tmp)
@@ -346,7 +369,7 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
             write_validation_plot(out / "validation.csv", out / "validation.png")
         writer.close()
     return dict(steps=step, seconds=time.time() - started, final_loss=history[-1][1] if history else None,
-                parameters=model.format_parameter_summary(), run=str(out), history=history, model=model)
+                parameters=summary, run=str(out), history=history, model=model)
 
 
 def _check_cache(cfg: TrainConfig, cache: dict[str, Any], base) -> None:
