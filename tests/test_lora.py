@@ -3,7 +3,6 @@ train, resume continues exactly, the run folder samples like any other with the 
 are saved alone, the memory estimate counts adapters only, and bad options are refused in one line."""
 
 import copy
-import csv
 import json
 from pathlib import Path
 
@@ -11,12 +10,13 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from test_training import config as training_config
+from test_training import read_losses
 
 from sdvideo.cli import main
 from sdvideo.models.base import load_base
 from sdvideo.sampling.pipeline import load_video_unet
 from sdvideo.training.checkpoint import checkpoint_dirs
-from sdvideo.training.config import TrainConfig
 from sdvideo.training.lora import (
     LORA_FILE,
     add_temporal_lora,
@@ -30,14 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(cache, base, out, **kw):
-    opts = dict(data=str(cache), base=str(base), out=str(out), frames=3, batch_size=2, steps=4, device="cpu",
-                lr=1e-2, checkpoint_every=2, log_every=1)
-    return TrainConfig(**{**opts, **kw})
-
-
-def losses(run):
-    with open(Path(run) / "loss.csv") as f:
-        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+    """test_training's tiny run, shorter and at a higher learning rate: the adapters must move in 4 steps."""
+    return training_config(cache, base, out, **{"steps": 4, "lr": 1e-2, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +89,7 @@ def test_resume_continues_exactly(lora_run, source, tiny_cache, tiny_base_dir, t
     out = tmp_path / "resumed"
     train(config(tiny_cache, tiny_base_dir, out, steps=2, **opts), progress=False)
     train(config(tiny_cache, tiny_base_dir, out, resume=True, **opts), progress=False)
-    assert losses(out) == losses(lora_run)
+    assert read_losses(out) == read_losses(lora_run)
     name = "unet/diffusion_pytorch_model.safetensors"
     assert (out / name).read_bytes() == (lora_run / name).read_bytes()
     (ours, our_settings), (theirs, their_settings) = read_lora(out / LORA_FILE), read_lora(lora_run / LORA_FILE)

@@ -42,9 +42,8 @@ from ..atomic_files import atomic_path
 from ..checks import check_out_file
 from ..models.motion_module_file import to_original_names
 from ..models.motion_modules import MOTION_DEFAULTS, adapter_config, adapter_name
-from ..models.video_unet import _plain
 from . import ExportResult, read_run_config
-from .temporal import DTYPES, _read_run_tensors, added_shapes, spatial_training
+from .temporal import DTYPES, check_range, read_run_tensors, run_added_layers, spatial_training
 
 FORMAT = "animatediff-motion-module"
 FPS_OUTPUT = "unet.time_embedding.fps_embedding.mlp.2."  # the fps embedding's output layer (zero at its start)
@@ -54,11 +53,8 @@ def read_run(run: Path, format: str) -> tuple[dict[str, Any], dict[str, Any], di
     """(the run's config.json, its VideoUNet config, its added tensors in fp32) for a run an AnimateDiff format
     can be written from; a one-line error naming the run and what to do for any other (see the module's
     docstring). `format`: the format's name, for the messages."""
-    from ..sampling.pipeline import damaged_weights, trained_unet_folder
-
     config = read_run_config(run)
-    folder = trained_unet_folder(run)
-    video_config = _plain(json.loads((folder / "config.json").read_text()))
+    folder, video_config, shapes = run_added_layers(run)
     design = video_config.get("temporal_layers", "pseudo3d")
     if design != "animatediff":
         what = "a LoRA on them has" if format == "lora" else "they have"
@@ -74,7 +70,7 @@ def read_run(run: Path, format: str) -> tuple[dict[str, Any], dict[str, Any], di
         raise ValueError(f"{run} was trained with --task {task or '(frame conditioning)'}: its "
                          "masked-frame conditioning adds input channels to the UNet, which AnimateDiff has no place "
                          f"for, so it cannot be written as --format {format}; use --format temporal")
-    tensors = _read_run_tensors(folder, added_shapes(video_config, str(folder / "config.json")), damaged_weights)
+    tensors = read_run_tensors(folder, shapes)
     output = [t for name, t in tensors.items() if name.startswith(FPS_OUTPUT)]
     if any(t.abs().max() > 0 for t in output):
         raise ValueError(f"{run} learned an fps embedding (--fps-conditioning, on by default), which AnimateDiff has "
@@ -87,17 +83,6 @@ def motion_adapter_config(video_config: dict[str, Any]) -> dict[str, Any]:
     """The diffusers `MotionAdapter` config of the motion modules of a VideoUNet of `video_config`."""
     options = {k: video_config.get(k, v) for k, v in MOTION_DEFAULTS.items()}
     return adapter_config(video_config["unet_config"], options)
-
-
-def check_range(run: Path, tensors: dict[str, torch.Tensor], dtype: str) -> None:
-    """Refuse weights `dtype` cannot hold (fp16 tops out at 65504), naming one."""
-    target = DTYPES[dtype]
-    if target == torch.float32:
-        return
-    limit = torch.finfo(target).max
-    for name, t in tensors.items():
-        if t.numel() and t.abs().max() > limit:
-            raise ValueError(f"{run}: {name} holds values beyond {dtype}'s range ({limit:g}); export with --dtype fp32")
 
 
 def export(run: str | Path, out: str | Path, dtype: str = "fp16") -> ExportResult:

@@ -41,7 +41,8 @@ from ..atomic_files import atomic_path
 from ..checks import check_out_file
 from ..models.motion_modules import adapter_name
 from . import ExportResult
-from .animatediff import check_range, read_run
+from .animatediff import read_run
+from .temporal import check_range
 from .temporal import DTYPES
 
 FORMAT = "sdvideo-motion-lora"

@@ -106,7 +106,7 @@ def export(run: str | Path, out: str | Path, dtype: str = "fp16") -> ExportResul
     """Write the added layers of the run in `run` (a run folder or RUN/best; the weights `sample --run RUN`
     uses: RUN/unet/, the EMA weights when EMA was on) to `out` (.safetensors) in `dtype`. Refuses, before
     writing anything, a run that trained weights of the base UNet too: the file would lose them."""
-    from ..sampling.pipeline import SAMPLING_KEYS, damaged_weights, trained_unet_folder
+    from ..sampling.pipeline import SAMPLING_KEYS
 
     run, out = Path(run), Path(out)
     if out.suffix != ".safetensors":
@@ -119,18 +119,10 @@ def export(run: str | Path, out: str | Path, dtype: str = "fp16") -> ExportResul
         raise ValueError(f"{run} trained weights of the base UNet too (--train {spatial}); the temporal format "
                          f"holds the temporal layers alone and would lose them: share the run folder (config.json "
                          "and unet/) instead")
-    folder = trained_unet_folder(run)
-    video_config = _plain(json.loads((folder / "config.json").read_text()))
-    shapes = added_shapes(video_config, str(folder / "config.json"))
-    tensors = _read_run_tensors(folder, shapes, damaged_weights)
-    target = DTYPES[dtype]
-    if target != torch.float32:
-        limit = torch.finfo(target).max
-        for name, t in tensors.items():
-            if t.numel() and t.abs().max() > limit:
-                raise ValueError(f"{run}: {name} holds values beyond {dtype}'s range ({limit:g}); "
-                                 "export with --dtype fp32")
-    stored = {name: t.to(target).contiguous() for name, t in sorted(tensors.items())}
+    folder, video_config, shapes = run_added_layers(run)
+    tensors = read_run_tensors(folder, shapes)
+    check_range(run, tensors, dtype)
+    stored = {name: t.to(DTYPES[dtype]).contiguous() for name, t in sorted(tensors.items())}
     metadata = {
         "format": FORMAT,
         "format_version": str(VERSION),
@@ -149,9 +141,31 @@ def export(run: str | Path, out: str | Path, dtype: str = "fp16") -> ExportResul
                         bytes=out.stat().st_size, dtype=dtype)
 
 
-def _read_run_tensors(folder: Path, shapes: dict[str, tuple[int, ...]], damaged) -> dict[str, torch.Tensor]:
+def run_added_layers(run: Path) -> tuple[Path, dict[str, Any], dict[str, tuple[int, ...]]]:
+    """(the unet/ folder `sample --run RUN` uses, its VideoUNet config, name -> shape of what it adds to its base)."""
+    from ..sampling.pipeline import trained_unet_folder
+
+    folder = trained_unet_folder(run)
+    video_config = _plain(json.loads((folder / "config.json").read_text()))
+    return folder, video_config, added_shapes(video_config, str(folder / "config.json"))
+
+
+def check_range(run: Path, tensors: dict[str, torch.Tensor], dtype: str) -> None:
+    """Refuse weights `dtype` cannot hold (fp16 tops out at 65504), naming one."""
+    target = DTYPES[dtype]
+    if target == torch.float32:
+        return
+    limit = torch.finfo(target).max
+    for name, t in tensors.items():
+        if t.numel() and t.abs().max() > limit:
+            raise ValueError(f"{run}: {name} holds values beyond {dtype}'s range ({limit:g}); export with --dtype fp32")
+
+
+def read_run_tensors(folder: Path, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
     """The `shapes` tensors from RUN/unet's safetensors file(s), in fp32; a missing or misshapen one is a
     damaged run (one line naming it)."""
+    from ..sampling.pipeline import damaged_weights as damaged
+
     found: dict[str, torch.Tensor] = {}
     for path in sorted(folder.glob("*.safetensors")):
         try:

@@ -24,12 +24,12 @@ from safetensors import safe_open
 
 from ..export.temporal import (
     TemporalFile,
-    _read_run_tensors,
-    added_shapes,
     added_shapes_of,
     check_architecture,
     check_shapes,
     read_header,
+    read_run_tensors,
+    run_added_layers,
 )
 from ..models.video_unet import VideoUNet, _plain
 
@@ -40,21 +40,17 @@ FLAGS = {"condition_channels": "--task", "temporal_layers": "--temporal-layers"}
 def read_source(path: str | Path) -> tuple[TemporalFile, Any]:
     """(header, tensor reader) of an --init-temporal source: the header as `export.temporal.read_header` gives
     it (the VideoUNet config, shapes), and a function returning the named tensors in fp32."""
-    from ..sampling.pipeline import damaged_weights, trained_unet_folder
-
     path = Path(path).expanduser()
     if path.is_dir():
         if (path / "model_index.json").is_file() or not (path / "config.json").is_file():
             raise ValueError(f"--init-temporal {path}: not a run folder of `sdvideo train` (config.json and unet/); "
                              "pass a run folder or a file of `sdvideo export --format temporal`")
-        folder = trained_unet_folder(path)
-        video_config = _plain(json.loads((folder / "config.json").read_text()))
-        shapes = added_shapes(video_config, str(folder / "config.json"))
+        folder, video_config, shapes = run_added_layers(path)
         run_config = json.loads((path / "config.json").read_text())
         header = TemporalFile(path=path, video_config=video_config, run_config=run_config,
                               base=Path(str(run_config.get("base_trained_on") or run_config.get("base") or "")).name,
                               base_identity=run_config.get("base_identity"), dtype="fp32", shapes=shapes)
-        return header, lambda names: _read_run_tensors(folder, {n: shapes[n] for n in names}, damaged_weights)
+        return header, lambda names: read_run_tensors(folder, {n: shapes[n] for n in names})
     header = read_header(path)
 
     def tensors(names):
