@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make experiment` on the GPU machine of the device tool, in calls of at most 10 minutes.
 # Here first: bash bench/fetch_device_wheels.sh (or at least its core, av and clips groups); then each call:
-#   VARIANTS="name:share:lowpass[:embedding[:steps]] ..." [NO_CONTROL=1] bash bench/gpu_experiment.sh [SECONDS]
+#   [EXPERIMENT_ARGS="--video-steps 1600"] VARIANTS="name:share:lowpass[:embedding[:steps]] ..." [NO_CONTROL=1] \
+#     bash bench/gpu_experiment.sh [SECONDS]
 # (carry .whl; run it again on the warm machine until it says done). After the image phase, the experiment
 # (runs/experiment) and each variant of its video phase with another noise prior (runs/<name>, same base and
 # caches, no capacity control; lowpass -1: none; embedding 0/1: whether temporal attention reads the time
@@ -20,9 +21,9 @@ run_experiment() {  # NAME ARGS...: one experiment.py process, its log in /tmp/N
   PYTHONUNBUFFERED=1 timeout "$(left)" python3 bench/experiment.py --clips .whl/clips "$@" >> "/tmp/$name.out" 2>&1
   echo "[$name] exit $? at $(date -u +%T)" >> "/tmp/$name.out"
 }
-run_experiment experiment --out runs/experiment --resume --until "image phase"
+run_experiment experiment --out runs/experiment --resume ${EXPERIMENT_ARGS:-} --until "image phase"
 if grep -q '"image phase"' runs/experiment/stages.json 2>/dev/null; then
-  run_experiment experiment --out runs/experiment --resume ${NO_CONTROL:+--no-control} &
+  run_experiment experiment --out runs/experiment --resume ${EXPERIMENT_ARGS:-} ${NO_CONTROL:+--no-control} &
   names="experiment"
   for variant in ${VARIANTS:-}; do
     IFS=: read -r name share lowpass embedding steps <<< "$variant"
