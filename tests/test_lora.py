@@ -88,12 +88,25 @@ def test_resume_continues_exactly(lora_run, source, tiny_cache, tiny_base_dir, t
                 grad_clip=0.5)
     out = tmp_path / "resumed"
     train(config(tiny_cache, tiny_base_dir, out, steps=2, **opts), progress=False)
-    train(config(tiny_cache, tiny_base_dir, out, resume=True, **opts), progress=False)
+    # the checkpoints hold the adapters alone: a starting point with other frozen weights is refused, unchanged
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(ValueError, match=r"resumed: cannot resume from .*: the frozen temporal weights of this "
+                                         r"run's starting point \(--init-temporal .*run\) are not the ones"):
+        train(config(tiny_cache, tiny_base_dir, out, resume=True, **{**opts, "init_temporal": str(lora_run)}),
+              progress=False)
+    assert sorted(p.name for p in out.rglob("*")) == before
+    # the same weights from another path (an exported fp32 file) continue it, the change recorded
+    from sdvideo.export.temporal import export
+
+    moved = export(source, tmp_path / "moved.safetensors", dtype="fp32").path
+    train(config(tiny_cache, tiny_base_dir, out, resume=True, **{**opts, "init_temporal": str(moved)}), progress=False)
+    changed = json.loads((out / "config.json").read_text())["resumed"][-1]["changed"]
+    assert changed["init_temporal"][1].endswith("moved.safetensors")
     assert read_losses(out) == read_losses(lora_run)
     name = "unet/diffusion_pytorch_model.safetensors"
     assert (out / name).read_bytes() == (lora_run / name).read_bytes()
     (ours, our_settings), (theirs, their_settings) = read_lora(out / LORA_FILE), read_lora(lora_run / LORA_FILE)
-    assert our_settings == their_settings and ours.keys() == theirs.keys()
+    assert our_settings == {**their_settings, "init_temporal": "moved.safetensors"} and ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)  # (the header's order is safetensors' own)
 
 

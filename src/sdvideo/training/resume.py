@@ -8,7 +8,10 @@ the options that only say how long, how often, where or how fast: steps, the log
 sample cadence and what validation and samples look at, keep_checkpoints, max_bad_steps, num_workers,
 device, mixed_precision, compile and gradient_checkpointing. Every other `TrainConfig` option defines
 the run. A base or cache at another path with the same identity (moved or copied) is the same base or
-cache. A checkpoint saved by an older version is read in today's options (`config.upgrade_config`: its
+cache. A starting point (--init-temporal, --init-motion) is judged by what it gave: the checkpoints hold the
+weights that train, so what a resume reads from the starting point again is the frozen temporal weights LoRA
+trains beside; `frozen_added_fingerprint` records them and a resume whose starting point gives others is refused
+(another path with the same weights is recorded as a change). A checkpoint saved by an older version is read in today's options (`config.upgrade_config`: its
 `stride` is `strides`, its `compile` and `compile_regions` one `compile`, its optimizer "auto" the one
 auto chose), so resuming it with the same options changes nothing.
 
@@ -33,6 +36,7 @@ MAY_CHANGE = frozenset({
     "mixed_precision", "compile", "gradient_checkpointing",
 })
 NOT_COMPARED = frozenset({"out", "resume"})
+STARTING_POINTS = frozenset({"init_temporal", "init_motion"})  # judged by frozen_added_fingerprint where recorded
 
 
 def resume_changes(state: dict[str, Any], config: dict[str, Any], base_identity: dict[str, Any],
@@ -58,11 +62,46 @@ def resume_changes(state: dict[str, Any], config: dict[str, Any], base_identity:
             continue
         elif name in ("base", "data"):  # a checkpoint without identities: the paths, made absolute
             defines = absolute(old) != absolute(new)
+        elif name in STARTING_POINTS and "frozen_added_fingerprint" in state:
+            defines = False  # the weights it gives are compared once the model is built (`starting_point_refusal`)
         else:
             defines = name not in MAY_CHANGE
         if defines or old != new:
             (refused if defines else allowed)[name] = (old, new)
     return refused, allowed
+
+
+def frozen_added_fingerprint(model: Any) -> str | None:
+    """16 hex digits of the weights `model` adds to its base that do not train (under LoRA: the temporal layers
+    the starting point gave; peft's names included), None when every added weight trains. Checkpoints hold only
+    what trains, so these are what a resume takes from --init-temporal / --init-motion again."""
+    import hashlib
+
+    import torch
+
+    from ..export.temporal import is_added_name
+
+    digest, any_frozen = hashlib.sha256(), False
+    for name, p in model.named_parameters():
+        if p.requires_grad or not is_added_name(name):
+            continue
+        any_frozen = True
+        digest.update(name.encode())  # the first 65,536 values of each, rounded to fp16: dtype-independent
+        digest.update(p.detach().flatten()[: 1 << 16].to("cpu", torch.float16).numpy().tobytes())
+    return digest.hexdigest()[:16] if any_frozen else None
+
+
+def starting_point_refusal(out: str | Path, checkpoint: Path, state: dict[str, Any], config: dict[str, Any],
+                           fingerprint: str | None) -> str | None:
+    """The one-line refusal when the frozen added weights a resume built (`fingerprint`) are not those checkpoint
+    `state` trained beside; None when they are or the checkpoint recorded none (older versions)."""
+    if "frozen_added_fingerprint" not in state or state["frozen_added_fingerprint"] == fingerprint:
+        return None
+    given = ", ".join(f"{_flag(n)} {config[n]}" for n in sorted(STARTING_POINTS) if config.get(n)) or "none"
+    return (f"{out}: cannot resume from {checkpoint}: the frozen temporal weights of this run's starting point "
+            f"({given}) are not the ones the run trained beside (fingerprint {fingerprint} vs "
+            f"{state['frozen_added_fingerprint']}); pass the starting point the run began from (its config.json "
+            "names it) or choose a new --out")
 
 
 def _temporal(options: dict[str, Any] | None) -> Any:

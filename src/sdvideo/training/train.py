@@ -55,7 +55,7 @@ from .lora import LORA_FILE, STARTING_POINTS, add_temporal_lora, has_lora, merge
 from .loss_plot import write_loss_plot, write_validation_plot
 from .optim import make_optimizer, resolve_optimizer
 from .progress_samples import write_progress_samples
-from .resume import refusal, resume_changes, resumed_record
+from .resume import frozen_added_fingerprint, refusal, resume_changes, resumed_record, starting_point_refusal
 from .validation import Validator, append_validation_rows, trim_validation_rows
 
 
@@ -179,6 +179,11 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
     if chosen and accelerator.is_main_process:  # what auto chose (config.json records it too)
         print(chosen, flush=True)
     video, base = build_video_unet(cfg, base)
+    frozen_added = frozen_added_fingerprint(video)  # not in checkpoints: a resume must build the same (LoRA)
+    if saved is not None:
+        refused_start = starting_point_refusal(out, resume_from, saved, cfg.to_dict(), frozen_added)
+        if refused_start:
+            raise ValueError(refused_start)
     if cfg.temporal.get("temporal_layers") == "animatediff" and video.config.fps_conditioning \
             and accelerator.is_main_process:  # before hours of training, not at export
         print("note: the fps embedding trains too; `sdvideo export --format animatediff|lora` will refuse this run "
@@ -259,7 +264,7 @@ def _train(cfg: TrainConfig, out: Path, accelerator: Accelerator, progress: bool
             save_checkpoint(
                 out, step, model, optimizer,
                 dict(consumed=consumed, history=history, lr_schedule=lr_schedule.state_dict(), config=cfg.to_dict(),
-                     base_identity=identity, data_fingerprint=fingerprint),
+                     base_identity=identity, data_fingerprint=fingerprint, frozen_added_fingerprint=frozen_added),
                 ema.state_dict() if ema else None, dict(enumerate(all_rng)), keep=cfg.keep_checkpoints,
             )
         accelerator.wait_for_everyone()
