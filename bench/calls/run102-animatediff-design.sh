@@ -12,11 +12,13 @@
 source bench/device_setup.sh core
 echo "start $(date -u +%T)" >> "$OUT/log.txt"
 T="--cases 2x16 --optimizer adamw8bit"
-bench_turns run102 sdvideo-animatediff 330 2 $T --models sdvideo-animatediff --variants compiled-ckpt-temporal-cl-blocks &
-bench_turns run102 sdvideo-animatediff-lora8 330 2 $T --models sdvideo-animatediff --lora-rank 8 \
+total=${TOTAL:-565}  # seconds for the whole call (less where less device time is left)
+phase1=$(( total * 330 / 565 ))
+bench_turns run102 sdvideo-animatediff $phase1 2 $T --models sdvideo-animatediff --variants compiled-ckpt-temporal-cl-blocks &
+bench_turns run102 sdvideo-animatediff-lora8 $phase1 2 $T --models sdvideo-animatediff --lora-rank 8 \
   --variants compiled-ckpt-full-cl-blocks &
 wait
 echo "phase 2 $(date -u +%T), ${SECONDS} s into the call" >> "$OUT/log.txt"
-bench_turns run102 animatediff $((565 - SECONDS)) 1 $T --models animatediff --variants frozen-bf16-compiled
+bench_turns run102 animatediff $((total - SECONDS)) 1 $T --models animatediff --variants frozen-bf16-compiled
 bench_tails run102
 grep -v "^W[0-9]\{4\} " "$OUT/log.txt" | grep "^\[\|Error\|phase" | cut -c1-1500
