@@ -45,13 +45,14 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     base_bytes = (out / "base" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
     capsys.readouterr()
     # ... and evaluated with a noise prior shared across frames (--noise-share / --noise-lowpass)
-    assert experiment.main(["--smoke", "--out", str(out), "--resume", "--noise-share", "0.5", "--noise-lowpass", "0"]) == 0
+    assert experiment.main(["--smoke", "--out", str(out), "--resume", "--noise-share", "0.5", "--noise-lowpass", "0",
+                            "--no-control"]) == 0
     printed = capsys.readouterr().out
     assert "resumed after the image phase" in printed and "[experiment] autoencoder" not in printed
     assert (out / "base" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == base_bytes
     resumed = json.loads((out / "metrics.json").read_text())
     assert resumed["stages"]["image phase"]["seconds"] == image_phase["seconds"]
-    assert "video phase" in json.loads((out / "stages.json").read_text())
+    assert "video phase" in json.loads((out / "stages.json").read_text()) and "capacity control" not in resumed["stages"]
     assert resumed["settings"]["noise_share"] == 0.5 and resumed["settings"]["noise_lowpass"] == 0.0
     run_config = json.loads((out / "run" / "config.json").read_text())  # train records the prior and the fps trained
     assert (run_config["noise_share"], run_config["noise_lowpass"], run_config["trained_fps"]) == (0.5, 0.0, [20.0, 10.0])
