@@ -8,24 +8,28 @@ the options that only say how long, how often, where or how fast: steps, the log
 sample cadence and what validation and samples look at, keep_checkpoints, max_bad_steps, num_workers,
 device, mixed_precision, compile and gradient_checkpointing. Every other `TrainConfig` option defines
 the run. A base or cache at another path with the same identity (moved or copied) is the same base or
-cache. A starting point (--init-temporal, --init-motion) is judged by what it gave: the checkpoints hold the
-weights that train, so what a resume reads from the starting point again is the frozen temporal weights LoRA
-trains beside; `frozen_added_fingerprint` records them and a resume whose starting point gives others is refused
-(another path with the same weights is recorded as a change). A checkpoint saved by an older version is read in today's options (`config.upgrade_config`: its
-`stride` is `strides`, its `compile` and `compile_regions` one `compile`, its optimizer "auto" the one
-auto chose), so resuming it with the same options changes nothing.
+cache. A starting point (--init-temporal, --init-motion) is judged by what it gives: checkpoints hold the
+weights that train, so what a resume reads from it again is the frozen temporal weights LoRA trains beside;
+`frozen_added_fingerprint` records them, a resume whose starting point gives others is refused, and another
+path with the same weights is recorded as a change. A checkpoint saved by an older version is read in
+today's options (`config.upgrade_config`: its `stride` is `strides`, its `compile` and `compile_regions` one
+`compile`, its optimizer "auto" the one auto chose), so resuming it with the same options changes nothing.
 
 Each resume appends {"step", "checkpoint", "changed": {option: [old, new]}} to config.json's "resumed".
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..data.cache import jsonable
+from ..export.temporal import is_added_name
 from ..models.video_unet import VideoUNet
 from ..run_identity import absolute, base_mismatch
 from .config import upgrade_config
@@ -75,12 +79,6 @@ def frozen_added_fingerprint(model: Any) -> str | None:
     """16 hex digits of the weights `model` adds to its base that do not train (under LoRA: the temporal layers
     the starting point gave; peft's names included), None when every added weight trains. Checkpoints hold only
     what trains, so these are what a resume takes from --init-temporal / --init-motion again."""
-    import hashlib
-
-    import torch
-
-    from ..export.temporal import is_added_name
-
     digest, any_frozen = hashlib.sha256(), False
     for name, p in model.named_parameters():
         if p.requires_grad or not is_added_name(name):
