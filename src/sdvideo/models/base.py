@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import diffusers
@@ -87,11 +88,15 @@ def _fingerprint(module: torch.nn.Module, max_elements: int = 1 << 16) -> str:
     state = module.state_dict()
     names = [n for n in state if state[n].is_floating_point()]
     picked = sorted({names[0], names[len(names) // 2], names[-1]}) if names else []
+    return tensors_fingerprint(((name, state[name]) for name in picked), max_elements)
+
+
+def tensors_fingerprint(named: Iterable[tuple[str, torch.Tensor]], max_elements: int = 1 << 16) -> str:
+    """sha256 (16 hex digits) of each (name, tensor)'s name and first `max_elements` values rounded to fp16."""
     digest = hashlib.sha256()
-    for name in picked:
-        tensor = state[name].detach().flatten()[:max_elements].to("cpu", torch.float16).contiguous()
+    for name, tensor in named:
         digest.update(name.encode())
-        digest.update(tensor.numpy().tobytes())
+        digest.update(tensor.detach().flatten()[:max_elements].to("cpu", torch.float16).contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 

@@ -20,16 +20,14 @@ Each resume appends {"step", "checkpoint", "changed": {option: [old, new]}} to c
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..data.cache import jsonable
 from ..export.temporal import is_added_name
+from ..models.base import tensors_fingerprint
 from ..models.video_unet import VideoUNet
 from ..run_identity import absolute, base_mismatch
 from .config import upgrade_config
@@ -79,14 +77,8 @@ def frozen_added_fingerprint(model: Any) -> str | None:
     """16 hex digits of the weights `model` adds to its base that do not train (under LoRA: the temporal layers
     the starting point gave; peft's names included), None when every added weight trains. Checkpoints hold only
     what trains, so these are what a resume takes from --init-temporal / --init-motion again."""
-    digest, any_frozen = hashlib.sha256(), False
-    for name, p in model.named_parameters():
-        if p.requires_grad or not is_added_name(name):
-            continue
-        any_frozen = True
-        digest.update(name.encode())  # the first 65,536 values of each, rounded to fp16: dtype-independent
-        digest.update(p.detach().flatten()[: 1 << 16].to("cpu", torch.float16).numpy().tobytes())
-    return digest.hexdigest()[:16] if any_frozen else None
+    frozen = [(name, p) for name, p in model.named_parameters() if not p.requires_grad and is_added_name(name)]
+    return tensors_fingerprint(frozen) if frozen else None
 
 
 def starting_point_refusal(out: str | Path, checkpoint: Path, state: dict[str, Any], config: dict[str, Any],
