@@ -31,6 +31,7 @@ from ..models.base import tensors_fingerprint
 from ..models.video_unet import VideoUNet
 from ..run_identity import absolute, base_mismatch
 from .config import upgrade_config
+from .lora import STARTING_POINTS  # judged by frozen_added_fingerprint where a checkpoint recorded it
 
 MAY_CHANGE = frozenset({
     "steps", "log_every", "checkpoint_every", "keep_checkpoints", "val_every", "val_clips", "val_data", "keep_best",
@@ -38,7 +39,6 @@ MAY_CHANGE = frozenset({
     "mixed_precision", "compile", "gradient_checkpointing",
 })
 NOT_COMPARED = frozenset({"out", "resume"})
-STARTING_POINTS = frozenset({"init_temporal", "init_motion"})  # judged by frozen_added_fingerprint where recorded
 
 
 def resume_changes(state: dict[str, Any], config: dict[str, Any], base_identity: dict[str, Any],
@@ -87,7 +87,7 @@ def starting_point_refusal(out: str | Path, checkpoint: Path, state: dict[str, A
     `state` trained beside; None when they are or the checkpoint recorded none (older versions)."""
     if "frozen_added_fingerprint" not in state or state["frozen_added_fingerprint"] == fingerprint:
         return None
-    given = ", ".join(f"{_flag(n)} {config[n]}" for n in sorted(STARTING_POINTS) if config.get(n)) or "none"
+    given = ", ".join(f"{_flag(n)} {config[n]}" for n in STARTING_POINTS if config.get(n)) or "none"
     return (f"{out}: cannot resume from {checkpoint}: the frozen temporal weights of this run's starting point "
             f"({given}) are not the ones the run trained beside (fingerprint {fingerprint} vs "
             f"{state['frozen_added_fingerprint']}); pass the starting point the run began from (its config.json "
