@@ -80,8 +80,8 @@ SIZES = {
         preset="demo", size=128, fps=20.0, train_scenes=360, unseen_scenes=40, scene_frames=64, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=1500,
         image_batch=64, video_steps=800, batch=24, lr=5e-4, weight_decay=0.01, val_every=200, val_clips=32,
-        eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, eval_per_bucket=2, workers=4, noise_share=0.0,
-        noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
+        eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, eval_per_bucket=2, eval_noise_seeds=3,
+        workers=4, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
@@ -92,16 +92,16 @@ SIZES = {
         preset="demo", size=64, fps=20.0, train_scenes=24, unseen_scenes=12, scene_frames=48, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=300, vae_batch=16, image_steps=800,
         image_batch=32, video_steps=400, batch=4, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=12,
-        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, eval_per_bucket=2, workers=0, noise_share=0.0,
-        noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
+        eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, eval_per_bucket=2, eval_noise_seeds=3,
+        workers=0, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
         overrides={},
     ),
     "smoke": dict(
         preset="demo", size=32, fps=20.0, train_scenes=3, unseen_scenes=2, scene_frames=36, frames=4,
         strides=(1, 2), eval_stride=2, holdout=0.15, vae_steps=3, vae_batch=4, image_steps=3, image_batch=4,
-        video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=2, val_clips=4, eval_clips=4,
-        eval_samples=2, sample_frames=6, eval_steps=2, eval_per_bucket=1, workers=0, noise_share=0.0,
-        noise_lowpass=0.125, temporal_embedding=True, guidance=7.5, overrides={},
+        video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=4, val_clips=2, eval_clips=2,
+        eval_samples=2, sample_frames=6, eval_steps=2, eval_per_bucket=1, eval_noise_seeds=1, workers=0,
+        noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, guidance=7.5, overrides={},
     ),
 }
 
@@ -364,7 +364,8 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
     # 7. eval
     run_dir = out / "run"
     common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=s["guidance"], device=device.type,
-                  loss_precision="fp32", stride=s["eval_stride"], per_bucket=s["eval_per_bucket"])
+                  loss_precision="fp32", stride=s["eval_stride"], per_bucket=s["eval_per_bucket"],
+                  noise_seeds=tuple(1234 + i for i in range(s["eval_noise_seeds"])))
     controls = {"capacity control": out / "control"} if control else {}
     on_unseen = evaluate(run_dir, unseen, out / "eval-unseen", prompts=[driving_scene.CAPTION],
                          samples=s["eval_samples"], clips=s["eval_clips"], save_videos=True, controls=controls, **common)
