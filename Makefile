@@ -23,8 +23,10 @@ demo: $(STAMP)
 experiment: $(STAMP)
 	$(BIN)/python bench/experiment.py --out runs/experiment
 
+# Two worker processes (pytest-xdist): much of the suite is single-threaded Python, which one process
+# cannot spread over two cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
