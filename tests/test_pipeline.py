@@ -95,6 +95,7 @@ def test_train_dry_run_prints_options_and_counts(workspace, capsys):
            "--compile off" in text
     most = re.search(r"estimated most frames at batch \d+ within 24.0 GiB \(a 24 GiB card; planning for 92% of it[^)]*\): (\d+)", text)
     assert most and int(most.group(1)) > 5  # the tiny test model fits far more frames than it trains with
+    assert "with --lora-rank" not in text  # the LoRA estimate's caveat only where it applies
     assert not (workspace / "dry" / "unet").exists()
     # --temporal-embedding reaches the model (as --temporal-head-dim and --no-fps-conditioning do): more
     # temporal parameters, off by default
