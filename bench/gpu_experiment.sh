@@ -7,8 +7,8 @@
 # (runs/experiment) and each variant of its video phase with another noise prior (runs/<name>, same base and
 # caches, no capacity control; lowpass -1: none; embedding 0/1: whether temporal attention reads the time
 # embedding; steps: the video phase's) train and evaluate side by side on the one GPU. NO_CONTROL=1 skips the capacity control. Once the
-# experiment is done, bench/probe_flicker.py samples its run several ways.
-# What comes back, under $OUT: log-*.txt, probe.json, exp.tgz.part-* (reports, curves, metrics, sample arrays;
+# experiment is done, bench/probe_flicker.py and bench/probe_long_samples.py sample its run several ways.
+# What comes back, under $OUT: log-*.txt, probe.json, long.json, exp.tgz.part-* (reports, curves, metrics, sample arrays;
 # no weights), which `cat exp.tgz.part-* | tar xzf -` joins here.
 set -u
 limit=${1:-560}
@@ -37,6 +37,11 @@ if [ -f runs/experiment/metrics.json ] && [ ! -f runs/probe.json ] && [ "$(left)
   timeout $(( $(left) - 25 )) python3 bench/probe_flicker.py runs/experiment/run --json runs/probe.json \
     > /tmp/probe.out 2>&1
   cp runs/probe.json "$OUT/" 2>/dev/null
+fi
+if [ -f runs/experiment/metrics.json ] && [ ! -f runs/long.json ] && [ "$(left)" -gt 60 ]; then
+  timeout $(( $(left) - 25 )) python3 bench/probe_long_samples.py runs/experiment/run --videos runs/experiment/unseen \
+    --json runs/long.json > /tmp/long.out 2>&1
+  cp runs/long.json "$OUT/" 2>/dev/null
 fi
 for f in /tmp/*.out; do
   tr '\r' '\n' < "$f" | grep -v -E 'it/s\]$|s/it\]$|^\s*$' > "$OUT/log-$(basename "$f" .out).txt"
