@@ -113,7 +113,7 @@ def describe(config: TrainConfig) -> str:
         f"{USABLE_SHARE:.0%} of it, the slack the H100 measurements needed): {most}"
         + (f" (the motion modules take at most {video.config.motion_max_seq_length})" if video.animatediff else ""),
     ] + ([advice] if advice else [])
-    if cfg.lora_rank:  # the one measured LoRA step peaked above its estimate by more than the 15 % kept elsewhere
+    if cfg.lora_rank:  # LoRA's measured peak ran above this estimate by more than the 15 % it keeps elsewhere
         lines.append("with --lora-rank the estimate has come out below the measured peak (BENCHMARKS.md, "
                      "\"The AnimateDiff design and MotionLoRA\"): plan for a quarter more")
     return "\n".join(lines)
