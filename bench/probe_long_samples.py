@@ -4,8 +4,9 @@
 
 A model trained on clips of F frames has never seen temporal attention across more than F - 1 frames of
 offset. Every variant samples the driving prompt with the same seeds and the same initial noise at --fps and
-reports the motion statistics (`eval/flow.py`) and shape consistency beside the real videos' (rendered scenes
-in --videos, decoded at --fps and passed through the run's autoencoder, as `eval` measures them):
+reports the motion statistics (`eval/flow.py`), shape consistency and brightness spread (`probe_flicker.measure`)
+beside the real videos' (rendered scenes in --videos, decoded at --fps and passed through the run's autoencoder, as
+`eval` measures them):
 - F frames (the trained length), and --frames frames (default 16) with
 - full attention over all frames (what `sample` does),
 - sliding windows of F frames overlapping F / 2 (`sample --window`),
@@ -28,8 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sdvideo.data.video_io import decode_video  # noqa: E402
 from sdvideo.demo.driving_scene import CAPTION  # noqa: E402
-from sdvideo.eval.flow import summarize  # noqa: E402
-from sdvideo.eval.shape_consistency import summarize_shape_consistency  # noqa: E402
 from sdvideo.models import temporal_attention  # noqa: E402
 from sdvideo.noise_prior import NoisePrior  # noqa: E402
 from sdvideo.sampling.conditioning import encode_frames  # noqa: E402
@@ -37,11 +36,7 @@ from sdvideo.sampling.export import to_uint8_frames  # noqa: E402
 from sdvideo.sampling.pipeline import VideoPipeline  # noqa: E402
 from sdvideo.sampling.sampler import decode_latents, initial_noise  # noqa: E402
 
-
-def measure(videos: list[np.ndarray]) -> dict:
-    motion, shape = summarize(videos), summarize_shape_consistency(videos)
-    return dict(warp_error=motion["warp_error"], flicker=motion["flicker"], flow=motion["flow_magnitude"],
-                consistent=shape["consistent_share"])
+from probe_flicker import measure  # noqa: E402  (motion, shape consistency and brightness spread of clips)
 
 
 @contextlib.contextmanager
