@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import difflib
+import io
 import os
 import re
 import subprocess
@@ -107,14 +108,15 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         return dump_graphs(*args.child)
+    if not args.commit:
+        p.error("give the commit to compare this tree with, e.g. ea618bd")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         old = work / args.commit
         old.mkdir()
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.commit, "src"], check=True,
                                  capture_output=True).stdout
-        (work / "src.tar").write_bytes(archive)
-        with tarfile.open(work / "src.tar") as tar:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(old, filter="data")
         for mode in args.modes.split(","):
             n_old, ops_old = graphs_of(old / "src", mode, work)
