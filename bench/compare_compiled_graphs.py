@@ -44,7 +44,7 @@ def dump_graphs(mode: str, path: str) -> None:
 
     def backend(gm, example_inputs):
         graphs.append(gm.code)
-        graphs.extend(sub.code for name, sub in gm.named_modules() if sub is not gm and hasattr(sub, "code"))
+        graphs.extend(sub.code for sub in gm.modules() if sub is not gm and hasattr(sub, "code"))
         return compile_fx(gm, example_inputs)
 
     torch.manual_seed(0)
@@ -82,8 +82,8 @@ def operations(code: str) -> list[str]:
     """Each graph line's operation with its variables renamed V; aliases, deletions and signatures dropped."""
     ops = []
     for line in code.splitlines():
-        line = re.sub(r"#.*", "", line).strip()
-        if line == "#####" or " = " not in line or line.startswith("def "):
+        line = re.sub(r"#.*", "", line).strip()  # comments, and the ##### between graphs
+        if " = " not in line or line.startswith("def "):
             continue
         rhs = NAME.sub("V", line.split(";")[0].split(" = ", 1)[1]).strip()
         if rhs not in ("V", "None"):
