@@ -1,6 +1,6 @@
 """The README experiment: do the temporal layers learn motion? A miniature of the original recipe, then `eval`.
 
-    python bench/experiment.py --out runs/experiment            # one GPU (H100: two 10-minute calls, --resume)
+    python bench/experiment.py --out runs/experiment            # one GPU (H100: two or three 10-minute calls, --resume)
     python bench/experiment.py --out runs/experiment --resume   # continue after the last finished stage
     python bench/experiment.py --out runs/cpu --scale cpu       # CPU-sized run (2 cores)
     python bench/experiment.py --out runs/smoke --scale smoke   # tiny sizes, a few steps (< 2 minutes)
@@ -72,16 +72,17 @@ SPEED_SCALE = 0.4
 
 # fps: the cache's rate; strides 1, 2, 4 train 20, 10 and 5 fps clips (the fps embedding learns them);
 # eval_stride 2 measures and samples at 10 fps, the original recipe's rate. noise_lowpass: the spatial
-# frequencies all frames of a clip share (noise_prior.py); temporal_embedding: temporal attention reads the
-# diffusion step and fps; guidance: the eval's classifier-free guidance, `sdvideo sample`'s default.
+# frequencies all frames of a clip share (noise_prior.py; 0: only each frame's mean, so that a frame's overall
+# tone does not follow its own noise); temporal_embedding: temporal attention reads the diffusion step and
+# fps; guidance: the eval's classifier-free guidance, `sdvideo sample`'s default.
 SIZES = {
     # One H100: the demo's architecture widened (22.9 M parameters with the temporal layers), 128 px.
     "full": dict(
         preset="demo", size=128, fps=20.0, train_scenes=360, unseen_scenes=40, scene_frames=64, frames=8,
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=1500,
-        image_batch=64, video_steps=800, batch=24, lr=5e-4, weight_decay=0.01, val_every=200, val_clips=32,
+        image_batch=64, video_steps=1600, batch=24, lr=5e-4, weight_decay=0.01, val_every=200, val_clips=32,
         eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, eval_per_bucket=2, eval_noise_seeds=3,
-        workers=4, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
+        workers=4, noise_share=0.0, noise_lowpass=0.0, temporal_embedding=True, guidance=7.5,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
@@ -93,7 +94,7 @@ SIZES = {
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=300, vae_batch=16, image_steps=800,
         image_batch=32, video_steps=400, batch=4, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=12,
         eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, eval_per_bucket=2, eval_noise_seeds=3,
-        workers=0, noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, guidance=7.5,
+        workers=0, noise_share=0.0, noise_lowpass=0.0, temporal_embedding=True, guidance=7.5,
         overrides={},
     ),
     "smoke": dict(
@@ -101,7 +102,7 @@ SIZES = {
         strides=(1, 2), eval_stride=2, holdout=0.15, vae_steps=3, vae_batch=4, image_steps=3, image_batch=4,
         video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=4, val_clips=2, eval_clips=2,
         eval_samples=2, sample_frames=6, eval_steps=2, eval_per_bucket=1, eval_noise_seeds=1, workers=0,
-        noise_share=0.0, noise_lowpass=0.125, temporal_embedding=True, guidance=7.5, overrides={},
+        noise_share=0.0, noise_lowpass=0.0, temporal_embedding=True, guidance=7.5, overrides={},
     ),
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make experiment` on the GPU machine of the device tool, in calls of at most 10 minutes.
 # Here first: bash bench/fetch_device_wheels.sh (or at least its core, av and clips groups); then each call:
-#   [EXPERIMENT_ARGS="--video-steps 1600"] VARIANTS="name:share:lowpass[:embedding[:steps]] ..." [NO_CONTROL=1] \
+#   [EXPERIMENT_ARGS="--video-steps 2400"] VARIANTS="name:share:lowpass[:embedding[:steps]] ..." [NO_CONTROL=1] \
 #     bash bench/gpu_experiment.sh [SECONDS]
 # (carry .whl; run it again on the warm machine until it says done). After the image phase, the experiment
 # (runs/experiment) and each variant of its video phase with another noise prior (runs/<name>, same base and
