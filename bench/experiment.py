@@ -82,7 +82,7 @@ SIZES = {
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=1500, vae_batch=32, image_steps=1500,
         image_batch=64, video_steps=1600, batch=24, lr=5e-4, weight_decay=0.01, val_every=200, val_clips=32,
         eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, eval_per_bucket=2, eval_noise_seeds=3,
-        workers=4, noise_share=0.0, noise_lowpass=0.0, temporal_embedding=True, guidance=7.5,
+        workers=4, noise_share=0.0, noise_lowpass=0.0, min_snr_gamma=None, temporal_embedding=True, guidance=7.5,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
@@ -94,7 +94,7 @@ SIZES = {
         strides=(1, 2, 4), eval_stride=2, holdout=0.15, vae_steps=300, vae_batch=16, image_steps=800,
         image_batch=32, video_steps=400, batch=4, lr=5e-4, weight_decay=0.01, val_every=100, val_clips=12,
         eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, eval_per_bucket=2, eval_noise_seeds=3,
-        workers=0, noise_share=0.0, noise_lowpass=0.0, temporal_embedding=True, guidance=7.5,
+        workers=0, noise_share=0.0, noise_lowpass=0.0, min_snr_gamma=None, temporal_embedding=True, guidance=7.5,
         overrides={},
     ),
     "smoke": dict(
@@ -102,7 +102,7 @@ SIZES = {
         strides=(1, 2), eval_stride=2, holdout=0.15, vae_steps=3, vae_batch=4, image_steps=3, image_batch=4,
         video_steps=4, batch=2, lr=5e-4, weight_decay=0.01, val_every=4, val_clips=2, eval_clips=2,
         eval_samples=2, sample_frames=6, eval_steps=2, eval_per_bucket=1, eval_noise_seeds=1, workers=0,
-        noise_share=0.0, noise_lowpass=0.0, temporal_embedding=True, guidance=7.5, overrides={},
+        noise_share=0.0, noise_lowpass=0.0, min_snr_gamma=None, temporal_embedding=True, guidance=7.5, overrides={},
     ),
 }
 
@@ -155,7 +155,7 @@ def video_config(s: dict, cache: Path, unseen: Path, base_dir: Path, run_dir: Pa
         val_every=s["val_every"], val_clips=s["val_clips"], val_data=[str(unseen)], keep_best=True,
         temporal=dict(temporal_embedding=s["temporal_embedding"], **(temporal or {})),
         resume=resume and latest_checkpoint(run_dir) is not None,
-        noise_share=s["noise_share"], noise_lowpass=s["noise_lowpass"],
+        noise_share=s["noise_share"], noise_lowpass=s["noise_lowpass"], min_snr_gamma=s["min_snr_gamma"],
     )
 
 
@@ -410,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="1: temporal attention reads the time embedding (step and fps); 0: it does not "
                         "(default: the scale's)")
     p.add_argument("--video-steps", type=int, default=None, help="the video phase's steps (default: the scale's)")
+    p.add_argument("--lr", type=float, default=None, help="the video phase's peak learning rate (default: the scale's)")
+    p.add_argument("--min-snr-gamma", type=float, default=None,
+                   help="the video phase's min-SNR loss weighting (default: the scale's, off)")
     p.add_argument("--from-base", default=None,
                    help="reuse this experiment folder's data, caches and image model (a variant of the video phase)")
     p.add_argument("--no-control", action="store_true", help="skip the capacity control")
@@ -424,8 +427,9 @@ def main(argv: list[str] | None = None) -> int:
             changes["noise_lowpass"] = None if args.noise_lowpass < 0 else args.noise_lowpass
         if args.temporal_embedding is not None:
             changes["temporal_embedding"] = bool(args.temporal_embedding)
-        if args.video_steps is not None:
-            changes["video_steps"] = args.video_steps
+        for name in ("video_steps", "lr", "min_snr_gamma"):
+            if getattr(args, name) is not None:
+                changes[name] = getattr(args, name)
         if args.from_base:
             reuse_base(Path(args.out), Path(args.from_base))
         run(Path(args.out), "smoke" if args.smoke else args.scale, args.resume or bool(args.from_base), args.clips,

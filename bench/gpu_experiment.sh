@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # `make experiment` on the GPU machine of the device tool, in calls of at most 10 minutes.
 # Here first: bash bench/fetch_device_wheels.sh (or at least its core, av and clips groups); then each call:
-#   [EXPERIMENT_ARGS="--video-steps 2400"] VARIANTS="name:share:lowpass[:embedding[:steps]] ..." [NO_CONTROL=1] \
+#   [EXPERIMENT_ARGS="--video-steps 2400"] VARIANTS="name:share:lowpass[:embedding[:steps[:args]]] ..." [NO_CONTROL=1] \
 #     bash bench/gpu_experiment.sh [SECONDS]
 # (carry .whl; run it again on the warm machine until it says done). After the image phase, the experiment
 # (runs/experiment) and each variant of its video phase with another noise prior (runs/<name>, same base and
 # caches, no capacity control; lowpass -1: none; embedding 0/1: whether temporal attention reads the time
-# embedding; steps: the video phase's) train and evaluate side by side on the one GPU. NO_CONTROL=1 skips the capacity control. Once the
-# experiment is done, bench/probe_flicker.py and bench/probe_long_samples.py sample its run several ways.
+# embedding; steps: the video phase's; args: more experiment.py options, commas for spaces, e.g.
+# "snr5:0:0:1:1600:--min-snr-gamma,5") train and evaluate side by side on the one GPU. NO_CONTROL=1 skips the
+# capacity control. Once the experiment is done, bench/probe_flicker.py and bench/probe_long_samples.py sample its
+# run several ways (NO_PROBES=1: not).
 # What comes back, under $OUT: log-*.txt, probe.json, long.json, exp.tgz.part-* (reports, curves, metrics, sample arrays;
 # no weights), which `cat exp.tgz.part-* | tar xzf -` joins here.
 set -u
@@ -26,19 +28,20 @@ if grep -q '"image phase"' runs/experiment/stages.json 2>/dev/null; then
   run_experiment experiment --out runs/experiment --resume ${EXPERIMENT_ARGS:-} ${NO_CONTROL:+--no-control} &
   names="experiment"
   for variant in ${VARIANTS:-}; do
-    IFS=: read -r name share lowpass embedding steps <<< "$variant"
+    IFS=: read -r name share lowpass embedding steps args <<< "$variant"
     names="$names $name"
     run_experiment "$name" --out "runs/$name" --from-base runs/experiment --no-control --noise-share "$share" \
-      --noise-lowpass "$lowpass" ${embedding:+--temporal-embedding "$embedding"} ${steps:+--video-steps "$steps"} &
+      --noise-lowpass "$lowpass" ${embedding:+--temporal-embedding "$embedding"} ${steps:+--video-steps "$steps"} \
+      ${args//,/ } &
   done
   wait
 fi
-if [ -f runs/experiment/metrics.json ] && [ ! -f runs/probe.json ] && [ "$(left)" -gt 60 ]; then
+if [ -z "${NO_PROBES:-}" ] && [ -f runs/experiment/metrics.json ] && [ ! -f runs/probe.json ] && [ "$(left)" -gt 60 ]; then
   timeout $(( $(left) - 25 )) python3 bench/probe_flicker.py runs/experiment/run --json runs/probe.json \
     > /tmp/probe.out 2>&1
   cp runs/probe.json "$OUT/" 2>/dev/null
 fi
-if [ -f runs/experiment/metrics.json ] && [ ! -f runs/long.json ] && [ "$(left)" -gt 60 ]; then
+if [ -z "${NO_PROBES:-}" ] && [ -f runs/experiment/metrics.json ] && [ ! -f runs/long.json ] && [ "$(left)" -gt 60 ]; then
   timeout $(( $(left) - 25 )) python3 bench/probe_long_samples.py runs/experiment/run --videos runs/experiment/unseen \
     --json runs/long.json > /tmp/long.out 2>&1
   cp runs/long.json "$OUT/" 2>/dev/null

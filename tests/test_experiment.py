@@ -44,20 +44,23 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     (out / "stages.json").write_text(json.dumps(stages))
     base_bytes = (out / "base" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
     capsys.readouterr()
-    # ... and evaluated with a noise prior shared across frames (--noise-share / --noise-lowpass)
-    assert experiment.main(["--smoke", "--out", str(out), "--resume", "--noise-share", "0.5", "--noise-lowpass", "0",
-                            "--no-control"]) == 0
+    # ... and evaluated with another noise prior shared across frames (--noise-share / --noise-lowpass) and
+    # another loss weighting and learning rate
+    assert experiment.main(["--smoke", "--out", str(out), "--resume", "--noise-share", "0.5", "--noise-lowpass",
+                            "0.125", "--min-snr-gamma", "5", "--lr", "1e-3", "--no-control"]) == 0
     printed = capsys.readouterr().out
     assert "resumed after the image phase" in printed and "[experiment] autoencoder" not in printed
     assert (out / "base" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == base_bytes
     resumed = json.loads((out / "metrics.json").read_text())
     assert resumed["stages"]["image phase"]["seconds"] == image_phase["seconds"]
     assert "video phase" in json.loads((out / "stages.json").read_text()) and "capacity control" not in resumed["stages"]
-    assert resumed["settings"]["noise_share"] == 0.5 and resumed["settings"]["noise_lowpass"] == 0.0
+    assert resumed["settings"]["noise_share"] == 0.5 and resumed["settings"]["noise_lowpass"] == 0.125
     run_config = json.loads((out / "run" / "config.json").read_text())  # train records the prior and the fps trained
-    assert (run_config["noise_share"], run_config["noise_lowpass"], run_config["trained_fps"]) == (0.5, 0.0, [20.0, 10.0])
+    assert (run_config["noise_share"], run_config["noise_lowpass"], run_config["trained_fps"],
+            run_config["min_snr_gamma"], run_config["lr"]) == (0.5, 0.125, [20.0, 10.0], 5.0, 1e-3)
     losses = resumed["unseen"]["losses"]
-    assert losses["noise"] == "0.5 of the variance shared by all frames, frame means shared"
+    assert losses["noise"] == ("0.5 of the variance shared by all frames, "
+                               "spatial frequencies up to 0.125 cycles/pixel shared")
     assert math.isfinite(losses["independent noise"]["video/mean"])  # also measured without the prior
     known = resumed["sampling_checks"]["interpolation"]["real"]
     assert known["clips"] >= 1 and all(math.isfinite(known[k]) for k in ("model", "blend", "repeat", "autoencoder"))
