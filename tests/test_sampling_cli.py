@@ -57,6 +57,17 @@ def test_sample_function_is_deterministic(runs, tmp_path):
     assert a["videos"].shape == (2, 3, 3, 16, 16) and torch.equal(a["videos"], b["videos"])
 
 
+def test_sample_shift_windows_reaches_the_sampler(runs, tmp_path):
+    _, run, _ = runs
+    kw = dict(frames=9, steps=2, device="cpu", progress=False, seed=1, window=4, overlap=2)
+    fixed = sample(run, ["x"], tmp_path / "fixed", **kw)["videos"]
+    shifted = sample(run, ["x"], tmp_path / "shifted", shift_windows=True, **kw)["videos"]
+    assert fixed.shape == shifted.shape == (1, 9, 3, 16, 16) and not torch.equal(fixed, shifted)
+    assert main(["sample", "--run", str(run), "--prompt", "x", "--out", str(tmp_path / "cli"), "--frames", "9",
+                 "--window", "4", "--shift-windows", *COMMON]) == 0
+    assert decoded(tmp_path / "cli" / "00-x.mp4") == (9, 16, 16, 6.0)
+
+
 @pytest.mark.parametrize("conditioned", [False, True])
 def test_extend_continues_a_video(runs, tmp_path, conditioned):
     root, plain, masked = runs

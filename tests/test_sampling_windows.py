@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sdvideo.sampling.windows import window_starts, window_weights, windowed_prediction
+from sdvideo.sampling.windows import step_shift, window_starts, window_weights, windowed_prediction
 from test_sampling_pipeline import load, make_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,11 +47,41 @@ def test_windows_cover_every_frame_with_full_windows(frames, window, overlap):
         window_starts(10, 4, 4)
 
 
+@pytest.mark.parametrize("frames,window,overlap", [(32, 8, 4), (11, 4, 1), (13, 5, 2)])
+def test_shifted_tilings_cover_every_frame_and_move_the_hand_overs(frames, window, overlap):
+    stride = window - overlap
+    shifts = [step_shift(step, window, overlap) for step in range(4 * stride)]
+    assert sorted(set(shifts)) == list(range(stride))  # every offset of the stride is used ...
+    edges = set()
+    for shift in range(stride):
+        starts = window_starts(frames, window, overlap, shift)
+        covered = torch.zeros(frames, dtype=torch.bool)
+        for s in starts:
+            assert 0 <= s and s + window <= frames
+            covered[s : s + window] = True
+        assert covered.all() and starts[0] == 0 and starts[-1] == frames - window
+        assert all(b - a <= stride for a, b in zip(starts, starts[1:]))
+        edges.add(tuple(s + window - 1 for s in starts[:-1]))  # a window's last frame: where it hands over
+    assert len(edges) == stride  # ... and each puts the hand-overs elsewhere
+    assert window_starts(frames, window, overlap, 0) == window_starts(frames, window, overlap)
+    with pytest.raises(ValueError, match="shift"):
+        window_starts(frames, window, overlap, stride)
+
+
+def test_shifting_windows_changes_a_long_sample_but_not_one_window(pipe):
+    kw = dict(num_frames=12, num_inference_steps=3, seed=5, window_size=4, window_overlap=2, output_type="latent")
+    fixed, shifted = pipe("a", **kw).frames, pipe("a", shift_windows=True, **kw).frames
+    assert torch.isfinite(shifted).all() and not torch.equal(fixed, shifted)
+    one = dict(kw, num_frames=4)
+    assert torch.equal(pipe("a", **one).frames, pipe("a", shift_windows=True, **one).frames)
+
+
 def test_fusion_is_a_weighted_average_of_overlapping_predictions():
     x = torch.randn(2, 4, 13, 3, 3)
     # A per-frame predictor: every window agrees, so the fused result is exact.
-    fused = windowed_prediction(lambda s, e: x[:, :, s:e] * 2 + 1, 13, window=5, overlap=3)
-    assert torch.allclose(fused, x * 2 + 1, atol=1e-6)
+    for step in (None, 0, 1, 2):  # fixed and shifted tilings
+        fused = windowed_prediction(lambda s, e: x[:, :, s:e] * 2 + 1, 13, window=5, overlap=3, step=step)
+        assert torch.allclose(fused, x * 2 + 1, atol=1e-6)
     # Windows that disagree are blended: each frame is a convex mix of its windows' values.
     fused = windowed_prediction(lambda s, e: torch.full((1, 1, e - s, 1, 1), float(s)), 13, window=5, overlap=3)
     starts = window_starts(13, 5, 3)

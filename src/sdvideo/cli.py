@@ -76,6 +76,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
                         "or a diffusers scheduler class name")
     p.add_argument("--window", type=int, default=None, help="sliding temporal window in frames (long videos)")
     p.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows (default: half)")
+    p.add_argument("--shift-windows", action="store_true",
+                   help="tile the windows differently at every denoising step, so that no frame is always at an edge")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--extend", default=None, metavar="VIDEO", help="continue this video from its last frames")
     mode.add_argument("--image", default=None, metavar="IMG", help="animate this still (it becomes frame 0)")
@@ -248,9 +250,10 @@ def run_sample(args: argparse.Namespace) -> int:
         guidance_scale=args.guidance_scale, negative_prompt=args.negative_prompt,
         seed=args.seed[0] if len(args.seed) == 1 else args.seed, fps=args.fps, size=size,
         scheduler=args.scheduler, device=args.device, height=height, width=width,
-        window=args.window, overlap=args.overlap, extend=args.extend, context_frames=args.context_frames,
-        image=args.image, condition_method=args.condition, batch_size=args.batch_size,
-        decode_chunk_size=args.decode_chunk, compile=args.compile, cuda_graphs=args.cuda_graphs, base=args.base,
+        window=args.window, overlap=args.overlap, shift_windows=args.shift_windows, extend=args.extend,
+        context_frames=args.context_frames, image=args.image, condition_method=args.condition,
+        batch_size=args.batch_size, decode_chunk_size=args.decode_chunk, compile=args.compile,
+        cuda_graphs=args.cuda_graphs, base=args.base,
     )
     for f in result["files"]:
         print(f)

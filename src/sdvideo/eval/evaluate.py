@@ -121,7 +121,7 @@ def generate(pipe: VideoPipeline, prompts: list[str], seeds: list[int], frames: 
              guidance_scale: float, enable_time: bool, batch: int = 8, fps: float | None = None,
              **window: Any) -> list[np.ndarray]:
     """uint8 (frames, H, W, 3) per (prompt, seed): the same noise with temporal layers on or off.
-    fps: the rate to condition on (default the training rate); window: window_size, window_overlap."""
+    fps: the rate to condition on (default the training rate); window: window_size, window_overlap, shift_windows."""
     videos: list[np.ndarray] = []
     for i in range(0, len(prompts), batch):
         out = pipe(prompts[i : i + batch], num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale,

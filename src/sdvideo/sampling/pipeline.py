@@ -256,6 +256,7 @@ class VideoPipeline(DiffusionPipeline):
         condition_method: str = "auto",
         window_size: int | None = None,
         window_overlap: int | None = None,
+        shift_windows: bool = False,
         decode_chunk_size: int = 8,
         enable_time: bool = True,
         eta: float = 0.0,
@@ -268,7 +269,8 @@ class VideoPipeline(DiffusionPipeline):
         num_frames: default the frames trained with (may be more). fps: default the training rate
         (used when the model is fps-conditioned). seed: an int (video i uses seed + i) or one per
         prompt; or pass `generator`(s). window_size / window_overlap: sliding temporal windows
-        for long videos in bounded memory. condition: known frames (interpolation, extension,
+        for long videos in bounded memory; shift_windows: tile them differently at every step, so that
+        no frame is always at a window's edge. condition: known frames (interpolation, extension,
         image-to-video) kept by `condition_method` ("auto", "mask", "replace"). noise_prior: how the
         frames' initial noise is related (default: the noise the model was trained with).
         output_type: "pt" (= "frames"), "np", "pil" or "latent".
@@ -313,8 +315,8 @@ class VideoPipeline(DiffusionPipeline):
         latents = denoise_video(
             self.unet, self.scheduler, prompt_embeds, negative_prompt_embeds, num_frames, latent_size,
             num_inference_steps, guidance_scale, fps, generator, enable_time, progress=self.progress_bar,
-            latents=latents, window=window_size, overlap=window_overlap, condition=condition,
-            condition_method=condition_method, eta=eta, graphs=self.cuda_graphs,
+            latents=latents, window=window_size, overlap=window_overlap, shift_windows=shift_windows,
+            condition=condition, condition_method=condition_method, eta=eta, graphs=self.cuda_graphs,
             noise_prior=noise_prior or NoisePrior.from_dict(getattr(self.config, "noise_prior", None)),
         )
         frames = latents if kind == "latent" else self._postprocess(latents, kind, decode_chunk_size)

@@ -145,6 +145,7 @@ def sample(
     width: int | None = None,
     window: int | None = None,
     overlap: int | None = None,
+    shift_windows: bool = False,
     extend: str | Path | None = None,
     context_frames: int | None = None,
     image: str | Path | None = None,
@@ -162,7 +163,8 @@ def sample(
 
     frames: frames to generate (with `extend`: new frames after the video; with `image`: in all).
     seed: an int (prompt i uses seed + i) or one per prompt. fps defaults to the training rate
-    (also the playback rate); size to the training size. window/overlap: sliding windows.
+    (also the playback rate); size to the training size. window/overlap: sliding windows (shift_windows:
+    tiled differently at every step).
     extend: a video to continue from its last `context_frames` frames (default: the frames
     trained with, less one); the files hold the whole video plus the continuation.
     image: a still to animate (frame 0). condition_method: "auto", "mask" or "replace".
@@ -192,7 +194,8 @@ def sample(
     source: np.ndarray | None = None  # uint8 (T, H, W, 3): the video being extended
     condition_call = None
     common = dict(num_inference_steps=steps, guidance_scale=guidance_scale, fps=fps, window_size=window,
-                  window_overlap=overlap, condition_method=condition_method, decode_chunk_size=decode_chunk_size)
+                  window_overlap=overlap, shift_windows=shift_windows, condition_method=condition_method,
+                  decode_chunk_size=decode_chunk_size)
     if still is not None:
         pixels = load_image(still, size)
         condition_call = lambda batch, gens: pipe.image_to_video(  # noqa: E731

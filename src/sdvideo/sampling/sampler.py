@@ -100,6 +100,7 @@ def denoise_video(
     latents: torch.Tensor | None = None,
     window: int | None = None,
     overlap: int | None = None,
+    shift_windows: bool = False,
     condition: FrameCondition | None = None,
     condition_method: str = "auto",
     eta: float = 0.0,
@@ -113,6 +114,7 @@ def denoise_video(
     uncond + scale * (cond - uncond). `frames` may exceed the frames the model was trained with.
     latents: starting noise (batch, c, frames, h, w) instead of drawing it from `generator`.
     window / overlap: sliding temporal windows (`windows.py`); None: the UNet sees all frames.
+    shift_windows: shift the windows' tiling with the step (`windows.step_shift`).
     condition: known frames (`conditioning.py`), kept by `condition_method` ("auto", "mask", "replace").
     progress: show a tqdm bar, or a callable wrapping the timesteps (e.g. a pipeline's `progress_bar`).
     graphs: call `unet` through these CUDA graphs (`cuda_graphs.py`; kept across calls by the caller).
@@ -160,11 +162,12 @@ def denoise_video(
     step_kwargs = _step_kwargs(scheduler, generator, eta)
     timesteps = scheduler.timesteps
     bar = progress(timesteps) if callable(progress) else tqdm(timesteps, desc="sample", disable=not progress, leave=False)
-    for t in bar:
+    for i, t in enumerate(bar):
         if method == "replace":
             latents = condition.replace_known(latents, known_noise, scheduler, t)
         scaled = scheduler.scale_model_input(latents, t)
-        pred = windowed_prediction(lambda s, e: predict(scaled, t, s, e), frames, window, overlap)
+        pred = windowed_prediction(lambda s, e: predict(scaled, t, s, e), frames, window, overlap,
+                                   step=i if shift_windows else None)
         latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample
     if condition is not None:
         latents = condition.replace_known(latents, known_noise, scheduler, None)  # known frames exact
