@@ -211,7 +211,7 @@ def sampling_checks(run: Path, s: dict, device: torch.device) -> dict:
     for shift in (False, True):
         long = generate(pipe, prompts, seeds, frames=2 * s["sample_frames"], steps=s["eval_steps"],
                         guidance_scale=s["guidance"], enable_time=True, fps=rate, shift_windows=shift, **window)
-        tiled["shifted" if shift else "fixed"] = window_seams(long, s["frames"], s["frames"] // 2)
+        tiled["shifted" if shift else "fixed"] = window_seams(long, window["window_size"], window["window_overlap"])
     return dict(fps=at, flow_ratio_5_to_20=at[5.0]["flow_magnitude"] / max(at[20.0]["flow_magnitude"], 1e-9),
                 windowed=dict(frames=2 * s["sample_frames"], **window, short=flow_of(short), **tiled["fixed"],
                               shifted=tiled["shifted"]))

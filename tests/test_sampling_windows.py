@@ -33,15 +33,20 @@ class CountingUNet:
         del self.unet.forward
 
 
-@pytest.mark.parametrize("frames,window,overlap", [(10, 4, 2), (11, 4, 1), (9, 5, 4), (7, 7, 3), (3, 5, 2)])
-def test_windows_cover_every_frame_with_full_windows(frames, window, overlap):
-    starts = window_starts(frames, window, overlap)
+def assert_full_windows_cover(starts, frames, window, overlap):
+    """Every window full-length and inside the video, every frame covered, starts sorted and distinct,
+    neighbours sharing at least `overlap` frames."""
     covered = torch.zeros(frames, dtype=torch.bool)
     for s in starts:
         assert 0 <= s and s + min(window, frames) <= frames
         covered[s : s + window] = True
     assert covered.all() and starts == sorted(set(starts))
-    assert all(b - a <= window - overlap for a, b in zip(starts, starts[1:]))  # neighbours share >= overlap
+    assert all(b - a <= window - overlap for a, b in zip(starts, starts[1:]))
+
+
+@pytest.mark.parametrize("frames,window,overlap", [(10, 4, 2), (11, 4, 1), (9, 5, 4), (7, 7, 3), (3, 5, 2)])
+def test_windows_cover_every_frame_with_full_windows(frames, window, overlap):
+    assert_full_windows_cover(window_starts(frames, window, overlap), frames, window, overlap)
     assert window_weights(5).tolist() == [1, 2, 3, 2, 1]
     with pytest.raises(ValueError, match="overlap"):
         window_starts(10, 4, 4)
@@ -55,12 +60,8 @@ def test_shifted_tilings_cover_every_frame_and_move_the_hand_overs(frames, windo
     edges = set()
     for shift in range(stride):
         starts = window_starts(frames, window, overlap, shift)
-        covered = torch.zeros(frames, dtype=torch.bool)
-        for s in starts:
-            assert 0 <= s and s + window <= frames
-            covered[s : s + window] = True
-        assert covered.all() and starts[0] == 0 and starts[-1] == frames - window
-        assert all(b - a <= stride for a, b in zip(starts, starts[1:]))
+        assert_full_windows_cover(starts, frames, window, overlap)
+        assert starts[0] == 0 and starts[-1] == frames - window
         edges.add(tuple(s + window - 1 for s in starts[:-1]))  # a window's last frame: where it hands over
     assert len(edges) == stride  # ... and each puts the hand-overs elsewhere
     assert window_starts(frames, window, overlap, 0) == window_starts(frames, window, overlap)
