@@ -57,15 +57,22 @@ def test_sample_function_is_deterministic(runs, tmp_path):
     assert a["videos"].shape == (2, 3, 3, 16, 16) and torch.equal(a["videos"], b["videos"])
 
 
-def test_sample_shift_windows_reaches_the_sampler(runs, tmp_path):
+def test_windows_shift_by_default_and_the_cli_can_fix_them(runs, tmp_path, monkeypatch):
     _, run, _ = runs
     kw = dict(frames=9, steps=2, device="cpu", progress=False, seed=1, window=4, overlap=2)
-    fixed = sample(run, ["x"], tmp_path / "fixed", **kw)["videos"]
+    default = sample(run, ["x"], tmp_path / "default", **kw)["videos"]
     shifted = sample(run, ["x"], tmp_path / "shifted", shift_windows=True, **kw)["videos"]
-    assert fixed.shape == shifted.shape == (1, 9, 3, 16, 16) and not torch.equal(fixed, shifted)
+    fixed = sample(run, ["x"], tmp_path / "fixed", shift_windows=False, **kw)["videos"]
+    assert default.shape == (1, 9, 3, 16, 16) and torch.equal(default, shifted) and not torch.equal(fixed, shifted)
     assert main(["sample", "--run", str(run), "--prompt", "x", "--out", str(tmp_path / "cli"), "--frames", "9",
-                 "--window", "4", "--shift-windows", *COMMON]) == 0
+                 "--window", "4", *COMMON]) == 0
     assert decoded(tmp_path / "cli" / "00-x.mp4") == (9, 16, 16, 6.0)
+    seen = []  # what the CLI passes on: shifted unless --no-shift-windows
+    monkeypatch.setattr("sdvideo.sampling.sample.sample", lambda *a, **k: seen.append(k["shift_windows"]) or {"files": []})
+    for flag in ([], ["--shift-windows"], ["--no-shift-windows"]):
+        assert main(["sample", "--run", str(run), "--prompt", "x", "--out", str(tmp_path / "f"), "--window", "4",
+                     *flag, *COMMON]) == 0
+    assert seen == [True, True, False]
 
 
 @pytest.mark.parametrize("conditioned", [False, True])

@@ -76,8 +76,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
                         "or a diffusers scheduler class name")
     p.add_argument("--window", type=int, default=None, help="sliding temporal window in frames (long videos)")
     p.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows (default: half)")
-    p.add_argument("--shift-windows", action="store_true",
-                   help="tile the windows differently at every denoising step, so that no frame is always at an edge")
+    p.add_argument("--shift-windows", action=argparse.BooleanOptionalAction, default=True,
+                   help="tile the windows differently at every denoising step, so that no frame is always at an edge "
+                        "(default; --no-shift-windows: one fixed tiling)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--extend", default=None, metavar="VIDEO", help="continue this video from its last frames")
     mode.add_argument("--image", default=None, metavar="IMG", help="animate this still (it becomes frame 0)")

@@ -256,7 +256,7 @@ class VideoPipeline(DiffusionPipeline):
         condition_method: str = "auto",
         window_size: int | None = None,
         window_overlap: int | None = None,
-        shift_windows: bool = False,
+        shift_windows: bool = True,
         decode_chunk_size: int = 8,
         enable_time: bool = True,
         eta: float = 0.0,
@@ -269,8 +269,8 @@ class VideoPipeline(DiffusionPipeline):
         num_frames: default the frames trained with (may be more). fps: default the training rate
         (used when the model is fps-conditioned). seed: an int (video i uses seed + i) or one per
         prompt; or pass `generator`(s). window_size / window_overlap: sliding temporal windows
-        for long videos in bounded memory; shift_windows: tile them differently at every step, so that
-        no frame is always at a window's edge. condition: known frames (interpolation, extension,
+        for long videos in bounded memory, tiled differently at every step so that no frame is always at a
+        window's edge (shift_windows=False: one fixed tiling). condition: known frames (interpolation, extension,
         image-to-video) kept by `condition_method` ("auto", "mask", "replace"). noise_prior: how the
         frames' initial noise is related (default: the noise the model was trained with).
         output_type: "pt" (= "frames"), "np", "pil" or "latent".

@@ -145,7 +145,7 @@ def sample(
     width: int | None = None,
     window: int | None = None,
     overlap: int | None = None,
-    shift_windows: bool = False,
+    shift_windows: bool = True,
     extend: str | Path | None = None,
     context_frames: int | None = None,
     image: str | Path | None = None,
@@ -163,8 +163,8 @@ def sample(
 
     frames: frames to generate (with `extend`: new frames after the video; with `image`: in all).
     seed: an int (prompt i uses seed + i) or one per prompt. fps defaults to the training rate
-    (also the playback rate); size to the training size. window/overlap: sliding windows (shift_windows:
-    tiled differently at every step).
+    (also the playback rate); size to the training size. window/overlap: sliding windows (tiled differently at every step;
+    shift_windows=False: one fixed tiling).
     extend: a video to continue from its last `context_frames` frames (default: the frames
     trained with, less one); the files hold the whole video plus the continuation.
     image: a still to animate (frame 0). condition_method: "auto", "mask" or "replace".

@@ -100,7 +100,7 @@ def denoise_video(
     latents: torch.Tensor | None = None,
     window: int | None = None,
     overlap: int | None = None,
-    shift_windows: bool = False,
+    shift_windows: bool = True,
     condition: FrameCondition | None = None,
     condition_method: str = "auto",
     eta: float = 0.0,
@@ -114,7 +114,8 @@ def denoise_video(
     uncond + scale * (cond - uncond). `frames` may exceed the frames the model was trained with.
     latents: starting noise (batch, c, frames, h, w) instead of drawing it from `generator`.
     window / overlap: sliding temporal windows (`windows.py`); None: the UNet sees all frames.
-    shift_windows: shift the windows' tiling with the step (`windows.step_shift`).
+    shift_windows: shift the windows' tiling with the step (`windows.step_shift`), so that no frame is
+    always at a window's edge; False: one fixed tiling.
     condition: known frames (`conditioning.py`), kept by `condition_method` ("auto", "mask", "replace").
     progress: show a tqdm bar, or a callable wrapping the timesteps (e.g. a pipeline's `progress_bar`).
     graphs: call `unet` through these CUDA graphs (`cuda_graphs.py`; kept across calls by the caller).

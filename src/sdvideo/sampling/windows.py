@@ -6,7 +6,8 @@ centre, lowest at its edges, where a window sees the least context), and one sch
 taken on the whole latent video. Fusing at every step (rather than stitching finished clips) lets
 the windows agree. With a fixed tiling the frames where one window hands over to the next are the
 same at every step; shifting the tiling by a different offset at each step (`step`, `step_shift`)
-moves those hand-overs around, as AnimateDiff's "uniform" context schedule does. The UNet's memory
+moves those hand-overs around, as AnimateDiff's "uniform" context schedule does; the samplers shift by
+default, since fixed hand-overs can leave a visible step in the motion. The UNet's memory
 depends only on `window`, not on the video's length; a video no longer than one window is exactly
 the direct (one-call) prediction.
 """
