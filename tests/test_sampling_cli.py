@@ -68,7 +68,8 @@ def test_windows_shift_by_default_and_the_cli_can_fix_them(runs, tmp_path, monke
                  "--window", "4", *COMMON]) == 0
     assert decoded(tmp_path / "cli" / "00-x.mp4") == (9, 16, 16, 6.0)
     seen = []  # what the CLI passes on: shifted unless --no-shift-windows
-    monkeypatch.setattr("sdvideo.sampling.sample.sample", lambda *a, **k: seen.append(k["shift_windows"]) or {"files": []})
+    monkeypatch.setattr("sdvideo.sampling.sample.sample",
+                        lambda *a, **k: seen.append(k["shift_windows"]) or {"files": []})
     for flag in ([], ["--shift-windows"], ["--no-shift-windows"]):
         assert main(["sample", "--run", str(run), "--prompt", "x", "--out", str(tmp_path / "f"), "--window", "4",
                      *flag, *COMMON]) == 0

@@ -101,7 +101,8 @@ def test_unet_input_is_bounded_by_the_window_for_any_length(pipe):
         assert video.shape == (1, 4, frames, 8, 8) and torch.isfinite(video).all()
         biggest[frames] = max(counter.sizes)
         # One call per window per step; the tiling (and so the count of windows) moves with the step.
-        assert len(counter.sizes) == sum(len(window_starts(frames, window, 2, step_shift(i, window, 2))) for i in (0, 1))
+        calls = sum(len(window_starts(frames, window, 2, step_shift(i, window, 2))) for i in (0, 1))
+        assert len(counter.sizes) == calls
     # One prompt with classifier-free guidance: at most 2 x window frames per UNet call, whatever the length.
     assert biggest[9] == biggest[20] == 2 * window
 

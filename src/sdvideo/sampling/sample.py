@@ -163,8 +163,8 @@ def sample(
 
     frames: frames to generate (with `extend`: new frames after the video; with `image`: in all).
     seed: an int (prompt i uses seed + i) or one per prompt. fps defaults to the training rate
-    (also the playback rate); size to the training size. window/overlap: sliding windows (tiled differently at every step;
-    shift_windows=False: one fixed tiling).
+    (also the playback rate); size to the training size. window/overlap: sliding windows, tiled
+    differently at every step (shift_windows=False: one fixed tiling).
     extend: a video to continue from its last `context_frames` frames (default: the frames
     trained with, less one); the files hold the whole video plus the continuation.
     image: a still to animate (frame 0). condition_method: "auto", "mask" or "replace".
