@@ -127,8 +127,12 @@ def real_clips(folder: Path, names: tuple[str, ...], source: str | None) -> list
     out = []
     for name in names:
         link = folder / name
-        if not link.exists():
-            link.symlink_to((Path(source) / name).resolve() if source else find_sample_clip(name))
+        target = (Path(source) / name).resolve() if source else find_sample_clip(name)
+        if not target.is_file():
+            raise FileNotFoundError(f"{target}: no such clip; --clips must hold {', '.join(CAPTIONS)} "
+                                    "(bash bench/fetch_device_wheels.sh puts them in .whl/clips)")
+        if not link.is_symlink():
+            link.symlink_to(target)
         link.with_suffix(".txt").write_text(CAPTIONS[name] + "\n")
         out.append(link)
     return out
@@ -321,12 +325,14 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
         print(f"[experiment] {stage}: {done[stage]['seconds']} s (total {time.time() - started:.0f} s)", flush=True)
         t = time.time()
 
-    # 1. data: training and unseen videos (rendering skips files already written)
-    train_videos = (render_scenes(out / "videos", list(range(s["train_scenes"])), s["scene_frames"], s["size"], s["fps"])
-                    + real_clips(out / "videos", TRAIN_CLIPS, clips))
+    # 1. data: training and unseen videos (the real clips first, so that a missing one stops the run at once;
+    # rendering skips files already written)
+    train_clips = real_clips(out / "videos", TRAIN_CLIPS, clips)
+    unseen_clips = real_clips(out / "unseen", UNSEEN_CLIPS, clips)
+    train_videos = render_scenes(out / "videos", list(range(s["train_scenes"])), s["scene_frames"], s["size"],
+                                 s["fps"]) + train_clips
     unseen_seeds = list(range(UNSEEN_SEED0, UNSEEN_SEED0 + s["unseen_scenes"]))
-    unseen_videos = (render_scenes(out / "unseen", unseen_seeds, s["scene_frames"], s["size"], s["fps"])
-                     + real_clips(out / "unseen", UNSEEN_CLIPS, clips))
+    unseen_videos = render_scenes(out / "unseen", unseen_seeds, s["scene_frames"], s["size"], s["fps"]) + unseen_clips
     if "data" not in done:
         mark("data", train_videos=len(train_videos), unseen_videos=len(unseen_videos))
 

@@ -3,7 +3,7 @@
 # Here first: bash bench/fetch_device_wheels.sh (or at least its core, av and clips groups); then each call:
 #   [EXPERIMENT_ARGS="--video-steps 2400"] VARIANTS="name:share:lowpass[:embedding[:steps[:args]]] ..." [NO_CONTROL=1] \
 #     bash bench/gpu_experiment.sh [SECONDS]
-# (carry .whl; run it again on the warm machine until it says done). After the image phase, the experiment
+# (carry .whl/core, .whl/av and .whl/clips; run it again on the warm machine until it says done). After the image phase, the experiment
 # (runs/experiment) and each variant of its video phase with another noise prior (runs/<name>, same base and
 # caches, no capacity control; lowpass -1: none; embedding 0/1: whether temporal attention reads the time
 # embedding; steps: the video phase's; args: more experiment.py options, commas for spaces, e.g.

@@ -71,3 +71,14 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     assert math.isfinite(losses["independent noise"]["video/mean"])  # also measured without the prior
     known = resumed["sampling_checks"]["interpolation"]["real"]
     assert known["clips"] >= 1 and all(math.isfinite(known[k]) for k in ("model", "blend", "repeat", "autoencoder"))
+
+
+def test_a_missing_real_clip_stops_the_run_before_any_stage(tmp_path):
+    source = tmp_path / "clips"
+    source.mkdir()
+    for name in experiment.TRAIN_CLIPS:  # the unseen clip is missing
+        (source / name).write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"carphone_pristine\.mp4: no such clip; --clips must hold .*"
+                                                r"fetch_device_wheels\.sh"):
+        experiment.run(tmp_path / "out", "smoke", clips=str(source))
+    assert not (tmp_path / "out" / "stages.json").exists()  # nothing rendered or trained first
