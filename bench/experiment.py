@@ -364,7 +364,7 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
                                         clip_frames=s["frames"])
         write_loss_plot(range(1, len(image_losses) + 1), image_losses, out / "loss_image.png", "image phase loss")
         base.save(base_dir)
-        mark("image phase", final_loss=image_losses[-1])
+        mark("image phase", steps=len(image_losses), final_loss=image_losses[-1])
     if until == "image phase":
         return None
 
@@ -397,12 +397,15 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
                                    rendered=interpolation_check(run_dir, unseen_videos[:windows], s, device))
     mark("eval")
 
+    real_look = on_unseen["appearance"]["real"]  # colour and contrast of the samples as multiples of the real clips'
     result = dict(
         device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", scale=scale,
         settings={k: v for k, v in s.items() if k != "overrides"}, overrides=s["overrides"],
         stages=done, total_seconds=round(sum(v["seconds"] for v in done.values()), 1),
         acceptance=acceptance(on_unseen, on_tails, checks), sampling_checks=checks,
         shape_consistent_share={g: v["consistent_share"] for g, v in on_unseen["shape_consistency"].items()},
+        appearance_vs_real={g: {k: v[k] / real_look[k] if real_look[k] else float("nan")
+                                for k in ("colourfulness", "contrast")} for g, v in on_unseen["appearance"].items()},
         unseen=on_unseen, tails=on_tails,
     )
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
@@ -427,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temporal-embedding", type=int, choices=(0, 1), default=None,
                    help="1: temporal attention reads the time embedding (step and fps); 0: it does not "
                         "(default: the scale's)")
+    p.add_argument("--train-scenes", type=int, default=None,
+                   help="procedural training scenes, one distinct scene each (default: the scale's)")
+    p.add_argument("--image-steps", type=int, default=None, help="the image phase's steps (default: the scale's)")
     p.add_argument("--video-steps", type=int, default=None, help="the video phase's steps (default: the scale's)")
     p.add_argument("--lr", type=float, default=None, help="the video phase's peak learning rate (default: the scale's)")
     p.add_argument("--min-snr-gamma", type=float, default=None,
@@ -445,10 +451,13 @@ def main(argv: list[str] | None = None) -> int:
             changes["noise_lowpass"] = None if args.noise_lowpass < 0 else args.noise_lowpass
         if args.temporal_embedding is not None:
             changes["temporal_embedding"] = bool(args.temporal_embedding)
-        for name in ("video_steps", "lr", "min_snr_gamma"):
+        for name in ("train_scenes", "image_steps", "video_steps", "lr", "min_snr_gamma"):
             if getattr(args, name) is not None:
                 changes[name] = getattr(args, name)
         if args.from_base:
+            if {"train_scenes", "image_steps"} & set(changes):
+                raise ValueError("--train-scenes and --image-steps define another base; with --from-base the base is "
+                                 f"{args.from_base}'s (leave them out, or run a whole experiment without --from-base)")
             reuse_base(Path(args.out), Path(args.from_base))
         run(Path(args.out), "smoke" if args.smoke else args.scale, args.resume or bool(args.from_base), args.clips,
             args.until, changes, control=not args.no_control)

@@ -3,9 +3,10 @@
     python bench/probe_flicker.py runs/experiment/run --json flicker.json
 
 Every variant samples the driving prompt with the same seeds (16 frames at --fps) and reports the motion
-statistics (`eval/flow.py`), the shape consistency (`eval/shape_consistency.py`) and the spread of the
-frames' mean brightness within a clip. Variants: the eval's settings (fp16 on CUDA, guidance 3, 25 DDIM
-steps), fp32, no guidance, 50 steps, initial noise with a share shared by all frames, temporal layers off.
+statistics (`eval/flow.py`), the shape consistency (`eval/shape_consistency.py`), colour and contrast
+(`eval/appearance.py`) and the spread of the frames' mean brightness within a clip. Variants: the experiment's eval
+settings (fp16 on CUDA, guidance 7.5, 25 DDIM steps), fp32, guidance 3 and none, 50 steps, DPM++ and Euler
+ancestral samplers, other noise priors, temporal layers off.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from sdvideo.demo.driving_scene import CAPTION  # noqa: E402
+from sdvideo.eval.appearance import summarize_appearance  # noqa: E402
 from sdvideo.eval.flow import summarize  # noqa: E402
 from sdvideo.eval.shape_consistency import summarize_shape_consistency  # noqa: E402
 from sdvideo.noise_prior import NoisePrior  # noqa: E402
@@ -30,10 +32,11 @@ from sdvideo.sampling.pipeline import VideoPipeline  # noqa: E402
 
 
 def measure(videos: list[np.ndarray]) -> dict:
-    motion, shape = summarize(videos), summarize_shape_consistency(videos)
+    motion, shape, look = summarize(videos), summarize_shape_consistency(videos), summarize_appearance(videos)
     brightness = [float(v.astype(np.float32).mean(axis=(1, 2, 3)).std() / 255) for v in videos]
     return dict(warp_error=motion["warp_error"], flicker=motion["flicker"], flow=motion["flow_magnitude"],
-                consistent=shape["consistent_share"], shape_score=shape["score"], brightness_std=float(np.mean(brightness)))
+                consistent=shape["consistent_share"], shape_score=shape["score"], brightness_std=float(np.mean(brightness)),
+                colourfulness=look["colourfulness"], contrast=look["contrast"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,21 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     shape = (pipe.unet.unet.config.in_channels, args.frames, side, side)  # (c, f, h, w) latents
     trained = NoisePrior.from_dict(pipe.config.noise_prior) if getattr(pipe.config, "noise_prior", None) else NoisePrior()
     half = torch.float16
-    variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on)
-        f"eval settings (fp16, guidance 3, 25 steps, noise {trained.describe()})": (half, 3.0, 25, trained, True),
-        "fp32": (torch.float32, 3.0, 25, trained, True),
-        "no guidance": (half, 1.0, 25, trained, True),
-        "guidance 7.5": (half, 7.5, 25, trained, True),
-        "50 steps": (half, 3.0, 50, trained, True),
-        "temporal layers off": (half, 3.0, 25, trained, False),
+    variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on, scheduler)
+        f"eval settings (fp16, guidance 7.5, 25 steps, noise {trained.describe()})": (half, 7.5, 25, trained, True, "ddim"),
+        "fp32": (torch.float32, 7.5, 25, trained, True, "ddim"),
+        "guidance 3": (half, 3.0, 25, trained, True, "ddim"),
+        "no guidance": (half, 1.0, 25, trained, True, "ddim"),
+        "50 steps": (half, 7.5, 50, trained, True, "ddim"),
+        "DPM++ 25 steps": (half, 7.5, 25, trained, True, "dpm++"),
+        "Euler ancestral 25 steps": (half, 7.5, 25, trained, True, "euler-a"),
+        "temporal layers off": (half, 7.5, 25, trained, False, "ddim"),
     }
     for prior in (NoisePrior(), NoisePrior(share=0.5), NoisePrior(share=0.8), NoisePrior(lowpass=0.0),
                   NoisePrior(lowpass=0.125), NoisePrior(share=0.5, lowpass=0.0)):
         if prior != trained:
-            variants[f"noise {prior.describe()}"] = (half, 3.0, 25, prior, True)
-            variants[f"temporal layers off, noise {prior.describe()}"] = (half, 3.0, 25, prior, False)
+            variants[f"noise {prior.describe()}"] = (half, 7.5, 25, prior, True, "ddim")
+            variants[f"temporal layers off, noise {prior.describe()}"] = (half, 7.5, 25, prior, False, "ddim")
     rows = {}
-    for name, (dtype, guidance, steps, prior, on) in variants.items():
+    for name, (dtype, guidance, steps, prior, on, scheduler) in variants.items():
+        pipes[dtype].set_scheduler(scheduler)
         gens = [torch.Generator().manual_seed(s) for s in seeds]  # one per video, as `sample` draws them
         latents = initial_noise((len(seeds), *shape), gens, torch.device("cpu"), torch.float32, prior)
         out = pipes[dtype](prompts, num_frames=args.frames, num_inference_steps=steps, guidance_scale=guidance,

@@ -71,6 +71,9 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     assert math.isfinite(losses["independent noise"]["video/mean"])  # also measured without the prior
     known = resumed["sampling_checks"]["interpolation"]["real"]
     assert known["clips"] >= 1 and all(math.isfinite(known[k]) for k in ("model", "blend", "repeat", "autoencoder"))
+    looks = resumed["appearance_vs_real"]  # colour and contrast of the samples as multiples of the real clips'
+    assert looks["real"] == {"colourfulness": 1.0, "contrast": 1.0}
+    assert all(looks[g]["contrast"] > 0 for g in ("video", "independent"))
 
 
 def test_a_missing_real_clip_stops_the_run_before_any_stage(tmp_path):
@@ -82,3 +85,16 @@ def test_a_missing_real_clip_stops_the_run_before_any_stage(tmp_path):
                                                 r"fetch_device_wheels\.sh"):
         experiment.run(tmp_path / "out", "smoke", clips=str(source))
     assert not (tmp_path / "out" / "stages.json").exists()  # nothing rendered or trained first
+
+
+def test_train_scenes_and_image_steps_define_the_base(tmp_path):
+    out = tmp_path / "more-scenes"
+    assert experiment.main(["--smoke", "--out", str(out), "--train-scenes", "4", "--image-steps", "2",
+                             "--until", "image phase"]) == 0
+    stages = json.loads((out / "stages.json").read_text())
+    assert stages["data"]["train_videos"] == 4 + len(experiment.TRAIN_CLIPS)  # the smoke scale renders 3
+    assert stages["image phase"]["steps"] == 2  # the smoke scale trains 3
+    # a variant of the video phase reuses a base: options that would change that base are refused
+    assert experiment.main(["--smoke", "--out", str(tmp_path / "variant"), "--from-base", str(out),
+                            "--image-steps", "3"]) == 2
+    assert not (tmp_path / "variant").exists()

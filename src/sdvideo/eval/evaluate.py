@@ -37,6 +37,7 @@ from ..run_identity import base_mismatch, cache_fingerprint, check_run_base, run
 from ..demo import driving_scene
 from .clip_score import clip_folder
 from .ego_motion import agreement_rate, thresholds
+from .appearance import summarize_appearance
 from .flow import summarize
 from .shape_consistency import summarize_shape_consistency
 from .fvd import detector_file
@@ -234,6 +235,7 @@ def evaluate(
     groups = {"real": prompted, "video": video_samples, "independent": independent}
     motion = {g: summarize(clips) for g, clips in groups.items()}
     shape = {g: summarize_shape_consistency(clips) for g, clips in groups.items() if clips[0].shape[0] >= 3}
+    appearance = {g: summarize_appearance(clips) for g, clips in groups.items()}
 
     # ---- (3) ego-motion check on the driving-scene prompt
     ego_prompt = ego_prompt or (driving_scene.CAPTION if driving_scene.CAPTION in info["captions"] else None)
@@ -297,7 +299,7 @@ def evaluate(
         run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, clip_frames=latents.shape[2],
         steps=steps,
         guidance_scale=guidance_scale, prompts=sample_prompts, seeds=sample_seeds, losses=losses, motion=motion,
-        shape_consistency=shape,
+        shape_consistency=shape, appearance=appearance,
         ego_motion=ego, clip_score=clip_result, fvd=fvd_result,
         files={k: str(v) for k, v in figures.items() if v is not None},
     )

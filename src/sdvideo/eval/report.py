@@ -166,6 +166,16 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
         rows = [[GROUP_NAMES[g], v["clips"], v["consistent_share"], v["score"], v["redrawn"], v["drift"], v["jitter"]]
                 for g, v in shape.items()]
         lines += _table(["clips", "n", "consistent", "score (< 1)", "re-drawn", "drift", "jitter"], rows)
+    appearance = metrics.get("appearance") or {}
+    if appearance:
+        lines += ["Colour and contrast (`appearance.py`: washed-out, hazy samples can still move consistently): "
+                  "colourfulness (Hasler and Süsstrunk; grey 0) and RMS contrast of the luma, 0-255, means over "
+                  "frames and clips.", ""]
+        real = appearance.get("real")
+        rows = [[GROUP_NAMES[g], v["clips"], v["colourfulness"], v["contrast"]]
+                + ([v[k] / real[k] if real[k] else float("nan") for k in ("colourfulness", "contrast")] if real else [])
+                for g, v in appearance.items()]
+        lines += _table(["clips", "n", "colourfulness", "contrast"] + (["colourfulness × real", "contrast × real"] if real else []), rows)
     if figures.get("comparison"):
         lines += ["Animated (rows: real held-out clips, the video model's samples, the same seeds sampled with "
                   "frames independent):", "", "![real clips and samples](comparison.gif)", ""]

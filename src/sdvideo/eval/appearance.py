@@ -1,0 +1,50 @@
+"""Colour and contrast of clips: washed-out samples, which the flow statistics do not see.
+
+A video model can keep its frames consistent by drifting toward a hazy, grey average of its training scenes; the
+flow measures of `flow.py` even favour that, since a low-contrast frame leaves small warping residuals. Two numbers
+per frame, averaged over a clip and compared with the real clips':
+
+- colourfulness (Hasler and Süsstrunk, 2003), on 0-255 RGB: with the opponent channels rg = R - G and
+  yb = (R + G) / 2 - B, sqrt(std(rg)² + std(yb)²) + 0.3 sqrt(mean(rg)² + mean(yb)²). Grey is 0; the paper
+  calls 15 slightly, 33 moderately, 45 averagely, 59 quite and 82 highly colourful.
+- contrast: RMS contrast, the standard deviation of the frame's luma (0-255, Rec. 601 weights).
+
+Both are linear in the distance from grey: blending a clip halfway toward uniform grey halves both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)  # Rec. 601, as OpenCV's RGB2GRAY
+
+
+def frame_appearance(frame: np.ndarray) -> dict[str, float]:
+    """uint8 (H, W, 3) RGB frame -> its colourfulness and RMS contrast (0-255 scale)."""
+    rgb = frame.reshape(-1, 3).astype(np.float64)  # (H*W, 3)
+    rg = rgb[:, 0] - rgb[:, 1]
+    yb = 0.5 * (rgb[:, 0] + rgb[:, 1]) - rgb[:, 2]
+    colourfulness = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
+    return dict(colourfulness=float(colourfulness), contrast=float((rgb @ LUMA).std()))
+
+
+def clip_appearance(video: np.ndarray) -> dict[str, float]:
+    """Mean of `frame_appearance` over the frames of a uint8 (T, H, W, 3) clip."""
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8 or len(video) == 0:
+        raise ValueError(f"appearance needs uint8 frames (T, H, W, 3), got {video.dtype} {video.shape}")
+    frames = [frame_appearance(f) for f in video]
+    return {k: float(np.mean([f[k] for f in frames])) for k in frames[0]}
+
+
+def summarize_appearance(clips: list[np.ndarray]) -> dict[str, Any]:
+    """Mean and standard deviation of each number over clips, plus the per-clip values."""
+    per_clip = [clip_appearance(c) for c in clips]
+    out: dict[str, Any] = {"clips": len(per_clip), "per_clip": per_clip}
+    for key in ("colourfulness", "contrast"):
+        values = np.array([p[key] for p in per_clip])
+        out[key] = float(values.mean()) if len(values) else float("nan")
+        out[f"{key}_std"] = float(values.std()) if len(values) else float("nan")
+    return out

@@ -1,0 +1,40 @@
+"""eval/appearance.py: colourfulness and contrast against hand-computed values; washing out halves both."""
+
+import numpy as np
+import pytest
+
+from sdvideo.eval.appearance import clip_appearance, frame_appearance, summarize_appearance
+
+
+def test_grey_has_no_colour_and_a_flat_frame_no_contrast():
+    flat = np.full((8, 8, 3), 90, np.uint8)
+    assert frame_appearance(flat) == {"colourfulness": 0.0, "contrast": 0.0}
+
+
+def test_half_red_half_blue_against_the_formula_by_hand():
+    frame = np.zeros((4, 8, 3), np.uint8)
+    frame[:, :4, 0] = 255  # red: rg = 255, yb = 127.5
+    frame[:, 4:, 2] = 255  # blue: rg = 0, yb = -255
+    # std(rg) = 127.5, std(yb) = 191.25; mean(rg) = 127.5, mean(yb) = -63.75
+    expected = np.hypot(127.5, 191.25) + 0.3 * np.hypot(127.5, -63.75)
+    # luma: red 0.299 * 255 = 76.245, blue 0.114 * 255 = 29.07; std of two equal halves = half the gap
+    got = frame_appearance(frame)
+    assert got["colourfulness"] == pytest.approx(expected, rel=1e-12)
+    assert got["contrast"] == pytest.approx((76.245 - 29.07) / 2, rel=1e-12)
+
+
+def test_washing_a_clip_halfway_to_grey_halves_both():
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 128, (3, 16, 16, 3)).astype(np.uint8) * 2  # even values: the blend below is exact
+    washed = (clip // 2 + 64).astype(np.uint8)  # halfway toward uniform grey 128
+    sharp, hazy = clip_appearance(clip), clip_appearance(washed)
+    assert hazy["colourfulness"] == pytest.approx(sharp["colourfulness"] / 2, rel=1e-9)
+    assert hazy["contrast"] == pytest.approx(sharp["contrast"] / 2, rel=1e-9)
+    summary = summarize_appearance([clip, washed])
+    assert summary["clips"] == 2
+    assert summary["colourfulness"] == pytest.approx(0.75 * sharp["colourfulness"], rel=1e-9)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="uint8 frames"):
+        clip_appearance(np.zeros((2, 8, 8, 3), np.float32))
