@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = NoisePrior.from_dict(pipe.config.noise_prior) if getattr(pipe.config, "noise_prior", None) else NoisePrior()
     half = torch.float16
     variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on, scheduler)
-        f"eval settings (fp16, guidance 7.5, 25 steps, noise {trained.describe()})": (half, 7.5, 25, trained, True, "ddim"),
+        f"eval settings (fp16, guidance 7.5, 25 steps, noise {trained.describe()})":
+            (half, 7.5, 25, trained, True, "ddim"),
         "fp32": (torch.float32, 7.5, 25, trained, True, "ddim"),
         "guidance 3": (half, 3.0, 25, trained, True, "ddim"),
         "no guidance": (half, 1.0, 25, trained, True, "ddim"),

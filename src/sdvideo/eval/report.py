@@ -175,7 +175,8 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
         rows = [[GROUP_NAMES[g], v["clips"], v["colourfulness"], v["contrast"]]
                 + ([v[k] / real[k] if real[k] else float("nan") for k in ("colourfulness", "contrast")] if real else [])
                 for g, v in appearance.items()]
-        lines += _table(["clips", "n", "colourfulness", "contrast"] + (["colourfulness × real", "contrast × real"] if real else []), rows)
+        ratios = ["colourfulness × real", "contrast × real"] if real else []
+        lines += _table(["clips", "n", "colourfulness", "contrast"] + ratios, rows)
     if figures.get("comparison"):
         lines += ["Animated (rows: real held-out clips, the video model's samples, the same seeds sampled with "
                   "frames independent):", "", "![real clips and samples](comparison.gif)", ""]
