@@ -49,6 +49,7 @@ from sdvideo.data.video_io import decode_video, find_sample_clip  # noqa: E402
 from sdvideo.demo import driving_scene  # noqa: E402
 from sdvideo.demo.autoencoder import fit_autoencoder  # noqa: E402
 from sdvideo.demo.image_phase import train_image_unet  # noqa: E402
+from sdvideo.eval.appearance import relative_to_real  # noqa: E402
 from sdvideo.eval.evaluate import evaluate, generate  # noqa: E402
 from sdvideo.eval.flow import summarize  # noqa: E402
 from sdvideo.models.base import build_base, load_base  # noqa: E402
@@ -397,15 +398,13 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
                                    rendered=interpolation_check(run_dir, unseen_videos[:windows], s, device))
     mark("eval")
 
-    real_look = on_unseen["appearance"]["real"]  # colour and contrast of the samples as multiples of the real clips'
     result = dict(
         device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu", scale=scale,
         settings={k: v for k, v in s.items() if k != "overrides"}, overrides=s["overrides"],
         stages=done, total_seconds=round(sum(v["seconds"] for v in done.values()), 1),
         acceptance=acceptance(on_unseen, on_tails, checks), sampling_checks=checks,
         shape_consistent_share={g: v["consistent_share"] for g, v in on_unseen["shape_consistency"].items()},
-        appearance_vs_real={g: {k: v[k] / real_look[k] if real_look[k] else float("nan")
-                                for k in ("colourfulness", "contrast")} for g, v in on_unseen["appearance"].items()},
+        appearance_vs_real=relative_to_real(on_unseen["appearance"]),
         unseen=on_unseen, tails=on_tails,
     )
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float) + "\n")

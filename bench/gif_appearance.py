@@ -20,7 +20,7 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdvideo.eval.appearance import summarize_appearance  # noqa: E402
+from sdvideo.eval.appearance import relative_to_real, summarize_appearance  # noqa: E402
 
 GROUPS = ("real", "video", "independent")
 
@@ -40,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.gif:
         video = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(path))])
         looks = {g: summarize_appearance(row) for g, row in zip(GROUPS, tiles(video, len(GROUPS), args.columns))}
-        real = looks["real"]
+        ratios = relative_to_real(looks)
         result = {g: {k: round(v[k], 2) for k in ("colourfulness", "contrast")}
-                  | {f"{k} x real": round(v[k] / real[k], 3) for k in ("colourfulness", "contrast")}
-                  for g, v in looks.items()}
+                  | {f"{k} x real": round(r, 3) for k, r in ratios[g].items()} for g, v in looks.items()}
         print(path, json.dumps(result))
     return 0
 

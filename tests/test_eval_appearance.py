@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sdvideo.eval.appearance import clip_appearance, frame_appearance, summarize_appearance
+from sdvideo.eval.appearance import clip_appearance, frame_appearance, relative_to_real, summarize_appearance
 
 
 def test_grey_has_no_colour_and_a_flat_frame_no_contrast():
@@ -38,3 +38,14 @@ def test_washing_a_clip_halfway_to_grey_halves_both():
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="uint8 frames"):
         clip_appearance(np.zeros((2, 8, 8, 3), np.float32))
+
+
+def test_relative_to_real_divides_by_the_real_clips_numbers():
+    looks = {"real": {"colourfulness": 60.0, "contrast": 30.0}, "video": {"colourfulness": 15.0, "contrast": 45.0},
+             "grey": {"colourfulness": 0.0, "contrast": 0.0}}
+    ratios = relative_to_real(looks)
+    assert ratios["real"] == {"colourfulness": 1.0, "contrast": 1.0}
+    assert ratios["video"] == {"colourfulness": 0.25, "contrast": 1.5}
+    assert ratios["grey"] == {"colourfulness": 0.0, "contrast": 0.0}
+    flat = relative_to_real({"real": {"colourfulness": 0.0, "contrast": 10.0}})["real"]
+    assert np.isnan(flat["colourfulness"]) and flat["contrast"] == 1.0

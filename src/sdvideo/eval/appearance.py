@@ -48,3 +48,10 @@ def summarize_appearance(clips: list[np.ndarray]) -> dict[str, Any]:
         out[key] = float(values.mean()) if len(values) else float("nan")
         out[f"{key}_std"] = float(values.std()) if len(values) else float("nan")
     return out
+
+
+def relative_to_real(appearance: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """{group: summary} with a "real" group -> {group: {number: value / real's}} (nan where real's is 0)."""
+    real = appearance["real"]
+    return {g: {k: v[k] / real[k] if real[k] else float("nan") for k in ("colourfulness", "contrast")}
+            for g, v in appearance.items()}

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..atomic_files import atomic_path, save_figure
 from ..sampling.export import write_grid
+from .appearance import relative_to_real
 
 LOSS_NAMES = {"video": "video model (temporal on)", "independent": "same weights, temporal off",
               "base": "base image model", "shuffled": "video model, frames shuffled"}
@@ -171,12 +172,11 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
         lines += ["Colour and contrast (`appearance.py`: washed-out, hazy samples can still move consistently): "
                   "colourfulness (Hasler and Süsstrunk; grey 0) and RMS contrast of the luma, 0-255, means over "
                   "frames and clips.", ""]
-        real = appearance.get("real")
-        rows = [[GROUP_NAMES[g], v["clips"], v["colourfulness"], v["contrast"]]
-                + ([v[k] / real[k] if real[k] else float("nan") for k in ("colourfulness", "contrast")] if real else [])
+        ratios = relative_to_real(appearance) if "real" in appearance else {}
+        rows = [[GROUP_NAMES[g], v["clips"], v["colourfulness"], v["contrast"]] + list(ratios.get(g, {}).values())
                 for g, v in appearance.items()]
-        ratios = ["colourfulness × real", "contrast × real"] if real else []
-        lines += _table(["clips", "n", "colourfulness", "contrast"] + ratios, rows)
+        lines += _table(["clips", "n", "colourfulness", "contrast"]
+                        + (["colourfulness × real", "contrast × real"] if ratios else []), rows)
     if figures.get("comparison"):
         lines += ["Animated (rows: real held-out clips, the video model's samples, the same seeds sampled with "
                   "frames independent):", "", "![real clips and samples](comparison.gif)", ""]
