@@ -1,5 +1,7 @@
 """prepare -> train -> sample through the CLI on a tiny random base and a synthetic clip."""
 
+import contextlib
+import io
 import json
 import re
 
@@ -25,38 +27,46 @@ def workspace(tmp_path_factory):
     return root
 
 
-def test_train_writes_model_config_and_loss(workspace, capsys):
-    run = workspace / "run"
-    code = main(["train", "--data", str(workspace / "cache"), "--base", str(workspace / "base"), "--out", str(run),
-                 "--frames", "3", "--steps", "4", "--batch-size", "2", "--device", "cpu"])
+@pytest.fixture(scope="module")
+def trained(workspace):
+    """(run folder, what `train` printed): the tests below read one run, trained once per worker process."""
+    run, printed = workspace / "run", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["train", "--data", str(workspace / "cache"), "--base", str(workspace / "base"), "--out", str(run),
+                     "--frames", "3", "--steps", "4", "--batch-size", "2", "--device", "cpu"])
     assert code == 0
+    return run, printed.getvalue()
+
+
+def test_train_writes_model_config_and_loss(trained):
+    run, printed = trained
     config = json.loads((run / "config.json").read_text())
     assert config["frames"] == 3 and config["mixed_precision"] == "no" and config["cache_fps"] == 6.0
     # every auto choice is recorded as resolved, and said once
     assert (config["optimizer"], config["compile"], config["gradient_checkpointing"]) == ("adamw", "off", "none")
     assert config["strides"] == [1] and "stride" not in config and "compile_regions" not in config
     assert "auto chose: --mixed-precision no, --optimizer adamw, --gradient-checkpointing none, --compile off" \
-        in capsys.readouterr().out
+        in printed
     assert (run / "unet" / "diffusion_pytorch_model.safetensors").exists()
     assert (run / "loss.png").stat().st_size > 0
     assert len((run / "loss.csv").read_text().splitlines()) == 5
     assert list((run / "logs").iterdir())  # TensorBoard event file
 
 
-def test_training_moves_only_temporal_weights(workspace):
+def test_training_moves_only_temporal_weights(workspace, trained):
     from sdvideo.models.base import load_base
 
-    trained = VideoUNet.from_pretrained(workspace / "run" / "unet")
+    model = VideoUNet.from_pretrained(trained[0] / "unet")
     base_unet = load_base(workspace / "base").unet
-    spatial = trained.spatial_state_dict()
+    spatial = model.spatial_state_dict()
     assert all(torch.equal(spatial[k], v) for k, v in base_unet.state_dict().items())
-    moved = [n for n, p in trained.named_parameters() if ".temporal." in n and not torch.all(p == 0)]
+    moved = [n for n, p in model.named_parameters() if ".temporal." in n and not torch.all(p == 0)]
     assert moved
 
 
-def test_sample_writes_decodable_videos_longer_than_training(workspace):
+def test_sample_writes_decodable_videos_longer_than_training(workspace, trained):
     out = workspace / "samples"
-    code = main(["sample", "--run", str(workspace / "run"), "--prompt", "a moving square", "--prompt", "another",
+    code = main(["sample", "--run", str(trained[0]), "--prompt", "a moving square", "--prompt", "another",
                  "--out", str(out), "--frames", "7", "--steps", "3", "--device", "cpu"])
     assert code == 0
     mp4s = sorted(out.glob("*.mp4"))
@@ -72,12 +82,13 @@ def test_sample_writes_decodable_videos_longer_than_training(workspace):
     assert grid.width >= 7 * 16 and grid.height >= 2 * 16
 
 
-def test_sampling_is_deterministic_for_a_seed(workspace):
+def test_sampling_is_deterministic_for_a_seed(workspace, trained):
     from sdvideo.sampling.sample import sample
 
-    a = sample(workspace / "run", ["x"], workspace / "s1", frames=4, steps=2, seed=3, device="cpu", progress=False)
-    b = sample(workspace / "run", ["x"], workspace / "s2", frames=4, steps=2, seed=3, device="cpu", progress=False)
-    c = sample(workspace / "run", ["x"], workspace / "s3", frames=4, steps=2, seed=4, device="cpu", progress=False)
+    run = trained[0]
+    a = sample(run, ["x"], workspace / "s1", frames=4, steps=2, seed=3, device="cpu", progress=False)
+    b = sample(run, ["x"], workspace / "s2", frames=4, steps=2, seed=3, device="cpu", progress=False)
+    c = sample(run, ["x"], workspace / "s3", frames=4, steps=2, seed=4, device="cpu", progress=False)
     assert torch.equal(a["videos"], b["videos"]) and not torch.equal(a["videos"], c["videos"])
 
 
