@@ -5,8 +5,8 @@
 Every variant samples the driving prompt with the same seeds (16 frames at --fps) and reports the motion
 statistics (`eval/flow.py`), the shape consistency (`eval/shape_consistency.py`), colour and contrast
 (`eval/appearance.py`) and the spread of the frames' mean brightness within a clip. Variants: the experiment's eval
-settings (fp16 on CUDA, guidance 7.5, 25 DDIM steps), fp32, guidance 3 and none, 50 steps, DPM++ and Euler
-ancestral samplers, other noise priors, temporal layers off.
+settings (fp16 on CUDA, guidance 7.5, 25 DDIM steps), FreeInit, fp32, guidance 3 and none, 50 steps, DPM++ and
+Euler ancestral samplers, other noise priors, temporal layers off.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--json", default=None)
+    p.add_argument("--only", nargs="+", default=None, metavar="WORDS",
+                   help="run only the variants whose names start with one of these (e.g. eval FreeInit)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     seeds = list(range(args.samples))
@@ -61,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     shape = (pipe.unet.unet.config.in_channels, args.frames, side, side)  # (c, f, h, w) latents
     trained = NoisePrior.from_dict(pipe.config.noise_prior) if getattr(pipe.config, "noise_prior", None) else NoisePrior()
     half = torch.float16
-    variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on, scheduler)
+    variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on, scheduler[, FreeInit iterations])
         f"eval settings (fp16, guidance 7.5, 25 steps, noise {trained.describe()})":
             (half, 7.5, 25, trained, True, "ddim"),
+        "FreeInit, 3 iterations": (half, 7.5, 25, trained, True, "ddim", 3),
         "fp32": (torch.float32, 7.5, 25, trained, True, "ddim"),
         "guidance 3": (half, 3.0, 25, trained, True, "ddim"),
         "no guidance": (half, 1.0, 25, trained, True, "ddim"),
@@ -77,9 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         if prior != trained:
             variants[f"noise {prior.describe()}"] = (half, 7.5, 25, prior, True, "ddim")
             variants[f"temporal layers off, noise {prior.describe()}"] = (half, 7.5, 25, prior, False, "ddim")
+    if args.only:
+        variants = {k: v for k, v in variants.items() if k.startswith(tuple(args.only))}
     rows = {}
-    for name, (dtype, guidance, steps, prior, on, scheduler) in variants.items():
+    for name, (dtype, guidance, steps, prior, on, scheduler, *free_init) in variants.items():
         pipes[dtype].set_scheduler(scheduler)
+        pipes[dtype].disable_free_init()
+        if free_init:
+            pipes[dtype].enable_free_init(free_init[0])
         gens = [torch.Generator().manual_seed(s) for s in seeds]  # one per video, as `sample` draws them
         latents = initial_noise((len(seeds), *shape), gens, torch.device("cpu"), torch.float32, prior)
         out = pipes[dtype](prompts, num_frames=args.frames, num_inference_steps=steps, guidance_scale=guidance,

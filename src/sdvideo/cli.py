@@ -79,6 +79,9 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shift-windows", action=argparse.BooleanOptionalAction, default=True,
                    help="tile the windows differently at every denoising step, so that no frame is always at an edge "
                         "(default; --no-shift-windows: one fixed tiling)")
+    p.add_argument("--free-init", type=int, default=None, metavar="N",
+                   help="FreeInit: sample each video N times, each starting from the last one's low frequencies "
+                        "(N x the steps; default: once)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--extend", default=None, metavar="VIDEO", help="continue this video from its last frames")
     mode.add_argument("--image", default=None, metavar="IMG", help="animate this still (it becomes frame 0)")
@@ -169,6 +172,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=None, help="frames per clip and sample (default: frames trained with)")
     p.add_argument("--steps", type=int, default=25, help="sampling steps (DDIM)")
     p.add_argument("--guidance-scale", type=float, default=3.0)
+    p.add_argument("--free-init", type=int, default=None, metavar="N",
+                   help="FreeInit for the video model's samples: each sampled N times (as `sample --free-init`)")
     p.add_argument("--clips", type=int, default=32, help="held-out clips for the loss and the real motion statistics")
     p.add_argument("--buckets", type=int, default=5, help="timestep buckets over the training timesteps")
     p.add_argument("--control", nargs="+", default=[], metavar="RUN",
@@ -254,7 +259,7 @@ def run_sample(args: argparse.Namespace) -> int:
         window=args.window, overlap=args.overlap, shift_windows=args.shift_windows, extend=args.extend,
         context_frames=args.context_frames, image=args.image, condition_method=args.condition,
         batch_size=args.batch_size, decode_chunk_size=args.decode_chunk, compile=args.compile,
-        cuda_graphs=args.cuda_graphs, base=args.base,
+        cuda_graphs=args.cuda_graphs, base=args.base, free_init=args.free_init,
     )
     for f in result["files"]:
         print(f)
@@ -315,6 +320,7 @@ def run_eval(args: argparse.Namespace) -> int:
         frames=args.frames, steps=args.steps, guidance_scale=args.guidance_scale, clips=args.clips,
         buckets=args.buckets, ego_prompt=args.ego_prompt, caption=args.caption, clip_model=args.clip, fvd_model=args.fvd,
         controls={f"control {Path(c).name}": c for c in args.control}, device=args.device, progress=True,
+        free_init=args.free_init,
     )
     losses, motion = metrics["losses"], metrics["motion"]
     diff = losses["differences"]["video vs independent"]

@@ -88,7 +88,7 @@ def check_same_base(other_run: str | Path, config: dict[str, Any], run: str | Pa
 
 def check_eval_options(out: str | Path, *, samples: int | None = 4, frames: int | None = None, steps: int = 25,
                        guidance_scale: float = 3.0, clips: int = 32, buckets: int = 5, per_bucket: int = 2,
-                       stride: int | None = None) -> None:
+                       stride: int | None = None, free_init: int | None = None) -> None:
     """`evaluate`'s numeric options and --out, checked before any model loads: one-line ValueErrors."""
     check_int("--samples", samples, 1, optional=True)
     check_int("--frames", frames, 1, optional=True, hint=" (or leave it out for the frames trained with)")
@@ -98,6 +98,7 @@ def check_eval_options(out: str | Path, *, samples: int | None = 4, frames: int 
     check_int("--buckets", buckets, 1)
     check_int("per_bucket", per_bucket, 1)
     check_int("stride", stride, 1, optional=True)
+    check_int("--free-init", free_init, 1, optional=True, hint=" (samplings per video, e.g. 3; 1: off)")
     check_out_folder(out)
 
 
@@ -120,9 +121,14 @@ def plan_samples(prompts: Sequence[str], seeds: Sequence[int], samples: int | No
 
 def generate(pipe: VideoPipeline, prompts: list[str], seeds: list[int], frames: int, steps: int,
              guidance_scale: float, enable_time: bool, batch: int = 8, fps: float | None = None,
-             **window: Any) -> list[np.ndarray]:
+             free_init: int | None = None, **window: Any) -> list[np.ndarray]:
     """uint8 (frames, H, W, 3) per (prompt, seed): the same noise with temporal layers on or off.
-    fps: the rate to condition on (default the training rate); window: window_size, window_overlap, shift_windows."""
+    fps: the rate to condition on (default the training rate); window: window_size, window_overlap, shift_windows.
+    free_init: with the temporal layers on, sample each video this many times (FreeInit); frame-independent
+    samples are always sampled once, since FreeInit's restart would tie their frames together."""
+    pipe.disable_free_init()
+    if enable_time and free_init and free_init > 1:
+        pipe.enable_free_init(free_init)
     videos: list[np.ndarray] = []
     for i in range(0, len(prompts), batch):
         out = pipe(prompts[i : i + batch], num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale,
@@ -156,6 +162,7 @@ def evaluate(
     fvd_model: str | Path | None = None,
     device: str = "auto",
     progress: bool = False,
+    free_init: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate `run` on held-out `data` into `out`; returns the metrics (also in out/metrics.json).
 
@@ -164,10 +171,11 @@ def evaluate(
     model's. loss_precision: "fp32", "bf16" (autocast, CUDA) or "auto" (bf16 on CUDA). stride: take
     the held-out clips at this one stride (default: the run's strides) and sample at their frame rate.
     save_videos: also write every real clip and sample as uint8 arrays (out/videos.npz).
+    free_init: sample the video model's videos this many times each (FreeInit, as `sample --free-init`).
     """
     started = time.time()
     check_eval_options(out, samples=samples, frames=frames, steps=steps, guidance_scale=guidance_scale, clips=clips,
-                       buckets=buckets, per_bucket=per_bucket, stride=stride)
+                       buckets=buckets, per_bucket=per_bucket, stride=stride, free_init=free_init)
     config = load_run_config(run)  # one-line error for a folder without config.json
     trained_unet_folder(run)  # before any model loads
     if not Path(data).exists():
@@ -228,7 +236,8 @@ def evaluate(
     pipe = load_pipeline(run, "ddim", str(dev), progress)  # fp16 on CUDA, as `sdvideo sample`
     sample_prompts, sample_seeds = plan_samples(prompts, seeds, samples, captions)
     rate = float(fps[0]) if stride is not None else None  # the held-out clips' rate, else the training rate
-    video_samples = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, True, fps=rate)
+    video_samples = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, True, fps=rate,
+                             free_init=free_init)
     independent = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, False, fps=rate)
     # like with like: the real clips captioned as the samples were prompted, when there are any
     prompted = [r for r, c in zip(real, captions) if c in set(sample_prompts)] or real
@@ -245,7 +254,8 @@ def evaluate(
         ego = {"skipped": f"no --ego-prompt and the cache has no clip captioned \"{driving_scene.CAPTION}\""}
     else:
         n = len(sample_seeds)
-        ego_video = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, True, fps=rate)
+        ego_video = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, True, fps=rate,
+                             free_init=free_init)
         ego_indep = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, False, fps=rate)
         # the check on a rendered scene at the samples' size (at least 64 px: tiny test frames hold no flow)
         reference = driving_scene.render_driving_scene(seed=10_000, frames=max(frames, 3),
@@ -297,7 +307,7 @@ def evaluate(
     }
     metrics: dict[str, Any] = dict(
         run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, clip_frames=latents.shape[2],
-        steps=steps,
+        steps=steps, free_init=free_init or 1,
         guidance_scale=guidance_scale, prompts=sample_prompts, seeds=sample_seeds, losses=losses, motion=motion,
         shape_consistency=shape, appearance=appearance,
         ego_motion=ego, clip_score=clip_result, fvd=fvd_result,

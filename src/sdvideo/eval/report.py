@@ -145,7 +145,9 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
     lines += ["## Motion statistics", "",
               "Farnebäck optical flow between consecutive frames: warping error (mean |next - warped previous|, "
               "intensities in [0, 1]), flicker (|mean of that residual|), mean flow in pixels per frame. "
-              "Samples use the same prompts and seeds with the temporal layers on and off.", ""]
+              "Samples use the same prompts and seeds with the temporal layers on and off"
+              + (f"; the video model's with FreeInit, {metrics['free_init']} samplings each." if
+                 metrics.get("free_init", 1) > 1 else "."), ""]
     rows = [[GROUP_NAMES[g], motion[g]["clips"], motion[g]["warp_error"], motion[g]["flicker"],
              motion[g]["flow_magnitude"]] for g in GROUP_NAMES if g in motion]
     lines += _table(["clips", "n", "warping error", "flicker", "mean flow"], rows)

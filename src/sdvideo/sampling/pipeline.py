@@ -37,7 +37,8 @@ from .conditioning import (
     interpolation_condition,
 )
 from .cuda_graphs import GraphedUNet
-from .sampler import decode_latents, denoise_video, make_scheduler
+from .free_init import FreeInit, sample_with_free_init
+from .sampler import decode_latents, denoise_video, initial_noise, make_scheduler
 
 OUTPUT_TYPES = {"pt": "pt", "frames": "pt", "np": "np", "numpy": "np", "pil": "pil", "latent": "latent",
                 "latents": "latent"}
@@ -214,6 +215,25 @@ class VideoPipeline(DiffusionPipeline):
             self.register_modules(vae=fast_vae(self.vae))
         return self
 
+    free_init: FreeInit | None = None  # set by `enable_free_init`
+
+    def enable_free_init(self, num_iters: int = 3, use_fast_sampling: bool = False, method: str = "butterworth",
+                         order: int = 4, spatial_stop_frequency: float = 0.25,
+                         temporal_stop_frequency: float = 0.25) -> "VideoPipeline":
+        """Sample `num_iters` times, each time starting from the last video's low frequencies (`free_init.py`;
+        FreeInit, with diffusers' options and defaults). Sampling costs `num_iters` times the steps
+        (`use_fast_sampling`: about half as many for 3 iterations). Returns the pipeline."""
+        self.free_init = FreeInit(num_iters, use_fast_sampling, method, order, spatial_stop_frequency,
+                                  temporal_stop_frequency)
+        return self
+
+    def disable_free_init(self) -> None:
+        self.free_init = None
+
+    @property
+    def free_init_enabled(self) -> bool:
+        return self.free_init is not None
+
     def set_scheduler(self, name: str) -> None:
         """Swap the scheduler by name ("ddim", "dpm++", "euler", ... or a diffusers class name)."""
         self.scheduler = make_scheduler(name, self.scheduler.config)
@@ -272,7 +292,8 @@ class VideoPipeline(DiffusionPipeline):
         for long videos in bounded memory, tiled differently at every step so that no frame is always at a
         window's edge (shift_windows=False: one fixed tiling). condition: known frames (interpolation, extension,
         image-to-video) kept by `condition_method` ("auto", "mask", "replace"). noise_prior: how the
-        frames' initial noise is related (default: the noise the model was trained with).
+        frames' initial noise is related (default: the noise the model was trained with). After
+        `enable_free_init`, the video is sampled several times (FreeInit).
         output_type: "pt" (= "frames"), "np", "pil" or "latent".
         """
         kind = OUTPUT_TYPES.get(output_type)
@@ -312,13 +333,23 @@ class VideoPipeline(DiffusionPipeline):
         if generator is None and seed is not None:
             generator = seed_generators(seed, b)
 
-        latents = denoise_video(
-            self.unet, self.scheduler, prompt_embeds, negative_prompt_embeds, num_frames, latent_size,
-            num_inference_steps, guidance_scale, fps, generator, enable_time, progress=self.progress_bar,
-            latents=latents, window=window_size, overlap=window_overlap, shift_windows=shift_windows,
-            condition=condition, condition_method=condition_method, eta=eta, graphs=self.cuda_graphs,
-            noise_prior=noise_prior or NoisePrior.from_dict(getattr(self.config, "noise_prior", None)),
-        )
+        prior = noise_prior or NoisePrior.from_dict(getattr(self.config, "noise_prior", None))
+
+        def denoise(start: torch.Tensor | None, steps: int) -> torch.Tensor:  # -> clean latents (b, c, f, h, w)
+            return denoise_video(
+                self.unet, self.scheduler, prompt_embeds, negative_prompt_embeds, num_frames, latent_size, steps,
+                guidance_scale, fps, generator, enable_time, progress=self.progress_bar, latents=start,
+                window=window_size, overlap=window_overlap, shift_windows=shift_windows, condition=condition,
+                condition_method=condition_method, eta=eta, graphs=self.cuda_graphs, noise_prior=prior)
+
+        if self.free_init is None:
+            latents = denoise(latents, num_inference_steps)
+        else:  # the first noise drawn as denoise_video would draw it, so num_iters=1 samples the same video
+            param = next(self.unet.parameters())
+            shape = (b, self.unet.unet.config.in_channels, num_frames, *latent_size)
+            first = latents if latents is not None else initial_noise(shape, generator, param.device, param.dtype, prior)
+            fresh = lambda: initial_noise(shape, generator, param.device, torch.float32, prior)  # noqa: E731
+            latents = sample_with_free_init(denoise, first, fresh, self.scheduler, num_inference_steps, self.free_init)
         frames = latents if kind == "latent" else self._postprocess(latents, kind, decode_chunk_size)
         self.maybe_free_model_hooks()
         return VideoPipelineOutput(frames=frames) if return_dict else (frames,)

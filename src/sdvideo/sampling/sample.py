@@ -94,7 +94,7 @@ def check_sample_options(out: str | Path, *, frames: int = 8, steps: int = 25, g
                          fps: float | None = None, size: int | None = None, height: int | None = None,
                          width: int | None = None, window: int | None = None, overlap: int | None = None,
                          context_frames: int | None = None, batch_size: int | None = None,
-                         decode_chunk_size: int = 8) -> None:
+                         decode_chunk_size: int = 8, free_init: int | None = None) -> None:
     """`sample`'s numeric options and --out, checked before the model loads: one-line ValueErrors."""
     check_int("--frames", frames, 1)
     check_int("--steps", steps, 1)
@@ -105,6 +105,7 @@ def check_sample_options(out: str | Path, *, frames: int = 8, steps: int = 25, g
         check_int(option, value, 1, optional=True, hint=" (or leave it out for the default)")
     check_int("--overlap", overlap, 0, optional=True)
     check_int("--decode-chunk", decode_chunk_size, 1, hint=" (frames per VAE decode slice, e.g. 8)")
+    check_int("--free-init", free_init, 1, optional=True, hint=" (samplings per video, e.g. 3; 1: off)")
     check_out_folder(out)
 
 
@@ -155,6 +156,7 @@ def sample(
     compile: bool = False,
     cuda_graphs: bool = True,
     base: str | Path | None = None,
+    free_init: int | None = None,
 ) -> dict[str, Any]:
     """Generate one video per prompt; writes `<i>-<slug>.mp4`, `.gif` and `grid.png` into `out`.
 
@@ -169,6 +171,8 @@ def sample(
     trained with, less one); the files hold the whole video plus the continuation.
     image: a still to animate (frame 0). condition_method: "auto", "mask" or "replace".
     compile / cuda_graphs: torch.compile the UNet's blocks first; CUDA graphs (see `load_pipeline`).
+    free_init: sample each video this many times, each starting from the last one's low frequencies
+    (`VideoPipeline.enable_free_init`; None or 1: once).
     Returns files, fps, frames, size and videos: float (prompts, frames, 3, H, W) in [0, 1].
     """
     if extend is not None and image is not None:
@@ -178,7 +182,7 @@ def sample(
         raise ValueError("no prompt; pass --prompt TEXT or --prompts-file FILE")
     check_sample_options(out, frames=frames, steps=steps, guidance_scale=guidance_scale, fps=fps, size=size,
                          height=height, width=width, window=window, overlap=overlap, context_frames=context_frames,
-                         batch_size=batch_size, decode_chunk_size=decode_chunk_size)
+                         batch_size=batch_size, decode_chunk_size=decode_chunk_size, free_init=free_init)
     seeds = [int(seed) + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts; pass one seed or one per prompt")
@@ -186,6 +190,8 @@ def sample(
     if extend is not None:
         probe_video(extend)
     pipe = load_pipeline(run, scheduler, device, progress, compile, cuda_graphs, base)
+    if free_init and free_init > 1:
+        pipe.enable_free_init(free_init)
     fps = float(fps if fps is not None else pipe.config.default_fps or 10.0)
     size = size or pipe.config.default_size or 512
     if size % pipe.vae_scale_factor:
@@ -246,6 +252,7 @@ def interpolate_video(
     compile: bool = False,
     cuda_graphs: bool = True,
     base: str | Path | None = None,
+    free_init: int | None = None,
 ) -> dict[str, Any]:
     """Raise a video's frame rate `factor` times: writes an .mp4 at fps * factor.
 
