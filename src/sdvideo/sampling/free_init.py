@@ -15,7 +15,7 @@ frequency (0.25 of it = 0.125 cycles per latent pixel or per frame), `method` th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -43,9 +43,6 @@ class FreeInit:
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"FreeInit {name} must be in (0, 1] (a fraction of the Nyquist frequency), "
                                  f"got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def steps(self, total: int, iteration: int) -> int:
         """Denoising steps of `iteration` (0-based): all of them, or a growing share with fast sampling."""

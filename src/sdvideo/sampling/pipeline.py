@@ -222,7 +222,7 @@ class VideoPipeline(DiffusionPipeline):
                          temporal_stop_frequency: float = 0.25) -> "VideoPipeline":
         """Sample `num_iters` times, each time starting from the last video's low frequencies (`free_init.py`;
         FreeInit, with diffusers' options and defaults). Sampling costs `num_iters` times the steps
-        (`use_fast_sampling`: about half as many for 3 iterations). Returns the pipeline."""
+        (`use_fast_sampling`: (num_iters + 1) / 2 times, coarse to fine). Returns the pipeline."""
         self.free_init = FreeInit(num_iters, use_fast_sampling, method, order, spatial_stop_frequency,
                                   temporal_stop_frequency)
         return self
