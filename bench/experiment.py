@@ -220,9 +220,8 @@ def sampling_checks(run: Path, s: dict, device: torch.device) -> dict:
     short = generate(pipe, prompts, seeds, fps=rate, **common)
     tiled = {}
     for shift in (False, True):
-        long = generate(pipe, prompts, seeds, frames=2 * s["sample_frames"], steps=s["eval_steps"],
-                        guidance_scale=s["guidance"], enable_time=True, fps=rate, shift_windows=shift,
-                        free_init=s["free_init"], **window)
+        long = generate(pipe, prompts, seeds, **dict(common, frames=2 * s["sample_frames"]), fps=rate,
+                        shift_windows=shift, **window)
         tiled["shifted" if shift else "fixed"] = window_seams(long, window["window_size"], window["window_overlap"])
     return dict(fps=at, flow_ratio_5_to_20=at[5.0]["flow_magnitude"] / max(at[20.0]["flow_magnitude"], 1e-9),
                 windowed=dict(frames=2 * s["sample_frames"], **window, short=flow_of(short), **tiled["shifted"],
