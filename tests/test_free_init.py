@@ -75,6 +75,15 @@ def test_reinitialize_keeps_the_diffused_low_frequencies_and_takes_the_rest_from
     assert torch.allclose(spectrum[..., ~keep], high[..., ~keep], atol=1e-3)
 
 
+def test_reinitialize_takes_noise_drawn_on_the_cpu_for_latents_on_another_device():
+    # The pipeline draws its noise on the CPU (seeded generators) while the latents live on the GPU; the meta device
+    # stands in for the GPU here, with the same device check.
+    clean = torch.empty(1, 4, 4, 8, 8, device="meta")
+    first, fresh = torch.randn(1, 4, 4, 8, 8), torch.randn(1, 4, 4, 8, 8, dtype=torch.float16)
+    out = reinitialize(clean, first, fresh, 0.0047, FreeInit())
+    assert out.device.type == "meta" and out.dtype == torch.float32 and out.shape == clean.shape
+
+
 def test_options_are_checked():
     for bad, words in ((dict(num_iters=0), "num_iters"), (dict(num_iters=2.0), "num_iters"),
                        (dict(method="box"), "butterworth, gaussian, ideal"), (dict(order=0), "order"),

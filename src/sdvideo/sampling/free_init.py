@@ -81,10 +81,11 @@ def reinitialize(clean: torch.Tensor, first_noise: torch.Tensor, fresh_noise: to
     (cumulative alpha `alpha_bar_last`) with `first_noise`, and its low frequencies replace fresh_noise's.
     """
     a = torch.tensor(alpha_bar_last, dtype=torch.float32)
-    diffused = a.sqrt() * clean.float() + (1 - a).sqrt() * first_noise.float()
+    first_noise, fresh_noise = (n.to(clean.device, torch.float32) for n in (first_noise, fresh_noise))  # CPU-drawn
+    diffused = a.sqrt() * clean.float() + (1 - a).sqrt() * first_noise
     keep = low_pass_filter(*clean.shape[-3:], options, device=clean.device)  # (f, h, w), broadcasts over (b, c)
     dims = (-3, -2, -1)
-    spectrum = torch.fft.fftn(diffused, dim=dims) * keep + torch.fft.fftn(fresh_noise.float(), dim=dims) * (1 - keep)
+    spectrum = torch.fft.fftn(diffused, dim=dims) * keep + torch.fft.fftn(fresh_noise, dim=dims) * (1 - keep)
     return torch.fft.ifftn(spectrum, dim=dims).real
 
 
@@ -101,6 +102,6 @@ def sample_with_free_init(denoise: Callable[[torch.Tensor, int], torch.Tensor], 
     start, clean = first_noise, None
     for iteration in range(options.num_iters):
         if iteration:
-            start = reinitialize(clean, first_noise, draw_noise(), alpha_bar_last, options).to(first_noise.dtype)
+            start = reinitialize(clean, first_noise, draw_noise(), alpha_bar_last, options).to(first_noise)
         clean = denoise(start, options.steps(steps, iteration))
     return clean
