@@ -1,4 +1,4 @@
-"""Colour and contrast of the clips in an eval's comparison.gif, as multiples of its real clips' (`eval/appearance.py`).
+"""Colour, contrast and diversity of an eval's comparison.gif's clips, as multiples of its real clips' (appearance.py).
 
     python bench/gif_appearance.py docs/experiment-current/comparison.gif
     git show 3e99913:docs/experiment-h100-means/comparison.gif > means.gif && python bench/gif_appearance.py means.gif
@@ -20,7 +20,7 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sdvideo.eval.appearance import relative_to_real, summarize_appearance  # noqa: E402
+from sdvideo.eval.appearance import NUMBERS, relative_to_real, summarize_appearance  # noqa: E402
 
 GROUPS = ("real", "video", "independent")
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         video = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(path))])
         looks = {g: summarize_appearance(row) for g, row in zip(GROUPS, tiles(video, len(GROUPS), args.columns))}
         ratios = relative_to_real(looks)
-        result = {g: {k: round(v[k], 2) for k in ("colourfulness", "contrast")}
+        result = {g: {k: round(v[k], 2) for k in NUMBERS}
                   | {f"{k} x real": round(r, 3) for k, r in ratios[g].items()} for g, v in looks.items()}
         print(path, json.dumps(result))
     return 0

@@ -36,7 +36,7 @@ def measure(videos: list[np.ndarray]) -> dict:
     brightness = [float(v.astype(np.float32).mean(axis=(1, 2, 3)).std() / 255) for v in videos]
     return dict(warp_error=motion["warp_error"], flicker=motion["flicker"], flow=motion["flow_magnitude"],
                 consistent=shape["consistent_share"], shape_score=shape["score"], brightness_std=float(np.mean(brightness)),
-                colourfulness=look["colourfulness"], contrast=look["contrast"])
+                colourfulness=look["colourfulness"], contrast=look["contrast"], diversity=look["diversity"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,10 @@
-"""eval/appearance.py: colourfulness and contrast against hand-computed values; washing out halves both."""
+"""eval/appearance.py: colourfulness, contrast and diversity against hand-computed values; washing out halves them."""
 
 import numpy as np
 import pytest
 
-from sdvideo.eval.appearance import clip_appearance, frame_appearance, relative_to_real, summarize_appearance
+from sdvideo.eval.appearance import (clip_appearance, diversity, frame_appearance, relative_to_real,
+                                     summarize_appearance)
 
 
 def test_grey_has_no_colour_and_a_flat_frame_no_contrast():
@@ -49,3 +50,26 @@ def test_relative_to_real_divides_by_the_real_clips_numbers():
     assert ratios["grey"] == {"colourfulness": 0.0, "contrast": 0.0}
     flat = relative_to_real({"real": {"colourfulness": 0.0, "contrast": 10.0}})["real"]
     assert np.isnan(flat["colourfulness"]) and flat["contrast"] == 1.0
+
+
+def test_diversity_is_the_mean_distance_between_first_frames_by_hand():
+    a, b, c = (np.full((3, 4, 4, 3), v, np.uint8) for v in (100, 110, 130))
+    c[1:] = 0  # later frames do not count
+    # pairs: |100-110| = 10, |100-130| = 30, |110-130| = 20
+    assert diversity([a, b, c]) == pytest.approx(20.0, rel=1e-12)
+    assert diversity([a, a.copy(), a.copy()]) == 0.0  # every seed the same video: no diversity
+    assert np.isnan(diversity([a]))
+    small = np.full((3, 2, 2, 3), 0, np.uint8)
+    assert diversity([a, b, small]) == pytest.approx(10.0, rel=1e-12)  # pairs of unequal size are skipped
+
+
+def test_washing_every_clip_halfway_to_grey_halves_their_diversity():
+    rng = np.random.default_rng(1)
+    clips = [rng.integers(0, 128, (2, 8, 8, 3)).astype(np.uint8) * 2 for _ in range(4)]
+    washed = [(c // 2 + 64).astype(np.uint8) for c in clips]
+    sharp, hazy = summarize_appearance(clips), summarize_appearance(washed)
+    assert sharp["diversity"] > 0
+    assert hazy["diversity"] == pytest.approx(sharp["diversity"] / 2, rel=1e-9)
+    ratios = relative_to_real({"real": sharp, "video": hazy})
+    assert ratios["video"]["diversity"] == pytest.approx(0.5, rel=1e-9)
+    assert ratios["video"]["colourfulness"] == pytest.approx(0.5, rel=1e-9)

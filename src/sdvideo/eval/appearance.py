@@ -1,4 +1,4 @@
-"""Colour and contrast of clips: washed-out samples, which the flow statistics do not see.
+"""Colour, contrast and variety of clips: washed-out or look-alike samples, which the flow statistics do not see.
 
 A video model can keep its frames consistent by drifting toward a hazy, grey average of its training scenes; the
 flow measures of `flow.py` even favour that, since a low-contrast frame leaves small warping residuals. Two numbers
@@ -9,7 +9,14 @@ per frame, averaged over a clip and compared with the real clips':
   calls 15 slightly, 33 moderately, 45 averagely, 59 quite and 82 highly colourful.
 - contrast: RMS contrast, the standard deviation of the frame's luma (0-255, Rec. 601 weights).
 
-Both are linear in the distance from grey: blending a clip halfway toward uniform grey halves both.
+A model can also collapse toward one average scene, so that every seed gives nearly the same video. Over a group
+of clips:
+
+- diversity: the mean RMS distance (0-255 RGB) between the first frames of every pair of clips (pairs of unequal
+  size are skipped). The eval's real clips are different scenes and its samples seeds of one prompt, so the ratio
+  is a guide rather than a like-for-like figure: samples far below the real clips' look alike.
+
+All three are linear in the distance from grey: blending every clip halfway toward uniform grey halves them.
 """
 
 from __future__ import annotations
@@ -39,19 +46,33 @@ def clip_appearance(video: np.ndarray) -> dict[str, float]:
     return {k: float(np.mean([f[k] for f in frames])) for k in frames[0]}
 
 
+def diversity(clips: list[np.ndarray]) -> float:
+    """Mean RMS distance (0-255) between the first frames of each pair of equally sized clips; nan without a pair."""
+    firsts = [np.asarray(c[0], dtype=np.float64) for c in clips]  # (H, W, 3) each
+    distances = [np.sqrt(np.mean((a - b) ** 2)) for i, a in enumerate(firsts) for b in firsts[i + 1:]
+                 if a.shape == b.shape]
+    return float(np.mean(distances)) if distances else float("nan")
+
+
 def summarize_appearance(clips: list[np.ndarray]) -> dict[str, Any]:
-    """Mean and standard deviation of each number over clips, plus the per-clip values."""
+    """Mean and standard deviation of each number over clips, the per-clip values, and the clips' diversity."""
     per_clip = [clip_appearance(c) for c in clips]
     out: dict[str, Any] = {"clips": len(per_clip), "per_clip": per_clip}
     for key in ("colourfulness", "contrast"):
         values = np.array([p[key] for p in per_clip])
         out[key] = float(values.mean()) if len(values) else float("nan")
         out[f"{key}_std"] = float(values.std()) if len(values) else float("nan")
+    out["diversity"] = diversity(clips)
     return out
 
 
+NUMBERS = ("colourfulness", "contrast", "diversity")
+
+
 def relative_to_real(appearance: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """{group: summary} with a "real" group -> {group: {number: value / real's}} (nan where real's is 0)."""
+    """{group: summary} with a "real" group -> {group: {number: value / real's}} (nan where real's is 0).
+
+    Summaries written before diversity was measured have none, and get no diversity ratio."""
     real = appearance["real"]
-    return {g: {k: v[k] / real[k] if real[k] else float("nan") for k in ("colourfulness", "contrast")}
-            for g, v in appearance.items()}
+    keys = [k for k in NUMBERS if k in real]
+    return {g: {k: v[k] / real[k] if real[k] else float("nan") for k in keys} for g, v in appearance.items()}

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..atomic_files import atomic_path, save_figure
 from ..sampling.export import write_grid
-from .appearance import relative_to_real
+from .appearance import NUMBERS, relative_to_real
 
 LOSS_NAMES = {"video": "video model (temporal on)", "independent": "same weights, temporal off",
               "base": "base image model", "shuffled": "video model, frames shuffled"}
@@ -171,14 +171,16 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
         lines += _table(["clips", "n", "consistent", "score (< 1)", "re-drawn", "drift", "jitter"], rows)
     appearance = metrics.get("appearance") or {}
     if appearance:
-        lines += ["Colour and contrast (`appearance.py`: washed-out, hazy samples can still move consistently): "
-                  "colourfulness (Hasler and Süsstrunk; grey 0) and RMS contrast of the luma, 0-255, means over "
-                  "frames and clips.", ""]
+        lines += ["Colour, contrast and diversity (`appearance.py`: washed-out, hazy or look-alike samples can still "
+                  "move consistently): colourfulness (Hasler and Süsstrunk; grey 0) and RMS contrast of the luma, "
+                  "0-255, means over frames and clips; diversity, the mean RMS distance between the first frames of "
+                  "any two clips of a group (the real clips are different scenes, the samples seeds of the "
+                  "prompts).", ""]
+        keys = [k for k in NUMBERS if all(k in v for v in appearance.values())]  # older metrics: no diversity
         ratios = relative_to_real(appearance) if "real" in appearance else {}
-        rows = [[GROUP_NAMES[g], v["clips"], v["colourfulness"], v["contrast"]] + list(ratios.get(g, {}).values())
+        rows = [[GROUP_NAMES[g], v["clips"]] + [v[k] for k in keys] + [ratios[g][k] for k in keys if ratios]
                 for g, v in appearance.items()]
-        lines += _table(["clips", "n", "colourfulness", "contrast"]
-                        + (["colourfulness × real", "contrast × real"] if ratios else []), rows)
+        lines += _table(["clips", "n"] + keys + ([f"{k} × real" for k in keys] if ratios else []), rows)
     if figures.get("comparison"):
         lines += ["Animated (rows: real held-out clips, the video model's samples, the same seeds sampled with "
                   "frames independent):", "", "![real clips and samples](comparison.gif)", ""]
