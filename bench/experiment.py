@@ -76,7 +76,7 @@ SPEED_SCALE = 0.4
 # frequencies all frames of a clip share (noise_prior.py; 0: only each frame's mean, so that a frame's overall
 # tone does not follow its own noise); temporal_embedding: temporal attention reads the diffusion step and
 # fps; guidance: the eval's classifier-free guidance, `sdvideo sample`'s default; free_init: samplings per video in
-# the eval (FreeInit, `sample --free-init`; 1: once).
+# the eval (FreeInit, `sample --free-init`; 1: once); eta: the eval's DDIM fresh noise per step (`sample --eta`).
 SIZES = {
     # One H100: the demo's architecture widened (22.9 M parameters with the temporal layers), 128 px.
     "full": dict(
@@ -85,7 +85,7 @@ SIZES = {
         image_batch=64, video_steps=1600, batch=24, lr=1e-3, weight_decay=0.01, val_every=200, val_clips=32,
         eval_clips=32, eval_samples=8, sample_frames=16, eval_steps=25, eval_per_bucket=2, eval_noise_seeds=3,
         workers=4, noise_share=0.0, noise_lowpass=0.0, min_snr_gamma=None, temporal_embedding=True, guidance=7.5,
-        free_init=1,
+        free_init=1, eta=0.0,
         overrides=dict(
             unet=dict(sample_size=32, block_out_channels=(64, 128, 256), layers_per_block=2),
             vae=dict(sample_size=128, block_out_channels=(32, 64, 128), norm_num_groups=32),
@@ -98,7 +98,7 @@ SIZES = {
         image_batch=32, video_steps=400, batch=4, lr=1e-3, weight_decay=0.01, val_every=100, val_clips=12,
         eval_clips=32, eval_samples=4, sample_frames=16, eval_steps=20, eval_per_bucket=2, eval_noise_seeds=3,
         workers=0, noise_share=0.0, noise_lowpass=0.0, min_snr_gamma=None, temporal_embedding=True, guidance=7.5,
-        free_init=1,
+        free_init=1, eta=0.0,
         overrides={},
     ),
     "smoke": dict(
@@ -107,6 +107,7 @@ SIZES = {
         video_steps=4, batch=2, lr=1e-3, weight_decay=0.01, val_every=4, val_clips=2, eval_clips=2,
         eval_samples=2, sample_frames=6, eval_steps=2, eval_per_bucket=1, eval_noise_seeds=1, workers=0,
         noise_share=0.0, noise_lowpass=0.0, min_snr_gamma=None, temporal_embedding=True, guidance=7.5, free_init=1,
+        eta=0.0,
         overrides={},
     ),
 }
@@ -213,7 +214,7 @@ def sampling_checks(run: Path, s: dict, device: torch.device) -> dict:
     seeds = list(range(s["eval_samples"]))
     prompts = [driving_scene.CAPTION] * len(seeds)
     common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=s["guidance"], enable_time=True,
-                  free_init=s["free_init"])
+                  free_init=s["free_init"], eta=s["eta"])
     at = {fps: flow_of(generate(pipe, prompts, seeds, fps=fps, **common)) for fps in (5.0, 20.0)}
     rate = s["fps"] / s["eval_stride"]
     window = dict(window_size=s["frames"], window_overlap=s["frames"] // 2)
@@ -390,7 +391,8 @@ def run(out: Path, scale: str, resume: bool = False, clips: str | None = None, u
     run_dir = out / "run"
     common = dict(frames=s["sample_frames"], steps=s["eval_steps"], guidance_scale=s["guidance"], device=device.type,
                   loss_precision="fp32", stride=s["eval_stride"], per_bucket=s["eval_per_bucket"],
-                  free_init=s["free_init"], noise_seeds=tuple(1234 + i for i in range(s["eval_noise_seeds"])))
+                  free_init=s["free_init"], eta=s["eta"],
+                  noise_seeds=tuple(1234 + i for i in range(s["eval_noise_seeds"])))
     controls = {"capacity control": out / "control"} if control else {}
     on_unseen = evaluate(run_dir, unseen, out / "eval-unseen", prompts=[driving_scene.CAPTION],
                          samples=s["eval_samples"], clips=s["eval_clips"], save_videos=True, controls=controls, **common)
@@ -443,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the video phase's min-SNR loss weighting (default: the scale's, off)")
     p.add_argument("--free-init", type=int, default=None,
                    help="the eval samples the video model with FreeInit, this many samplings each (default: once)")
+    p.add_argument("--eta", type=float, default=None,
+                   help="the eval's DDIM fresh noise per step, from the noise prior (default: the scale's, 0)")
     p.add_argument("--from-base", default=None,
                    help="reuse this experiment folder's data, caches and image model (a variant of the video phase)")
     p.add_argument("--no-control", action="store_true", help="skip the capacity control")
@@ -457,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             changes["noise_lowpass"] = None if args.noise_lowpass < 0 else args.noise_lowpass
         if args.temporal_embedding is not None:
             changes["temporal_embedding"] = bool(args.temporal_embedding)
-        for name in ("train_scenes", "image_steps", "video_steps", "lr", "min_snr_gamma", "free_init"):
+        for name in ("train_scenes", "image_steps", "video_steps", "lr", "min_snr_gamma", "free_init", "eta"):
             if getattr(args, name) is not None:
                 changes[name] = getattr(args, name)
         if args.from_base:

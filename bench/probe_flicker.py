@@ -5,8 +5,9 @@
 Every variant samples the driving prompt with the same seeds (16 frames at --fps) and reports the motion
 statistics (`eval/flow.py`), the shape consistency (`eval/shape_consistency.py`), colour and contrast
 (`eval/appearance.py`) and the spread of the frames' mean brightness within a clip. Variants: the experiment's eval
-settings (fp16 on CUDA, guidance 7.5, 25 DDIM steps), FreeInit, fp32, guidance 3 and none, 50 steps, DPM++ and
-Euler ancestral samplers, other noise priors, temporal layers off.
+settings (fp16 on CUDA, guidance 7.5, 25 DDIM steps), FreeInit, DDIM with fresh noise at each step (eta, from the
+noise prior), fp32, guidance 3 and none, 50 steps, DPM++, DPM++ SDE and Euler ancestral samplers, other noise priors,
+temporal layers off.
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     shape = (pipe.unet.unet.config.in_channels, args.frames, side, side)  # (c, f, h, w) latents
     trained = NoisePrior.from_dict(pipe.config.noise_prior) if getattr(pipe.config, "noise_prior", None) else NoisePrior()
     half = torch.float16
-    variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on, scheduler[, FreeInit iterations])
+    variants = {  # name: (dtype, guidance, steps, noise prior, temporal layers on, scheduler[, {free_init, eta}])
         f"eval settings (fp16, guidance 7.5, 25 steps, noise {trained.describe()})":
             (half, 7.5, 25, trained, True, "ddim"),
-        "FreeInit, 3 iterations": (half, 7.5, 25, trained, True, "ddim", 3),
+        "FreeInit, 3 iterations": (half, 7.5, 25, trained, True, "ddim", dict(free_init=3)),
+        "DDIM eta 1 (fresh noise each step, from the prior)": (half, 7.5, 25, trained, True, "ddim", dict(eta=1.0)),
+        "DDIM eta 0.5": (half, 7.5, 25, trained, True, "ddim", dict(eta=0.5)),
+        "DPM++ SDE 25 steps": (half, 7.5, 25, trained, True, "dpm++-sde"),
         "fp32": (torch.float32, 7.5, 25, trained, True, "ddim"),
         "guidance 3": (half, 3.0, 25, trained, True, "ddim"),
         "no guidance": (half, 1.0, 25, trained, True, "ddim"),
@@ -83,16 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         variants = {k: v for k, v in variants.items() if k.startswith(tuple(args.only))}
     rows = {}
-    for name, (dtype, guidance, steps, prior, on, scheduler, *free_init) in variants.items():
+    for name, (dtype, guidance, steps, prior, on, scheduler, *extra) in variants.items():
+        options = extra[0] if extra else {}
         pipes[dtype].set_scheduler(scheduler)
         pipes[dtype].disable_free_init()
-        if free_init:
-            pipes[dtype].enable_free_init(free_init[0])
+        if options.get("free_init"):
+            pipes[dtype].enable_free_init(options["free_init"])
         gens = [torch.Generator().manual_seed(s) for s in seeds]  # one per video, as `sample` draws them
         latents = initial_noise((len(seeds), *shape), gens, torch.device("cpu"), torch.float32, prior)
         out = pipes[dtype](prompts, num_frames=args.frames, num_inference_steps=steps, guidance_scale=guidance,
-                           fps=args.fps, latents=latents, enable_time=on,
-                           ).frames
+                           fps=args.fps, latents=latents, enable_time=on, generator=gens, noise_prior=prior,
+                           eta=options.get("eta", 0.0)).frames
         rows[name] = measure([to_uint8_frames(v) for v in out])
         print(f"{name:42s} " + " ".join(f"{k} {v:.4f}" for k, v in rows[name].items()), flush=True)
         if args.json:

@@ -53,7 +53,8 @@ def test_eval_cli_writes_report_and_metrics(tmp_path, tiny_cache, tiny_base_dir,
     with pytest.warns(UserWarning, match="measured 2 clips of the 50 asked for"):
         code = main(["eval", "--run", str(run), "--data", str(tiny_cache), "--out", str(out), "--samples", "2",
                      "--steps", "2", "--buckets", "3", "--clips", "50", "--device", "cpu",
-                     "--ego-prompt", "a moving square", "--control", str(control), "--free-init", "2"])
+                     "--ego-prompt", "a moving square", "--control", str(control), "--free-init", "2",
+                     "--eta", "1"])
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     losses = metrics["losses"]
@@ -72,9 +73,10 @@ def test_eval_cli_writes_report_and_metrics(tmp_path, tiny_cache, tiny_base_dir,
     assert ego["reference"]["rate"] == 1.0 and ego["reference_reversed"]["rate"] == 0.0
     assert ego["video"]["clips"] == 2 and 0.0 <= ego["video"]["rate"] <= 1.0
     assert metrics["prompts"] == ["a moving square"] * 2 and metrics["seeds"] == [0, 1]
-    assert metrics["free_init"] == 2
+    assert metrics["free_init"] == 2 and metrics["eta"] == 1.0
     report = (out / "report.md").read_text()
-    assert "the video model's with FreeInit, 2 samplings each" in report
+    assert "DDIM with eta 1 (fresh noise at each step, from the noise prior); the video model's with FreeInit, 2 " \
+        "samplings each" in report
     assert set(metrics["shape_consistency"]) == {"real", "video", "independent"}
     for group in ("real", "video", "independent"):
         look = metrics["appearance"][group]

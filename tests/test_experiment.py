@@ -54,7 +54,7 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     # ... and evaluated with another noise prior shared across frames (--noise-share / --noise-lowpass) and
     # another loss weighting and learning rate, its samples with FreeInit
     assert experiment.main(["--smoke", "--out", str(out), "--resume", "--noise-share", "0.5", "--noise-lowpass",
-                            "0.125", "--min-snr-gamma", "5", "--lr", "2e-3", "--no-control", "--free-init", "2"]) == 0
+                            "0.125", "--min-snr-gamma", "5", "--lr", "2e-3", "--no-control", "--free-init", "2", "--eta", "0.5"]) == 0
     printed = capsys.readouterr().out
     assert "resumed after the image phase" in printed and "[experiment] autoencoder" not in printed
     assert (out / "base" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == base_bytes
@@ -63,6 +63,7 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     assert "video phase" in json.loads((out / "stages.json").read_text()) and "capacity control" not in resumed["stages"]
     assert resumed["settings"]["noise_share"] == 0.5 and resumed["settings"]["noise_lowpass"] == 0.125
     assert resumed["settings"]["free_init"] == 2 and resumed["unseen"]["free_init"] == resumed["tails"]["free_init"] == 2
+    assert resumed["settings"]["eta"] == 0.5 and resumed["unseen"]["eta"] == resumed["tails"]["eta"] == 0.5
     run_config = json.loads((out / "run" / "config.json").read_text())  # train records the prior and the fps trained
     assert (run_config["noise_share"], run_config["noise_lowpass"], run_config["trained_fps"],
             run_config["min_snr_gamma"], run_config["lr"]) == (0.5, 0.125, [20.0, 10.0], 5.0, 2e-3)

@@ -72,8 +72,10 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default=None, metavar="N|WxH",
                    help="frame size in pixels: N (square) or width x height, e.g. 768x432 (default: training size)")
     p.add_argument("--scheduler", default="ddim",
-                   help="ddim, ddpm, dpm++, dpm++-karras, euler, euler-a, heun, pndm, unipc, deis, "
+                   help="ddim, ddpm, dpm++, dpm++-karras, dpm++-sde, euler, euler-a, heun, pndm, unipc, deis, "
                         "or a diffusers scheduler class name")
+    p.add_argument("--eta", type=float, default=0.0,
+                   help="ddim: fresh noise at each step, drawn like the starting noise (0: deterministic; 1: as DDPM)")
     p.add_argument("--window", type=int, default=None, help="sliding temporal window in frames (long videos)")
     p.add_argument("--overlap", type=int, default=None, help="frames shared by neighbouring windows (default: half)")
     p.add_argument("--shift-windows", action=argparse.BooleanOptionalAction, default=True,
@@ -174,6 +176,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance-scale", type=float, default=3.0)
     p.add_argument("--free-init", type=int, default=None, metavar="N",
                    help="FreeInit for the video model's samples: each sampled N times (as `sample --free-init`)")
+    p.add_argument("--eta", type=float, default=0.0,
+                   help="DDIM's fresh noise per step for all samples, drawn like the starting noise (as `sample --eta`)")
     p.add_argument("--clips", type=int, default=32, help="held-out clips for the loss and the real motion statistics")
     p.add_argument("--buckets", type=int, default=5, help="timestep buckets over the training timesteps")
     p.add_argument("--control", nargs="+", default=[], metavar="RUN",
@@ -259,7 +263,7 @@ def run_sample(args: argparse.Namespace) -> int:
         window=args.window, overlap=args.overlap, shift_windows=args.shift_windows, extend=args.extend,
         context_frames=args.context_frames, image=args.image, condition_method=args.condition,
         batch_size=args.batch_size, decode_chunk_size=args.decode_chunk, compile=args.compile,
-        cuda_graphs=args.cuda_graphs, base=args.base, free_init=args.free_init,
+        cuda_graphs=args.cuda_graphs, base=args.base, free_init=args.free_init, eta=args.eta,
     )
     for f in result["files"]:
         print(f)
@@ -320,7 +324,7 @@ def run_eval(args: argparse.Namespace) -> int:
         frames=args.frames, steps=args.steps, guidance_scale=args.guidance_scale, clips=args.clips,
         buckets=args.buckets, ego_prompt=args.ego_prompt, caption=args.caption, clip_model=args.clip, fvd_model=args.fvd,
         controls={f"control {Path(c).name}": c for c in args.control}, device=args.device, progress=True,
-        free_init=args.free_init,
+        free_init=args.free_init, eta=args.eta,
     )
     losses, motion = metrics["losses"], metrics["motion"]
     diff = losses["differences"]["video vs independent"]

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..checks import check_int, check_out_folder
+from ..checks import check_int, check_number, check_out_folder
 from ..data.cache import check_cache_matches_identity, load_cache_info
 from ..models.base import load_base
 from ..sampling.export import grid_columns, tile_videos, to_uint8_frames, write_gif
@@ -88,7 +88,7 @@ def check_same_base(other_run: str | Path, config: dict[str, Any], run: str | Pa
 
 def check_eval_options(out: str | Path, *, samples: int | None = 4, frames: int | None = None, steps: int = 25,
                        guidance_scale: float = 3.0, clips: int = 32, buckets: int = 5, per_bucket: int = 2,
-                       stride: int | None = None, free_init: int | None = None) -> None:
+                       stride: int | None = None, free_init: int | None = None, eta: float = 0.0) -> None:
     """`evaluate`'s numeric options and --out, checked before any model loads: one-line ValueErrors."""
     check_int("--samples", samples, 1, optional=True)
     check_int("--frames", frames, 1, optional=True, hint=" (or leave it out for the frames trained with)")
@@ -99,6 +99,7 @@ def check_eval_options(out: str | Path, *, samples: int | None = 4, frames: int 
     check_int("per_bucket", per_bucket, 1)
     check_int("stride", stride, 1, optional=True)
     check_int("--free-init", free_init, 1, optional=True, hint=" (samplings per video, e.g. 3; 1: off)")
+    check_number("--eta", eta, at_least=0, hint=" (DDIM's fresh noise per step: 0 deterministic, 1 as much as DDPM)")
     check_out_folder(out)
 
 
@@ -121,11 +122,12 @@ def plan_samples(prompts: Sequence[str], seeds: Sequence[int], samples: int | No
 
 def generate(pipe: VideoPipeline, prompts: list[str], seeds: list[int], frames: int, steps: int,
              guidance_scale: float, enable_time: bool, batch: int = 8, fps: float | None = None,
-             free_init: int | None = None, **window: Any) -> list[np.ndarray]:
+             free_init: int | None = None, eta: float = 0.0, **window: Any) -> list[np.ndarray]:
     """uint8 (frames, H, W, 3) per (prompt, seed): the same noise with temporal layers on or off.
     fps: the rate to condition on (default the training rate); window: window_size, window_overlap, shift_windows.
     free_init: with the temporal layers on, sample each video this many times (FreeInit); frame-independent
-    samples are always sampled once, since FreeInit's restart would tie their frames together."""
+    samples are always sampled once, since FreeInit's restart would tie their frames together.
+    eta: DDIM's fresh noise per step, from the run's noise prior (both kinds of samples)."""
     pipe.disable_free_init()
     if enable_time and free_init and free_init > 1:
         pipe.enable_free_init(free_init)
@@ -133,7 +135,7 @@ def generate(pipe: VideoPipeline, prompts: list[str], seeds: list[int], frames: 
     for i in range(0, len(prompts), batch):
         out = pipe(prompts[i : i + batch], num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale,
                    generator=seed_generators(seeds[i : i + batch], len(prompts[i : i + batch])),
-                   enable_time=enable_time, fps=fps, **window).frames  # (b, frames, 3, H, W) in [0, 1]
+                   enable_time=enable_time, fps=fps, eta=eta, **window).frames  # (b, frames, 3, H, W) in [0, 1]
         videos += [to_uint8_frames(v) for v in out]
     return videos
 
@@ -163,6 +165,7 @@ def evaluate(
     device: str = "auto",
     progress: bool = False,
     free_init: int | None = None,
+    eta: float = 0.0,
 ) -> dict[str, Any]:
     """Evaluate `run` on held-out `data` into `out`; returns the metrics (also in out/metrics.json).
 
@@ -172,10 +175,11 @@ def evaluate(
     the held-out clips at this one stride (default: the run's strides) and sample at their frame rate.
     save_videos: also write every real clip and sample as uint8 arrays (out/videos.npz).
     free_init: sample the video model's videos this many times each (FreeInit, as `sample --free-init`).
+    eta: DDIM's fresh noise per step for all samples (as `sample --eta`; 0: deterministic).
     """
     started = time.time()
     check_eval_options(out, samples=samples, frames=frames, steps=steps, guidance_scale=guidance_scale, clips=clips,
-                       buckets=buckets, per_bucket=per_bucket, stride=stride, free_init=free_init)
+                       buckets=buckets, per_bucket=per_bucket, stride=stride, free_init=free_init, eta=eta)
     config = load_run_config(run)  # one-line error for a folder without config.json
     trained_unet_folder(run)  # before any model loads
     if not Path(data).exists():
@@ -237,8 +241,9 @@ def evaluate(
     sample_prompts, sample_seeds = plan_samples(prompts, seeds, samples, captions)
     rate = float(fps[0]) if stride is not None else None  # the held-out clips' rate, else the training rate
     video_samples = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, True, fps=rate,
-                             free_init=free_init)
-    independent = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, False, fps=rate)
+                             free_init=free_init, eta=eta)
+    independent = generate(pipe, sample_prompts, sample_seeds, frames, steps, guidance_scale, False, fps=rate,
+                           eta=eta)
     # like with like: the real clips captioned as the samples were prompted, when there are any
     prompted = [r for r, c in zip(real, captions) if c in set(sample_prompts)] or real
     groups = {"real": prompted, "video": video_samples, "independent": independent}
@@ -255,8 +260,9 @@ def evaluate(
     else:
         n = len(sample_seeds)
         ego_video = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, True, fps=rate,
-                             free_init=free_init)
-        ego_indep = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, False, fps=rate)
+                             free_init=free_init, eta=eta)
+        ego_indep = generate(pipe, [ego_prompt] * n, sample_seeds, frames, steps, guidance_scale, False, fps=rate,
+                             eta=eta)
         # the check on a rendered scene at the samples' size (at least 64 px: tiny test frames hold no flow)
         reference = driving_scene.render_driving_scene(seed=10_000, frames=max(frames, 3),
                                                        size=max(64, int(real[0].shape[1])), fps=float(fps[0]))
@@ -307,7 +313,7 @@ def evaluate(
     }
     metrics: dict[str, Any] = dict(
         run=str(run), data=str(data), cache=str(cache), device=str(dev), frames=frames, clip_frames=latents.shape[2],
-        steps=steps, free_init=free_init or 1,
+        steps=steps, free_init=free_init or 1, eta=eta,
         guidance_scale=guidance_scale, prompts=sample_prompts, seeds=sample_seeds, losses=losses, motion=motion,
         shape_consistency=shape, appearance=appearance,
         ego_motion=ego, clip_score=clip_result, fvd=fvd_result,

@@ -146,6 +146,8 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
               "Farnebäck optical flow between consecutive frames: warping error (mean |next - warped previous|, "
               "intensities in [0, 1]), flicker (|mean of that residual|), mean flow in pixels per frame. "
               "Samples use the same prompts and seeds with the temporal layers on and off"
+              + (f", DDIM with eta {metrics['eta']:g} (fresh noise at each step, from the noise prior)" if
+                 metrics.get("eta", 0) > 0 else "")
               + (f"; the video model's with FreeInit, {metrics['free_init']} samplings each." if
                  metrics.get("free_init", 1) > 1 else "."), ""]
     rows = [[GROUP_NAMES[g], motion[g]["clips"], motion[g]["warp_error"], motion[g]["flicker"],

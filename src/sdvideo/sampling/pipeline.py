@@ -292,7 +292,8 @@ class VideoPipeline(DiffusionPipeline):
         for long videos in bounded memory, tiled differently at every step so that no frame is always at a
         window's edge (shift_windows=False: one fixed tiling). condition: known frames (interpolation, extension,
         image-to-video) kept by `condition_method` ("auto", "mask", "replace"). noise_prior: how the
-        frames' initial noise is related (default: the noise the model was trained with). After
+        frames' noise is related (default: the noise the model was trained with), for the starting noise and for
+        the noise that DDIM with `eta` > 0 or the "dpm++-sde" scheduler adds at each step. After
         `enable_free_init`, the video is sampled several times (FreeInit).
         output_type: "pt" (= "frames"), "np", "pil" or "latent".
         """

@@ -94,7 +94,7 @@ def check_sample_options(out: str | Path, *, frames: int = 8, steps: int = 25, g
                          fps: float | None = None, size: int | None = None, height: int | None = None,
                          width: int | None = None, window: int | None = None, overlap: int | None = None,
                          context_frames: int | None = None, batch_size: int | None = None,
-                         decode_chunk_size: int = 8, free_init: int | None = None) -> None:
+                         decode_chunk_size: int = 8, free_init: int | None = None, eta: float = 0.0) -> None:
     """`sample`'s numeric options and --out, checked before the model loads: one-line ValueErrors."""
     check_int("--frames", frames, 1)
     check_int("--steps", steps, 1)
@@ -106,6 +106,7 @@ def check_sample_options(out: str | Path, *, frames: int = 8, steps: int = 25, g
     check_int("--overlap", overlap, 0, optional=True)
     check_int("--decode-chunk", decode_chunk_size, 1, hint=" (frames per VAE decode slice, e.g. 8)")
     check_int("--free-init", free_init, 1, optional=True, hint=" (samplings per video, e.g. 3; 1: off)")
+    check_number("--eta", eta, at_least=0, hint=" (DDIM's fresh noise per step: 0 deterministic, 1 as much as DDPM)")
     check_out_folder(out)
 
 
@@ -157,6 +158,7 @@ def sample(
     cuda_graphs: bool = True,
     base: str | Path | None = None,
     free_init: int | None = None,
+    eta: float = 0.0,
 ) -> dict[str, Any]:
     """Generate one video per prompt; writes `<i>-<slug>.mp4`, `.gif` and `grid.png` into `out`.
 
@@ -173,6 +175,7 @@ def sample(
     compile / cuda_graphs: torch.compile the UNet's blocks first; CUDA graphs (see `load_pipeline`).
     free_init: sample each video this many times, each starting from the last one's low frequencies
     (`VideoPipeline.enable_free_init`; None or 1: once).
+    eta: DDIM's fresh noise per step (0: deterministic), drawn from the run's noise prior like the starting noise.
     Returns files, fps, frames, size and videos: float (prompts, frames, 3, H, W) in [0, 1].
     """
     if extend is not None and image is not None:
@@ -182,7 +185,9 @@ def sample(
         raise ValueError("no prompt; pass --prompt TEXT or --prompts-file FILE")
     check_sample_options(out, frames=frames, steps=steps, guidance_scale=guidance_scale, fps=fps, size=size,
                          height=height, width=width, window=window, overlap=overlap, context_frames=context_frames,
-                         batch_size=batch_size, decode_chunk_size=decode_chunk_size, free_init=free_init)
+                         batch_size=batch_size, decode_chunk_size=decode_chunk_size, free_init=free_init, eta=eta)
+    if eta > 0 and scheduler not in ("ddim", "DDIMScheduler"):
+        raise ValueError(f"--eta {eta} needs --scheduler ddim, the scheduler with eta (dpm++-sde adds noise itself)")
     seeds = [int(seed) + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts; pass one seed or one per prompt")
@@ -201,7 +206,7 @@ def sample(
     condition_call = None
     common = dict(num_inference_steps=steps, guidance_scale=guidance_scale, fps=fps, window_size=window,
                   window_overlap=overlap, shift_windows=shift_windows, condition_method=condition_method,
-                  decode_chunk_size=decode_chunk_size)
+                  decode_chunk_size=decode_chunk_size, eta=eta)
     if still is not None:
         pixels = load_image(still, size)
         condition_call = lambda batch, gens: pipe.image_to_video(  # noqa: E731

@@ -36,6 +36,7 @@ SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
     "ddpm": (DDPMScheduler, {}),
     "dpm++": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2)),
     "dpm++-karras": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", use_karras_sigmas=True)),
+    "dpm++-sde": (DPMSolverMultistepScheduler, dict(algorithm_type="sde-dpmsolver++", solver_order=2)),
     "euler": (EulerDiscreteScheduler, {}),
     "euler-a": (EulerAncestralDiscreteScheduler, {}),
     "heun": (HeunDiscreteScheduler, {}),
@@ -82,6 +83,17 @@ def _step_kwargs(scheduler: Any, generator: Generators, eta: float) -> dict[str,
     return kwargs
 
 
+def adds_noise_per_step(scheduler: Any, eta: float) -> bool:
+    """Whether `scheduler.step` adds fresh noise that the caller can supply (`variance_noise`): DDIM with eta > 0
+    and the SDE variants of DPM-Solver. (Euler ancestral and DDPM draw theirs inside, independently per frame.)"""
+    params = inspect.signature(scheduler.step).parameters
+    if "variance_noise" not in params:
+        return False
+    if "eta" in params:
+        return eta > 0
+    return "sde" in str(getattr(scheduler.config, "algorithm_type", ""))
+
+
 @torch.no_grad()
 def denoise_video(
     unet: VideoUNet,
@@ -119,7 +131,9 @@ def denoise_video(
     condition: known frames (`conditioning.py`), kept by `condition_method` ("auto", "mask", "replace").
     progress: show a tqdm bar, or a callable wrapping the timesteps (e.g. a pipeline's `progress_bar`).
     graphs: call `unet` through these CUDA graphs (`cuda_graphs.py`; kept across calls by the caller).
-    noise_prior: how the frames' starting noise is related (`noise_prior.py`; default independent).
+    noise_prior: how the frames' noise is related (`noise_prior.py`; default independent): the starting noise's,
+    and the noise that DDIM with eta > 0 or DPM++ SDE adds at each step.
+    eta: DDIM's stochasticity (0: deterministic; 1: as much fresh noise per step as DDPM).
     """
     param = next(unet.parameters())
     device, dtype = param.device, param.dtype
@@ -161,6 +175,11 @@ def denoise_video(
         return pred
 
     step_kwargs = _step_kwargs(scheduler, generator, eta)
+    # A stochastic step's fresh noise comes from the noise prior too, so that what the frames share at the start
+    # stays shared; the scheduler's own draw would be independent per frame (flicker).
+    per_step_noise = adds_noise_per_step(scheduler, eta)
+    if per_step_noise:
+        step_kwargs.pop("generator", None)  # DDIM refuses a generator beside variance_noise
     timesteps = scheduler.timesteps
     bar = progress(timesteps) if callable(progress) else tqdm(timesteps, desc="sample", disable=not progress, leave=False)
     for i, t in enumerate(bar):
@@ -169,6 +188,8 @@ def denoise_video(
         scaled = scheduler.scale_model_input(latents, t)
         pred = windowed_prediction(lambda s, e: predict(scaled, t, s, e), frames, window, overlap,
                                    step=i if shift_windows else None)
+        if per_step_noise:
+            step_kwargs["variance_noise"] = initial_noise(shape, generator, device, dtype, noise_prior)
         latents = scheduler.step(pred, t, latents, **step_kwargs).prev_sample
     if condition is not None:
         latents = condition.replace_known(latents, known_noise, scheduler, None)  # known frames exact
