@@ -11,9 +11,10 @@
 # "snr5:0:0:1:1600:--min-snr-gamma,5") train and evaluate side by side on the one GPU. BASES="name:args ..." runs
 # whole experiments beside it from the start, each with its own data and image model and no capacity control (args as
 # above, e.g. "scenes720:--train-scenes,720 longbase:--image-steps,3000"). NO_CONTROL=1 skips the capacity control.
-# Once they are done, bench/probe_flicker.py samples every run once and with FreeInit (free-init-<name>.json), then
-# it and bench/probe_long_samples.py sample the experiment's run several ways (NO_PROBES=1: none of these).
-# What comes back, under $OUT: log-*.txt, free-init-*.json, probe.json, long.json, exp.tgz.part-* (reports, curves,
+# Once they are done, bench/probe_flicker.py samples every run once, with FreeInit and with DDIM's per-step noise
+# (samplers-<name>.json), then it and bench/probe_long_samples.py sample the experiment's run several ways
+# (NO_PROBES=1: none of these).
+# What comes back, under $OUT: log-*.txt, samplers-*.json, probe.json, long.json, exp.tgz.part-* (reports, curves,
 # metrics, sample arrays; no weights), which `cat exp.tgz.part-* | tar xzf -` joins here.
 set -u
 limit=${1:-560}
@@ -43,16 +44,16 @@ if grep -q '"image phase"' runs/experiment/stages.json 2>/dev/null; then
   done
 fi
 wait  # the video phases, and the BASES also when the main image phase did not finish in this call
-if [ -z "${NO_PROBES:-}" ] && [ "$(left)" -gt 60 ]; then  # each finished run sampled once and with FreeInit, in parallel
+if [ -z "${NO_PROBES:-}" ] && [ "$(left)" -gt 60 ]; then  # each finished run sampled a few ways, in parallel
   for dir in runs/*/; do
     name=$(basename "$dir")
-    if [ -f "$dir/metrics.json" ] && [ ! -f "runs/free-init-$name.json" ]; then
-      timeout $(( $(left) - 25 )) python3 bench/probe_flicker.py "$dir/run" --only eval FreeInit \
-        --json "runs/free-init-$name.json" > "/tmp/free-init-$name.out" 2>&1 &
+    if [ -f "$dir/metrics.json" ] && [ ! -f "runs/samplers-$name.json" ]; then
+      timeout $(( $(left) - 25 )) python3 bench/probe_flicker.py "$dir/run" --only eval FreeInit DDIM "DPM++ SDE" \
+        --json "runs/samplers-$name.json" > "/tmp/samplers-$name.out" 2>&1 &
     fi
   done
   wait
-  cp runs/free-init-*.json "$OUT/" 2>/dev/null
+  cp runs/samplers-*.json "$OUT/" 2>/dev/null
 fi
 if [ -z "${NO_PROBES:-}" ] && [ -f runs/experiment/metrics.json ] && [ ! -f runs/probe.json ] && [ "$(left)" -gt 60 ]; then
   timeout $(( $(left) - 25 )) python3 bench/probe_flicker.py runs/experiment/run --json runs/probe.json \
