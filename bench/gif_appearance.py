@@ -1,4 +1,4 @@
-"""Colour, contrast and diversity of an eval's comparison.gif's clips, as multiples of its real clips' (appearance.py).
+"""An eval's comparison.gif: its clips' colour, contrast, detail, diversity, as multiples of the real clips'.
 
     python bench/gif_appearance.py docs/experiment-current/comparison.gif
     git show 3e99913:docs/experiment-h100-means/comparison.gif > means.gif && python bench/gif_appearance.py means.gif

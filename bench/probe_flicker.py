@@ -2,12 +2,12 @@
 
     python bench/probe_flicker.py runs/experiment/run --json flicker.json
 
-Every variant samples the driving prompt with the same seeds (16 frames at --fps) and reports the motion
-statistics (`eval/flow.py`), the shape consistency (`eval/shape_consistency.py`), colour and contrast
+Every variant samples the driving prompt with the same seeds (16 frames at --fps) and reports the motion statistics
+(`eval/flow.py`), the shape consistency (`eval/shape_consistency.py`), colour, contrast, detail and diversity
 (`eval/appearance.py`) and the spread of the frames' mean brightness within a clip. Variants: the experiment's eval
 settings (fp16 on CUDA, guidance 7.5, 25 DDIM steps), FreeInit, DDIM with fresh noise at each step (eta, from the
-noise prior), fp32, guidance 3 and none, 50 steps, DPM++, DPM++ SDE and Euler ancestral samplers, other noise priors,
-temporal layers off.
+noise prior), fp32, guidance 3 and none, 50 steps, DPM++, DPM++ SDE and Euler ancestral samplers, other noise
+priors, temporal layers off.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def measure(videos: list[np.ndarray]) -> dict:
     brightness = [float(v.astype(np.float32).mean(axis=(1, 2, 3)).std() / 255) for v in videos]
     return dict(warp_error=motion["warp_error"], flicker=motion["flicker"], flow=motion["flow_magnitude"],
                 consistent=shape["consistent_share"], shape_score=shape["score"], brightness_std=float(np.mean(brightness)),
-                colourfulness=look["colourfulness"], contrast=look["contrast"], diversity=look["diversity"])
+                colourfulness=look["colourfulness"], contrast=look["contrast"], detail=look["detail"],
+                diversity=look["diversity"])
 
 
 def main(argv: list[str] | None = None) -> int:

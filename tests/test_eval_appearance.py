@@ -1,4 +1,5 @@
-"""eval/appearance.py: colourfulness, contrast and diversity against hand-computed values; washing out halves them."""
+"""eval/appearance.py: colourfulness, contrast, detail and diversity against hand-computed values; washing out
+halves them; blur lowers detail."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from sdvideo.eval.appearance import (clip_appearance, diversity, frame_appearanc
 
 def test_grey_has_no_colour_and_a_flat_frame_no_contrast():
     flat = np.full((8, 8, 3), 90, np.uint8)
-    assert frame_appearance(flat) == {"colourfulness": 0.0, "contrast": 0.0}
+    assert frame_appearance(flat) == {"colourfulness": 0.0, "contrast": 0.0, "detail": 0.0}
 
 
 def test_half_red_half_blue_against_the_formula_by_hand():
@@ -31,6 +32,7 @@ def test_washing_a_clip_halfway_to_grey_halves_both():
     sharp, hazy = clip_appearance(clip), clip_appearance(washed)
     assert hazy["colourfulness"] == pytest.approx(sharp["colourfulness"] / 2, rel=1e-9)
     assert hazy["contrast"] == pytest.approx(sharp["contrast"] / 2, rel=1e-9)
+    assert hazy["detail"] == pytest.approx(sharp["detail"] / 2, rel=1e-9)
     summary = summarize_appearance([clip, washed])
     assert summary["clips"] == 2
     assert summary["colourfulness"] == pytest.approx(0.75 * sharp["colourfulness"], rel=1e-9)
@@ -73,3 +75,14 @@ def test_washing_every_clip_halfway_to_grey_halves_their_diversity():
     ratios = relative_to_real({"real": sharp, "video": hazy})
     assert ratios["video"]["diversity"] == pytest.approx(0.5, rel=1e-9)
     assert ratios["video"]["colourfulness"] == pytest.approx(0.5, rel=1e-9)
+
+
+def test_detail_is_the_mean_absolute_laplacian_by_hand_and_blur_lowers_it():
+    dot = np.zeros((5, 5, 3), np.uint8)
+    dot[2, 2] = 100  # luma 100: the Laplacian is -400 there and +100 at its 4 neighbours, 0 at the other 4 of 3 x 3
+    assert frame_appearance(dot)["detail"] == pytest.approx(800 / 9, rel=1e-12)
+    rng = np.random.default_rng(2)
+    noisy = rng.integers(0, 256, (1, 32, 32, 3)).astype(np.uint8)
+    blurred = ((noisy[:, :-1, :-1].astype(np.float64) + noisy[:, 1:, :-1] + noisy[:, :-1, 1:] + noisy[:, 1:, 1:]) / 4)
+    assert clip_appearance(blurred.round().astype(np.uint8))["detail"] < 0.5 * clip_appearance(noisy)["detail"]
+    assert np.isnan(frame_appearance(np.zeros((2, 8, 3), np.uint8))["detail"])  # no interior pixels

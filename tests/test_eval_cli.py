@@ -82,7 +82,7 @@ def test_eval_cli_writes_report_and_metrics(tmp_path, tiny_cache, tiny_base_dir,
         look = metrics["appearance"][group]
         assert look["clips"] == 2 and look["colourfulness"] >= 0 and look["contrast"] > 0 and look["diversity"] >= 0
     for part in ("loss by timestep", "Motion statistics", "Ego-motion check", "grid.png", "flow_statistics.png",
-                 "Paired differences", "Shape consistency", "Colour, contrast and diversity", "comparison.gif"):
+                 "Paired differences", "Shape consistency", "Colour, contrast, detail and diversity", "comparison.gif"):
         assert part in report
     for name in ("loss_by_timestep.png", "flow_statistics.png", "grid.png", "ego_grid.png", "comparison.gif"):
         assert (out / name).stat().st_size > 1000

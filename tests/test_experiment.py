@@ -74,7 +74,7 @@ def test_smoke_experiment_then_resume_after_the_image_phase(tmp_path, capsys):
     known = resumed["sampling_checks"]["interpolation"]["real"]
     assert known["clips"] >= 1 and all(math.isfinite(known[k]) for k in ("model", "blend", "repeat", "autoencoder"))
     looks = resumed["appearance_vs_real"]  # colour, contrast, diversity of the samples as multiples of the real clips'
-    assert looks["real"] == {"colourfulness": 1.0, "contrast": 1.0, "diversity": 1.0}
+    assert looks["real"] == {"colourfulness": 1.0, "contrast": 1.0, "detail": 1.0, "diversity": 1.0}
     assert all(looks[g]["contrast"] > 0 for g in ("video", "independent"))
 
 

@@ -173,11 +173,11 @@ def write_report(metrics: dict[str, Any], out: Path, figures: dict[str, Path | N
         lines += _table(["clips", "n", "consistent", "score (< 1)", "re-drawn", "drift", "jitter"], rows)
     appearance = metrics.get("appearance") or {}
     if appearance:
-        lines += ["Colour, contrast and diversity (`appearance.py`: washed-out, hazy or look-alike samples can still "
-                  "move consistently): colourfulness (Hasler and Süsstrunk; grey 0) and RMS contrast of the luma, "
-                  "0-255, means over frames and clips; diversity, the mean RMS distance between the first frames of "
-                  "any two clips of a group (the real clips are different scenes, the samples seeds of the "
-                  "prompts).", ""]
+        lines += ["Colour, contrast, detail and diversity (`appearance.py`: washed-out, blurred or look-alike "
+                  "samples can still move consistently): colourfulness (Hasler and Süsstrunk; grey 0), RMS contrast "
+                  "and mean absolute Laplacian of the luma, 0-255, means over frames and clips; diversity, the mean "
+                  "RMS distance between the first frames of any two clips of a group (the real clips are different "
+                  "scenes, the samples seeds of the prompts).", ""]
         keys = [k for k in NUMBERS if all(k in v for v in appearance.values())]  # older metrics: no diversity
         ratios = relative_to_real(appearance) if "real" in appearance else {}
         rows = [[GROUP_NAMES[g], v["clips"]] + [v[k] for k in keys] + [ratios[g][k] for k in keys if ratios]
