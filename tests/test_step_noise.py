@@ -69,7 +69,7 @@ def test_eta_zero_stays_deterministic_and_eta_changes_the_video(pipe, monkeypatc
 def test_sample_option_eta(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--eta must be"):
         check_sample_options(tmp_path / "out", eta=-0.5)
-    with pytest.raises(ValueError, match="--eta 1.0 needs --scheduler ddim"):
+    with pytest.raises(ValueError, match=r"--eta 1.0 needs a scheduler with eta, such as --scheduler ddim"):
         sample(tmp_path / "missing-run", ["x"], tmp_path / "out", scheduler="euler-a", eta=1.0)
     seen = []
     monkeypatch.setattr("sdvideo.sampling.sample.sample", lambda *a, **k: seen.append(k["eta"]) or {"files": []})

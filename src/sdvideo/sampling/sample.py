@@ -21,7 +21,7 @@ from ..export.temporal import is_temporal_file
 from .conditioning import check_factor, load_image, open_image
 from .export import to_uint8_frames, write_mp4, write_videos
 from .pipeline import VideoPipeline, load_video_unet, seed_generators
-from .sampler import SCHEDULERS, make_scheduler
+from .sampler import SCHEDULERS, adds_noise_per_step, make_scheduler
 
 __all__ = ["SCHEDULERS", "interpolate_video", "load_video_unet", "make_scheduler", "read_prompts", "sample", "slug"]
 
@@ -186,8 +186,9 @@ def sample(
     check_sample_options(out, frames=frames, steps=steps, guidance_scale=guidance_scale, fps=fps, size=size,
                          height=height, width=width, window=window, overlap=overlap, context_frames=context_frames,
                          batch_size=batch_size, decode_chunk_size=decode_chunk_size, free_init=free_init, eta=eta)
-    if eta > 0 and scheduler not in ("ddim", "DDIMScheduler"):
-        raise ValueError(f"--eta {eta} needs --scheduler ddim, the scheduler with eta (dpm++-sde adds noise itself)")
+    if eta > 0 and not adds_noise_per_step(make_scheduler(scheduler, {}), eta):  # default config: no model needed
+        raise ValueError(f"--eta {eta} needs a scheduler with eta, such as --scheduler ddim (dpm++-sde adds its own "
+                         "noise)")
     seeds = [int(seed) + i for i in range(len(prompts))] if isinstance(seed, int) else list(seed)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts; pass one seed or one per prompt")
