@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "FreeInit, 3 iterations": (half, 7.5, 25, trained, True, "ddim", dict(free_init=3)),
         "DDIM eta 1 (fresh noise each step, from the prior)": (half, 7.5, 25, trained, True, "ddim", dict(eta=1.0)),
         "DDIM eta 0.5": (half, 7.5, 25, trained, True, "ddim", dict(eta=0.5)),
+        "DDIM eta 1, 50 steps": (half, 7.5, 50, trained, True, "ddim", dict(eta=1.0)),
         "DPM++ SDE 25 steps": (half, 7.5, 25, trained, True, "dpm++-sde"),
         "fp32": (torch.float32, 7.5, 25, trained, True, "ddim"),
         "guidance 3": (half, 3.0, 25, trained, True, "ddim"),
