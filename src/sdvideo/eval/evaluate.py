@@ -23,12 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..checks import check_int, check_number, check_out_folder
+from ..checks import check_int, check_out_folder
 from ..data.cache import check_cache_matches_identity, load_cache_info
 from ..models.base import load_base
 from ..sampling.export import grid_columns, tile_videos, to_uint8_frames, write_gif
 from ..sampling.pipeline import VideoPipeline, load_video_unet, seed_generators, trained_unet_folder
-from ..sampling.sample import check_guidance_scale, load_pipeline, resolve_device
+from ..sampling.sample import check_guidance_scale, check_sampling_extras, load_pipeline, resolve_device
 from ..sampling.sampler import decode_latents
 from ..training.batches import clip_set
 from ..training.config import TrainConfig, load_run_config
@@ -98,8 +98,7 @@ def check_eval_options(out: str | Path, *, samples: int | None = 4, frames: int 
     check_int("--buckets", buckets, 1)
     check_int("per_bucket", per_bucket, 1)
     check_int("stride", stride, 1, optional=True)
-    check_int("--free-init", free_init, 1, optional=True, hint=" (samplings per video, e.g. 3; 1: off)")
-    check_number("--eta", eta, at_least=0, hint=" (DDIM's fresh noise per step: 0 deterministic, 1 as much as DDPM)")
+    check_sampling_extras(free_init, eta)
     check_out_folder(out)
 
 

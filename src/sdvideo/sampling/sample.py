@@ -90,6 +90,12 @@ def check_guidance_scale(guidance_scale: float) -> None:
     check_number("--guidance-scale", guidance_scale, at_least=0, hint=" (1: no guidance; e.g. 7.5)")
 
 
+def check_sampling_extras(free_init: int | None, eta: float) -> None:
+    """--free-init and --eta, as `sample` and `eval` take them."""
+    check_int("--free-init", free_init, 1, optional=True, hint=" (samplings per video, e.g. 3; 1: off)")
+    check_number("--eta", eta, at_least=0, hint=" (DDIM's fresh noise per step: 0 deterministic, 1 as much as DDPM)")
+
+
 def check_sample_options(out: str | Path, *, frames: int = 8, steps: int = 25, guidance_scale: float = 7.5,
                          fps: float | None = None, size: int | None = None, height: int | None = None,
                          width: int | None = None, window: int | None = None, overlap: int | None = None,
@@ -105,8 +111,7 @@ def check_sample_options(out: str | Path, *, frames: int = 8, steps: int = 25, g
         check_int(option, value, 1, optional=True, hint=" (or leave it out for the default)")
     check_int("--overlap", overlap, 0, optional=True)
     check_int("--decode-chunk", decode_chunk_size, 1, hint=" (frames per VAE decode slice, e.g. 8)")
-    check_int("--free-init", free_init, 1, optional=True, hint=" (samplings per video, e.g. 3; 1: off)")
-    check_number("--eta", eta, at_least=0, hint=" (DDIM's fresh noise per step: 0 deterministic, 1 as much as DDPM)")
+    check_sampling_extras(free_init, eta)
     check_out_folder(out)
 
 
